@@ -1,0 +1,157 @@
+"""Users and their auth tokens, with in-memory indexes for the lookups every request makes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tinydb.table import Document
+
+from storage.store import Store, detached
+
+
+def _username_key(username: str) -> str:
+    return username.casefold()
+
+
+def _email_key(address: str) -> str:
+    return address.strip().casefold()
+
+
+class UserRepository:
+    """Users live in `accounts.json`: table `users` keyed by user id, `tokens` by token hash."""
+
+    def __init__(self, store: Store):
+        self._store = store
+        self._by_username: dict[str, str] = {}
+        self._by_email: dict[str, str] = {}
+        self._by_import_id: dict[str, str] = {}
+        with store.lock:
+            for user in self._users.all():
+                self._index(user)
+
+    @property
+    def _users(self):
+        return self._store.db("accounts").table("users")
+
+    @property
+    def _tokens(self):
+        return self._store.db("accounts").table("tokens")
+
+    def _index(self, user: dict) -> None:
+        user_id = user["_id"]
+        if user.get("username"):
+            self._by_username[_username_key(user["username"])] = user_id
+        for email in user.get("emails") or []:
+            self._by_email.setdefault(_email_key(email["address"]), user_id)
+        for import_id in user.get("importIds") or []:
+            self._by_import_id.setdefault(import_id, user_id)
+
+    def _unindex(self, user: dict) -> None:
+        user_id = user["_id"]
+        for index in (self._by_username, self._by_email, self._by_import_id):
+            for key in [k for k, v in index.items() if v == user_id]:
+                del index[key]
+
+    # --- users -------------------------------------------------------------
+
+    def insert_many(self, users: Iterable[dict]) -> None:
+        """Insert new users in one write; each must carry a unique `_id`."""
+        users = list(users)
+        if not users:
+            return
+        with self._store.lock:
+            self._users.insert_multiple(Document(dict(u), doc_id=u["_id"]) for u in users)
+            for user in users:
+                self._index(user)
+
+    def insert(self, user: dict) -> None:
+        self.insert_many([user])
+
+    def get(self, user_id: str) -> dict | None:
+        with self._store.lock:
+            return detached(self._users.get(doc_id=user_id))
+
+    def by_username(self, username: str) -> dict | None:
+        with self._store.lock:
+            user_id = self._by_username.get(_username_key(username))
+            return self.get(user_id) if user_id else None
+
+    def by_email(self, address: str) -> dict | None:
+        with self._store.lock:
+            user_id = self._by_email.get(_email_key(address))
+            return self.get(user_id) if user_id else None
+
+    def id_for_import_id(self, import_id: str) -> str | None:
+        with self._store.lock:
+            return self._by_import_id.get(import_id)
+
+    def update(self, user_id: str, fields: dict) -> dict | None:
+        """Replace the given top-level fields; returns the updated user, None if unknown."""
+        return self.update_many({user_id: fields}).get(user_id)
+
+    def update_many(self, changes: dict[str, dict]) -> dict[str, dict]:
+        """Apply `{user_id: fields}` in one write; returns the users that exist, updated."""
+        with self._store.lock:
+            updated: dict[str, dict] = {}
+            for user_id, fields in changes.items():
+                current = self._users.get(doc_id=user_id)
+                if current is None:
+                    continue
+                merged = dict(current)
+                merged.update(fields)
+                updated[user_id] = merged
+            if not updated:
+                return {}
+            self._users.update(
+                lambda doc: doc.update(changes[doc["_id"]]), doc_ids=list(updated)
+            )
+            for user in updated.values():
+                self._unindex(user)
+                self._index(user)
+            return {user_id: detached(user) for user_id, user in updated.items()}
+
+    def delete(self, user_id: str) -> bool:
+        with self._store.lock:
+            current = self._users.get(doc_id=user_id)
+            if current is None:
+                return False
+            self._users.remove(doc_ids=[user_id])
+            self._unindex(dict(current))
+            stale = [t.doc_id for t in self._tokens.all() if t["userId"] == user_id]
+            if stale:
+                self._tokens.remove(doc_ids=stale)
+            return True
+
+    def page(self, offset: int, count: int) -> tuple[list[dict], int]:
+        """Users ordered by creation time, then id; returns (page, total)."""
+        with self._store.lock:
+            users = sorted(self._users.all(), key=lambda u: (u.get("createdAt", ""), u["_id"]))
+            return [detached(u) for u in users[offset : offset + count]], len(users)
+
+    def count(self) -> int:
+        with self._store.lock:
+            return len(self._users)
+
+    def any_with_role(self, role: str) -> bool:
+        with self._store.lock:
+            return any(role in (u.get("roles") or []) for u in self._users.all())
+
+    # --- tokens ------------------------------------------------------------
+
+    def add_token(self, token_hash: str, user_id: str, created_at: str) -> None:
+        with self._store.lock:
+            self._tokens.insert(
+                Document({"userId": user_id, "createdAt": created_at}, doc_id=token_hash)
+            )
+
+    def user_id_for_token(self, token_hash: str) -> str | None:
+        with self._store.lock:
+            token = self._tokens.get(doc_id=token_hash)
+            return token["userId"] if token else None
+
+    def revoke_token(self, token_hash: str) -> bool:
+        with self._store.lock:
+            if self._tokens.get(doc_id=token_hash) is None:
+                return False
+            self._tokens.remove(doc_ids=[token_hash])
+            return True
