@@ -26,7 +26,9 @@ def download_id() -> str:
 
 def to_iso(moment: datetime) -> str:
     """`2023-03-24T14:03:05.123Z`: the JSON form of a JavaScript Date."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def now_iso() -> str:

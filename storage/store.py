@@ -121,7 +121,9 @@ class Store:
         database = self._dbs.get(name)
         if database is None:
             storage_path = self.state_dir / f"{name}.json"
-            database = _FerryTinyDB(str(storage_path), storage=AtomicCachedStorage, fsync=self.fsync)
+            database = _FerryTinyDB(
+                str(storage_path), storage=AtomicCachedStorage, fsync=self.fsync
+            )
             self._dbs[name] = database
         return database
 

@@ -102,9 +102,7 @@ class UserRepository:
                 updated[user_id] = merged
             if not updated:
                 return {}
-            self._users.update(
-                lambda doc: doc.update(changes[doc["_id"]]), doc_ids=list(updated)
-            )
+            self._users.update(lambda doc: doc.update(changes[doc["_id"]]), doc_ids=list(updated))
             for user in updated.values():
                 self._unindex(user)
                 self._index(user)
@@ -132,9 +130,13 @@ class UserRepository:
         with self._store.lock:
             return len(self._users)
 
-    def any_with_role(self, role: str) -> bool:
+    def count_active_admins(self) -> int:
         with self._store.lock:
-            return any(role in (u.get("roles") or []) for u in self._users.all())
+            return sum(
+                1
+                for u in self._users.all()
+                if "admin" in (u.get("roles") or []) and u.get("active", True)
+            )
 
     # --- tokens ------------------------------------------------------------
 

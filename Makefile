@@ -1,0 +1,41 @@
+# Ferry: `make run` starts the service, `make test` runs every test. Both set themselves up.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FERRY := $(VENV)/bin/ferry
+HOST ?= 127.0.0.1
+PORT ?= 3000
+DATA ?= ./data
+
+.DEFAULT_GOAL := help
+
+help: ## Show the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv and install Ferry with its test tools
+
+run: install ## Start ferry serve on 127.0.0.1:3000 with its data in ./data
+	$(FERRY) serve --host $(HOST) --port $(PORT) --data-dir $(DATA) $(ARGS)
+
+test: install ## Run the whole test suite
+	$(PY) -m pytest -q $(T)
+
+lint: install ## ruff check, ruff format --check, and validate openapi.yaml
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -c "from openapi_spec_validator import validate; from openapi_spec_validator.readers import read_from_filename; validate(read_from_filename('openapi.yaml')[0]); print('openapi.yaml is valid')"
+
+format: install ## Reformat the code with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean: ## Remove the virtualenv and caches (not ./data)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
+
+.PHONY: help install run test lint format clean

@@ -1,0 +1,290 @@
+"""Users, passwords, tokens, roles and the one permission check."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from ferry.errors import Forbidden, InvalidInput, MeteorError, NotFound, WrongCredentials
+from ferry.ids import now_iso, random_id
+from storage.users import UserRepository
+
+# Rocket.Chat's permission names where it has them; roles map to the permissions they grant.
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": frozenset(
+        {
+            "run-import",
+            "view-import-operations",
+            "download-files",
+            "view-files",
+            "create-user",
+            "edit-other-user-info",
+            "access-permissions",
+            "view-outside-room",
+            "view-c-room",
+            "view-room-administration",
+        }
+    ),
+    "user": frozenset({"view-files", "view-outside-room", "view-c-room"}),
+    "bot": frozenset(),
+}
+ROLES = tuple(ROLE_PERMISSIONS)
+ROLE_DESCRIPTIONS = {
+    "admin": "Runs imports and downloads and manages users.",
+    "user": "Reads files and the imported workspace.",
+    "bot": "An imported bot account.",
+}
+PERMISSION_DENIED = (
+    "User does not have the permissions required for this action [error-unauthorized]"
+)
+
+# The secret part of a token: 32 random bytes, so guessing is hopeless; only its hash is stored.
+_TOKEN_BYTES = 32
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PasswordHasher:
+    """scrypt (memory-hard): n=2**14, r=8, p=1 uses 16 MiB per hash."""
+
+    cost: int = 2**14
+    block_size: int = 8
+    parallelism: int = 1
+
+    def hash(self, password: str) -> str:
+        salt = secrets.token_bytes(16)
+        digest = self._derive(password, salt, self.cost, self.block_size, self.parallelism)
+        return "$".join(
+            [
+                "scrypt",
+                str(self.cost),
+                str(self.block_size),
+                str(self.parallelism),
+                base64.b64encode(salt).decode(),
+                base64.b64encode(digest).decode(),
+            ]
+        )
+
+    def verify(self, password: str, encoded: str) -> bool:
+        try:
+            scheme, n, r, p, salt, digest = encoded.split("$")
+            if scheme != "scrypt":
+                return False
+            expected = base64.b64decode(digest)
+            actual = self._derive(password, base64.b64decode(salt), int(n), int(r), int(p))
+        except (ValueError, TypeError):
+            return False
+        return hmac.compare_digest(expected, actual)
+
+    @staticmethod
+    def _derive(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+        return hashlib.scrypt(
+            password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * n * r + 2**20, dklen=32
+        )
+
+
+def public_user(user: dict) -> dict:
+    """A user as clients see it: Rocket.Chat's fields, never the password hash."""
+    shown = {
+        key: value for key, value in user.items() if not key.startswith(("password", "_pending"))
+    }
+    shown.setdefault("emails", [])
+    shown.setdefault("roles", [])
+    shown.setdefault("type", "user")
+    shown.setdefault("active", True)
+    shown["status"] = "offline"
+    shown["canLogIn"] = bool(user.get("password")) and bool(user.get("active", True))
+    return shown
+
+
+class Accounts:
+    def __init__(self, users: UserRepository, hasher: PasswordHasher):
+        self.users = users
+        self.hasher = hasher
+
+    # --- authentication -----------------------------------------------------
+
+    def login(self, identity: str, password: str) -> tuple[dict, str]:
+        """Returns (user, new token) for a username or email and its password.
+
+        Raises:
+            WrongCredentials: unknown user, wrong password, inactive or password-less user.
+        """
+        user = self.users.by_username(identity) or self.users.by_email(identity)
+        encoded = (user or {}).get("password")
+        # Verify even for unknown users so that timing does not reveal which names exist.
+        valid = self.hasher.verify(password, encoded or self._decoy_hash())
+        if not (user and encoded and valid and user.get("active", True)):
+            raise WrongCredentials("Unauthorized")
+        return user, self.issue_token(user["_id"])
+
+    _decoy: str | None = None
+
+    def _decoy_hash(self) -> str:
+        if Accounts._decoy is None:
+            Accounts._decoy = self.hasher.hash(secrets.token_hex(8))
+        return Accounts._decoy
+
+    def issue_token(self, user_id: str) -> str:
+        token = secrets.token_urlsafe(_TOKEN_BYTES)
+        self.users.add_token(hash_token(token), user_id, now_iso())
+        return token
+
+    def user_for_token(self, token: str, user_id: str | None = None) -> dict | None:
+        """The active user owning `token` (and matching `user_id` when given), else None."""
+        owner = self.users.user_id_for_token(hash_token(token))
+        if owner is None or (user_id is not None and owner != user_id):
+            return None
+        user = self.users.get(owner)
+        if user is None or not user.get("active", True):
+            return None
+        return user
+
+    def logout(self, token: str) -> None:
+        self.users.revoke_token(hash_token(token))
+
+    # --- authorization ------------------------------------------------------
+
+    @staticmethod
+    def permissions_of(user: dict) -> frozenset[str]:
+        granted: set[str] = set()
+        for role in user.get("roles") or []:
+            granted |= ROLE_PERMISSIONS.get(role, frozenset())
+        return frozenset(granted)
+
+    def authorize(self, user: dict, permission: str | None) -> None:
+        """The one permission check every protected operation goes through.
+
+        Raises:
+            Forbidden: the user's roles do not grant `permission`.
+        """
+        if permission is not None and permission not in self.permissions_of(user):
+            raise Forbidden(PERMISSION_DENIED)
+
+    # --- users --------------------------------------------------------------
+
+    def create_user(
+        self,
+        username: str,
+        *,
+        email: str | None,
+        name: str | None,
+        password: str | None,
+        roles: list[str] | None = None,
+        active: bool = True,
+        verified: bool = False,
+    ) -> dict:
+        """Raises MeteorError `error-field-unavailable` when the username or email is taken."""
+        if self.users.by_username(username):
+            raise MeteorError("error-field-unavailable", f"{username} is already in use :(")
+        if email and self.users.by_email(email):
+            raise MeteorError("error-field-unavailable", f"{email} is already in use :(")
+        now = now_iso()
+        user = {
+            "_id": random_id(),
+            "username": username,
+            "name": name or username,
+            "emails": [{"address": email, "verified": verified}] if email else [],
+            "roles": list(dict.fromkeys(["user"] if roles is None else roles)),
+            "active": active,
+            "type": "bot" if "bot" in (roles or []) else "user",
+            "createdAt": now,
+            "_updatedAt": now,
+        }
+        if password is not None:
+            user["password"] = self.hasher.hash(password)
+        self.users.insert(user)
+        return user
+
+    def find_user(self, *, user_id: str | None = None, username: str | None = None) -> dict:
+        """Raises InvalidInput without a key, NotFound for an unknown user."""
+        if user_id is None and username is None:
+            raise InvalidInput('The "userId" or "username" param is required')
+        user = self.users.get(user_id) if user_id is not None else self.users.by_username(username)
+        if user is None:
+            raise NotFound("User not found.", error_type="error-invalid-user")
+        return user
+
+    def update_user(self, user_id: str, changes: dict) -> dict:
+        user = self.find_user(user_id=user_id)
+        fields: dict = {"_updatedAt": now_iso()}
+        if "name" in changes:
+            fields["name"] = changes["name"]
+        if "email" in changes:
+            other = self.users.by_email(changes["email"])
+            if other and other["_id"] != user_id:
+                raise MeteorError(
+                    "error-field-unavailable", f"{changes['email']} is already in use :("
+                )
+            fields["emails"] = [{"address": changes["email"], "verified": False}]
+        if "password" in changes:
+            fields["password"] = self.hasher.hash(changes["password"])
+        if "active" in changes:
+            if not changes["active"]:
+                self._keep_an_admin(user, losing="active")
+            fields["active"] = changes["active"]
+        return self.users.update(user["_id"], fields)
+
+    def list_users(self, offset: int, count: int) -> tuple[list[dict], int]:
+        return self.users.page(offset, count)
+
+    def set_password(self, username: str, password: str) -> dict:
+        user = self.find_user(username=username)
+        return self.update_user(user["_id"], {"password": password})
+
+    def change_role(self, username: str, role: str, *, grant: bool) -> dict:
+        """Adds or removes `role`; returns the role object Rocket.Chat answers with."""
+        if role not in ROLE_PERMISSIONS:
+            raise MeteorError("error-invalid-roleId", "This role does not exist")
+        user = self.find_user(username=username)
+        roles = list(user.get("roles") or [])
+        if grant and role not in roles:
+            roles.append(role)
+        elif not grant and role in roles:
+            if role == "admin":
+                self._keep_an_admin(user, losing="admin")
+            roles.remove(role)
+        self.users.update(user["_id"], {"roles": roles, "_updatedAt": now_iso()})
+        return self.role(role)
+
+    @staticmethod
+    def role(name: str) -> dict:
+        return {
+            "_id": name,
+            "name": name,
+            "scope": "Users",
+            "protected": True,
+            "description": ROLE_DESCRIPTIONS[name],
+        }
+
+    def _keep_an_admin(self, user: dict, *, losing: str) -> None:
+        if "admin" not in (user.get("roles") or []) or not user.get("active", True):
+            return
+        if self.users.count_active_admins() <= 1:
+            raise MeteorError(
+                "error-action-not-allowed",
+                "Leaving the app without an active admin is not allowed",
+                details={"method": f"remove {losing}"},
+            )
+
+    def ensure_admin(self, username: str | None, password: str | None) -> tuple[dict, str] | None:
+        """On first start, create an admin; returns (user, password) when one was made."""
+        if self.users.count_active_admins() > 0:
+            return None
+        username = username or "admin"
+        password = password or secrets.token_urlsafe(18)
+        existing = self.users.by_username(username)
+        if existing:
+            roles = list(dict.fromkeys([*existing.get("roles", []), "admin"]))
+            fields = {"roles": roles, "active": True, "password": self.hasher.hash(password)}
+            return self.users.update(existing["_id"], fields), password
+        user = self.create_user(
+            username, email=None, name="Administrator", password=password, roles=["admin"]
+        )
+        return user, password

@@ -1,0 +1,49 @@
+"""The application factory: the spec, the services, the error envelope, one ASGI app."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import connexion
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+
+from ferry.config import Config
+from ferry.services import Services
+from handlers import errors
+from handlers.context import ServicesMiddleware
+
+SPEC_PATH = Path(__file__).resolve().parent / "openapi.yaml"
+
+
+def create_app(
+    config: Config | None = None, services: Services | None = None
+) -> connexion.AsyncApp:
+    """An app over `config.data_dir` (or over ready-made `services`, which it then owns)."""
+    config = config or Config()
+    services = services or Services.open(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        services.close()
+
+    app = connexion.AsyncApp(
+        __name__,
+        specification_dir=SPEC_PATH.parent,
+        lifespan=lifespan,
+        swagger_ui_options=SwaggerUIOptions(
+            swagger_ui_path="/api/v1/ui",
+            spec_path="/api/v1/openapi.json",
+        ),
+    )
+    app.add_api(
+        SPEC_PATH.name,
+        strict_validation=True,
+        validate_responses=config.validate_responses,
+    )
+    app.add_middleware(ServicesMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
+    errors.register(app)
+    app.services = services
+    return app

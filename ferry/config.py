@@ -1,0 +1,41 @@
+"""Server settings: one dataclass, filled from flags, `FERRY_*` variables and defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = 3000
+    # Downloads (`GET /{directory}?download=URL`) are refused unless this is on.
+    allow_download: bool = False
+    download_allowed_domains: tuple[str, ...] = ()
+    download_blocked_domains: tuple[str, ...] = ()
+    allow_private_networks: bool = False
+    max_download_size: int | None = None
+    max_concurrent_downloads: int = 3
+    download_timeout: float = 300.0
+    download_history_limit: int = 1000
+    # Local paths `downloadPublicImportFile` may read; None refuses every local path.
+    import_folder: Path | None = None
+    max_upload_size: int = 1024**3
+    # Scrypt cost; tests lower it so that creating users stays fast.
+    password_cost: int = 2**14
+    admin_username: str | None = None
+    admin_password: str | None = None
+    validate_responses: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def files_dir(self) -> Path:
+        """What `GET /{path}` serves and downloads land in."""
+        return self.data_dir / "files"
+
+    @property
+    def state_dir(self) -> Path:
+        """The databases and import staging, beside (never inside) the served files."""
+        return self.data_dir / "state"

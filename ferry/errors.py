@@ -1,0 +1,56 @@
+"""Domain errors. Handlers map each class to an HTTP status in one table (handlers/errors.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FerryError(Exception):
+    """Base of every error a user can cause; `message` is safe to show them."""
+
+    error_type: str | None = None
+
+    def __init__(self, message: str, *, error_type: str | None = None, details: Any = None):
+        super().__init__(message)
+        self.message = message
+        if error_type is not None:
+            self.error_type = error_type
+        self.details = details
+
+
+class InvalidInput(FerryError):
+    """The request is well-formed but its values cannot be used."""
+
+    error_type = "error-invalid-params"
+
+
+class Unauthenticated(FerryError):
+    """No valid credentials."""
+
+
+class WrongCredentials(FerryError):
+    """A login with an unknown user or a wrong password."""
+
+
+class Forbidden(FerryError):
+    """Valid credentials without the permission the operation needs."""
+
+
+class NotFound(FerryError):
+    """The thing asked for does not exist (or is hidden from this user)."""
+
+
+class Conflict(FerryError):
+    """The request clashes with the current state."""
+
+
+class MeteorError(FerryError):
+    """Rocket.Chat's `Meteor.Error(error, reason, details)`: `error` reads `<reason> [<error>]`."""
+
+    def __init__(self, error_type: str, reason: str, details: Any = None):
+        super().__init__(f"{reason} [{error_type}]", error_type=error_type, details=details)
+        self.reason = reason
+
+
+class PlainRocketChatError(FerryError):
+    """Rocket.Chat's plain `Error(message)`: the body carries `error` only, no `errorType`."""

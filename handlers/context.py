@@ -1,0 +1,81 @@
+"""Per-request access to the services and the caller, and the permission gate."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+from connexion import context as connexion_context
+
+from ferry.errors import Unauthenticated
+
+if TYPE_CHECKING:
+    from ferry.services import Services
+
+SPEC_PATH = Path(__file__).resolve().parent.parent / "ferry" / "openapi.yaml"
+_services: ContextVar[Services] = ContextVar("ferry_services")
+
+# Security functions put the authenticated user here.
+PRINCIPAL = "principal"
+
+
+class ServicesMiddleware:
+    """Makes the app's services visible to handlers and security functions of each request."""
+
+    def __init__(self, app, services: Services):
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope, receive, send):
+        token = _services.set(self.services)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _services.reset(token)
+
+
+def services() -> Services:
+    return _services.get()
+
+
+@cache
+def permissions_by_operation() -> dict[str, str | None]:
+    """operationId -> the `x-ferry-permission` the spec gives it (None: any logged-in user)."""
+    spec = yaml.safe_load(SPEC_PATH.read_text())
+    table: dict[str, str | None] = {}
+    for item in spec["paths"].values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "operationId" in operation:
+                table[operation["operationId"]] = operation.get("x-ferry-permission")
+    return table
+
+
+def authorize_request(scope, user: dict) -> None:
+    """The permission gate. It runs in the security step, before request validation, so
+    a caller without the permission learns nothing about what a valid request looks like.
+
+    Raises:
+        Forbidden: the user lacks the operation's permission.
+    """
+    routing = scope.get("extensions", {}).get("connexion_routing", {})
+    permission = permissions_by_operation().get(routing.get("operation_id"))
+    services().accounts.authorize(user, permission)
+
+
+def current_principal() -> dict:
+    """{"user": <user doc>, "token": <raw token>} of the authenticated caller."""
+    token_info = connexion_context.context.get("token_info") or {}
+    principal = token_info.get(PRINCIPAL)
+    if principal is None:
+        # The X-User-Id + X-Auth-Token pair: Connexion nests each scheme's result.
+        principal = (token_info.get("authToken") or {}).get(PRINCIPAL)
+    if principal is None:
+        raise Unauthenticated("unauthorized")
+    return principal
+
+
+def current_user() -> dict:
+    return current_principal()["user"]

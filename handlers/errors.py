@@ -1,0 +1,109 @@
+"""The one error envelope: every non-2xx body Ferry sends is built here."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from starlette.exceptions import HTTPException
+
+from ferry import errors
+from handlers.responses import json_response
+
+log = logging.getLogger("ferry.errors")
+
+UNAUTHORIZED_BODY = {
+    "success": False,
+    "status": "error",
+    "error": "unauthorized",
+    "message": "You must be logged in to do this.",
+}
+
+# Domain error class -> HTTP status. The most specific class wins (checked in MRO order).
+STATUS_BY_ERROR: dict[type[errors.FerryError], int] = {
+    errors.InvalidInput: 400,
+    errors.MeteorError: 400,
+    errors.PlainRocketChatError: 400,
+    errors.Unauthenticated: 401,
+    errors.WrongCredentials: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.FerryError: 400,
+}
+
+
+def error_response(
+    status: int,
+    error: str,
+    *,
+    error_type: str | None = None,
+    details: Any = None,
+    headers: dict | None = None,
+    extra: dict | None = None,
+) -> ConnexionResponse:
+    body: dict[str, Any] = {"success": False, "error": error}
+    if error_type is not None:
+        body["errorType"] = error_type
+    if details is not None:
+        body["details"] = details
+    if extra:
+        body.update(extra)
+    return json_response(status, body, headers)
+
+
+def unauthorized() -> ConnexionResponse:
+    return json_response(401, UNAUTHORIZED_BODY)
+
+
+def _is_api_path(request: ConnexionRequest) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+async def on_domain_error(request: ConnexionRequest, exc: errors.FerryError) -> ConnexionResponse:
+    status = next(STATUS_BY_ERROR[cls] for cls in type(exc).__mro__ if cls in STATUS_BY_ERROR)
+    if isinstance(exc, errors.Unauthenticated):
+        return unauthorized()
+    if isinstance(exc, errors.WrongCredentials):
+        return error_response(401, exc.message, extra={"status": "error", "message": exc.message})
+    error_type = None if isinstance(exc, errors.PlainRocketChatError) else exc.error_type
+    return error_response(status, exc.message, error_type=error_type, details=exc.details)
+
+
+async def on_problem(request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
+    """Connexion's own errors: request validation (400), authentication (401), ..."""
+    if exc.status == 401:
+        return unauthorized()
+    message = str(exc.detail or exc.title or "Bad request").split("\n", 1)[0]
+    error_type = "error-invalid-params" if exc.status == 400 and _is_api_path(request) else None
+    if exc.status >= 500:
+        log.error("request failed: %s %s: %s", request.method, request.url.path, exc.detail)
+        message = "Internal server error"
+    return error_response(exc.status, message, error_type=error_type, headers=exc.headers)
+
+
+async def on_http_error(request: ConnexionRequest, exc: HTTPException) -> ConnexionResponse:
+    """Routing 404 and 405 (keeping `Allow`), and Connexion's 403."""
+    if exc.status_code == 401:
+        return unauthorized()
+    if exc.status_code == 403:
+        return error_response(
+            403, "User does not have the permissions required for this action [error-unauthorized]"
+        )
+    messages = {404: "Not found", 405: "Method not allowed"}
+    message = messages.get(exc.status_code) or str(exc.detail).split("\n", 1)[0]
+    return error_response(exc.status_code, message, headers=exc.headers)
+
+
+async def on_crash(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    log.exception("unhandled error in %s %s", request.method, request.url.path)
+    return error_response(500, "Internal server error")
+
+
+def register(app) -> None:
+    app.add_error_handler(errors.FerryError, on_domain_error)
+    app.add_error_handler(ProblemException, on_problem)
+    app.add_error_handler(HTTPException, on_http_error)
+    app.add_error_handler(Exception, on_crash)

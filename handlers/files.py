@@ -1,0 +1,95 @@
+"""Browsing the file tree: JSON listings for directories, streamed bytes for files."""
+
+from __future__ import annotations
+
+import os
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+from connexion import request
+from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable
+
+from handlers.context import services
+from handlers.errors import error_response
+from handlers.responses import json_response
+
+
+class _LenientFileResponse(FileResponse):
+    """Ignores a malformed Range header, as RFC 9110 allows, instead of a text/plain 400."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int):
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader:
+            return []
+
+
+def browse_root(offset: int = 0, count: int = 50):
+    """GET /"""
+    return _browse("", offset, count)
+
+
+def browse(path: str, offset: int = 0, count: int = 50):
+    """GET /{path}"""
+    return _browse(path, offset, count)
+
+
+def _browse(raw_path: str, offset: int, count: int):
+    tree = services().files
+    target = tree.resolve(raw_path)
+    if target.is_dir():
+        entries = tree.listing(target)
+        page = entries[offset : offset + count]
+        listing = {
+            "success": True,
+            "path": tree.display_path(target),
+            "entries": [entry.as_dict() for entry in page],
+            "count": len(page),
+            "offset": offset,
+            "total": len(entries),
+        }
+        return json_response(200, listing)
+    return _file_response(target)
+
+
+def _file_response(target: Path):
+    info = os.stat(target)
+    response = _LenientFileResponse(target, stat_result=info)
+    if _not_modified(response, info):
+        headers = {k: response.headers[k] for k in ("etag", "last-modified")}
+        return None, 304, headers
+    satisfiable = _range_is_satisfiable(info.st_size)
+    if not satisfiable:
+        return error_response(
+            416,
+            "The requested range lies outside the file.",
+            headers={"Content-Range": f"bytes */{info.st_size}"},
+        )
+    return response
+
+
+def _not_modified(response: FileResponse, info: os.stat_result) -> bool:
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+        return "*" in tags or response.headers["etag"] in tags
+    if_modified_since = request.headers.get("if-modified-since")
+    if if_modified_since:
+        try:
+            since = parsedate_to_datetime(if_modified_since).timestamp()
+        except (TypeError, ValueError):
+            return False
+        return int(info.st_mtime) <= since
+    return False
+
+
+def _range_is_satisfiable(size: int) -> bool:
+    http_range = request.headers.get("range")
+    if http_range is None:
+        return True
+    try:
+        _LenientFileResponse._parse_range_header(http_range, size)
+    except RangeNotSatisfiable:
+        return False
+    return True

@@ -1,0 +1,62 @@
+"""Users and roles (Rocket.Chat's shapes)."""
+
+from ferry.accounts import public_user
+from ferry.errors import InvalidInput
+from handlers.context import services
+
+
+def create_user(body: dict):
+    """POST /api/v1/users.create"""
+    user = services().accounts.create_user(
+        body["username"],
+        email=body["email"],
+        name=body["name"],
+        password=body["password"],
+        roles=body.get("roles"),
+        active=body.get("active", True),
+        verified=body.get("verified", False),
+    )
+    return {"user": public_user(user), "success": True}
+
+
+def update_user(body: dict):
+    """POST /api/v1/users.update"""
+    user = services().accounts.update_user(body["userId"], body["data"])
+    return {"user": public_user(user), "success": True}
+
+
+def get_user(userId: str | None = None, username: str | None = None):
+    """GET /api/v1/users.info"""
+    user = services().accounts.find_user(user_id=userId, username=username)
+    return {"user": public_user(user), "success": True}
+
+
+def list_users(offset: int = 0, count: int = 50):
+    """GET /api/v1/users.list"""
+    users, total = services().accounts.list_users(offset, count)
+    return {
+        "users": [public_user(u) for u in users],
+        "count": len(users),
+        "offset": offset,
+        "total": total,
+        "success": True,
+    }
+
+
+def _role_name(body: dict) -> str:
+    role = body.get("roleName") or body.get("roleId")
+    if role is None:
+        raise InvalidInput('The "roleName" or "roleId" param is required')
+    return role
+
+
+def add_user_to_role(body: dict):
+    """POST /api/v1/roles.addUserToRole"""
+    role = services().accounts.change_role(body["username"], _role_name(body), grant=True)
+    return {"role": role, "success": True}
+
+
+def remove_user_from_role(body: dict):
+    """POST /api/v1/roles.removeUserFromRole"""
+    role = services().accounts.change_role(body["username"], _role_name(body), grant=False)
+    return {"role": role, "success": True}

@@ -1,0 +1,92 @@
+"""Fixtures: a fresh app over tmp_path per test, an admin, and helpers to log in as others."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ferry.app import create_app
+from ferry.config import Config
+
+ADMIN_PASSWORD = "admin-password-for-tests"
+# Scrypt at full cost takes ~50 ms per hash; tests only need the same code path.
+TEST_PASSWORD_COST = 2**4
+
+
+@dataclass
+class Caller:
+    user_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-User-Id": self.user_id, "X-Auth-Token": self.token}
+
+    @property
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def make_config(data_dir: Path, **overrides) -> Config:
+    settings = {
+        "data_dir": data_dir,
+        "password_cost": TEST_PASSWORD_COST,
+        "validate_responses": True,
+    }
+    settings.update(overrides)
+    return Config(**settings)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return make_config(tmp_path / "data")
+
+
+@pytest.fixture
+def app(config: Config):
+    app = create_app(config)
+    app.services.accounts.ensure_admin("admin", ADMIN_PASSWORD)
+    yield app
+    app.services.close()
+
+
+@pytest.fixture
+def client(app):
+    with app.test_client() as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def files_dir(config: Config) -> Path:
+    return config.files_dir
+
+
+def log_in(client, username: str, password: str) -> Caller:
+    response = client.post("/api/v1/login", json={"user": username, "password": password})
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    return Caller(data["userId"], data["authToken"])
+
+
+@pytest.fixture
+def admin(client) -> Caller:
+    return log_in(client, "admin", ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def make_user(app, client):
+    """make_user(name, roles) -> Caller logged in as a new user with exactly those roles."""
+
+    def make(username: str, roles: list[str]) -> Caller:
+        app.services.accounts.create_user(
+            username,
+            email=f"{username}@example.test",
+            name=username,
+            password="password-123",
+            roles=roles,
+        )
+        return log_in(client, username, "password-123")
+
+    return make
