@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import logging
 import os
@@ -158,7 +159,7 @@ def _serve_parser(subparsers) -> None:
     serve = subparsers.add_parser(
         "serve",
         help="run the HTTP service",
-        description="Run the Ferry HTTP service. Every flag can also be set by its FERRY_* variable.",
+        description="Run the Ferry HTTP service. Each flag may also be set by its FERRY_* var.",
     )
     for flag in SERVE_FLAGS:
         default = getattr(defaults, flag.field)
@@ -248,11 +249,16 @@ def _users_parser(subparsers) -> None:
     token.set_defaults(run=_users_token)
 
 
-def _open_services(args: argparse.Namespace):
+@contextlib.contextmanager
+def _opened_services(args: argparse.Namespace):
     from ferry.services import Services
 
     data_dir = args.data_dir or Path(os.environ.get("FERRY_DATA_DIR") or "data")
-    return Services.open(Config(data_dir=data_dir))
+    services = Services.open(Config(data_dir=data_dir))
+    try:
+        yield services
+    finally:
+        services.close()
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -267,8 +273,7 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _users_create(args: argparse.Namespace) -> int:
-    services = _open_services(args)
-    try:
+    with _opened_services(args) as services:
         user = services.accounts.create_user(
             args.username,
             email=args.email,
@@ -276,29 +281,21 @@ def _users_create(args: argparse.Namespace) -> int:
             password=_password(args),
             roles=args.roles,
         )
-    finally:
-        services.close()
     print(f"created {user['username']} ({user['_id']}) with roles {', '.join(user['roles'])}")
     return 0
 
 
 def _users_set_password(args: argparse.Namespace) -> int:
-    services = _open_services(args)
-    try:
+    with _opened_services(args) as services:
         services.accounts.set_password(args.username, _password(args))
-    finally:
-        services.close()
     print(f"password set for {args.username}")
     return 0
 
 
 def _users_token(args: argparse.Namespace) -> int:
-    services = _open_services(args)
-    try:
+    with _opened_services(args) as services:
         user = services.accounts.find_user(username=args.username)
         token = services.accounts.issue_token(user["_id"])
-    finally:
-        services.close()
     print(f"X-User-Id: {user['_id']}\nX-Auth-Token: {token}")
     return 0
 

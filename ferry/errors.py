@@ -54,3 +54,11 @@ class MeteorError(FerryError):
 
 class PlainRocketChatError(FerryError):
     """Rocket.Chat's plain `Error(message)`: the body carries `error` only, no `errorType`."""
+
+
+class RangeNotSatisfiable(FerryError):
+    """A byte range that lies outside a file of `size` bytes."""
+
+    def __init__(self, size: int):
+        super().__init__("The requested range lies outside the file.")
+        self.size = size

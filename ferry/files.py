@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import unicodedata
@@ -98,10 +99,8 @@ class FileTree:
         current = self._real_root
         for segment in segments:
             candidate = current / segment
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.mkdir(candidate)
-            except FileExistsError:
-                pass
             current = self._contained(candidate)
             if not current.is_dir():
                 raise InvalidInput(f"'{segment}' is a file, not a directory.")

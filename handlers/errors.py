@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
 from ferry import errors
-from handlers.responses import json_response
 
 log = logging.getLogger("ferry.errors")
 
@@ -31,6 +31,7 @@ STATUS_BY_ERROR: dict[type[errors.FerryError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.RangeNotSatisfiable: 416,
     errors.FerryError: 400,
 }
 
@@ -54,6 +55,16 @@ def error_response(
     return json_response(status, body, headers)
 
 
+def json_response(status: int, body: Any, headers: dict | None = None) -> ConnexionResponse:
+    # Error handlers must answer with a ConnexionResponse; Connexion converts it.
+    return ConnexionResponse(
+        status_code=status,
+        mimetype="application/json",
+        body=orjson.dumps(body),
+        headers=headers or {},
+    )
+
+
 def unauthorized() -> ConnexionResponse:
     return json_response(401, UNAUTHORIZED_BODY)
 
@@ -68,6 +79,8 @@ async def on_domain_error(request: ConnexionRequest, exc: errors.FerryError) -> 
         return unauthorized()
     if isinstance(exc, errors.WrongCredentials):
         return error_response(401, exc.message, extra={"status": "error", "message": exc.message})
+    if isinstance(exc, errors.RangeNotSatisfiable):
+        return error_response(status, exc.message, headers={"Content-Range": f"bytes */{exc.size}"})
     error_type = None if isinstance(exc, errors.PlainRocketChatError) else exc.error_type
     return error_response(status, exc.message, error_type=error_type, details=exc.details)
 

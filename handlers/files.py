@@ -7,11 +7,12 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from connexion import request
-from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable
+from starlette import responses as starlette_responses
+from starlette.responses import FileResponse, MalformedRangeHeader
 
+from ferry.errors import RangeNotSatisfiable
 from handlers.context import services
-from handlers.errors import error_response
-from handlers.responses import json_response
+from handlers.responses import empty_response, json_response
 
 
 class _LenientFileResponse(FileResponse):
@@ -57,15 +58,9 @@ def _file_response(target: Path):
     info = os.stat(target)
     response = _LenientFileResponse(target, stat_result=info)
     if _not_modified(response, info):
-        headers = {k: response.headers[k] for k in ("etag", "last-modified")}
-        return None, 304, headers
-    satisfiable = _range_is_satisfiable(info.st_size)
-    if not satisfiable:
-        return error_response(
-            416,
-            "The requested range lies outside the file.",
-            headers={"Content-Range": f"bytes */{info.st_size}"},
-        )
+        return empty_response(304, {k: response.headers[k] for k in ("etag", "last-modified")})
+    if not _range_is_satisfiable(info.st_size):
+        raise RangeNotSatisfiable(info.st_size)
     return response
 
 
@@ -90,6 +85,6 @@ def _range_is_satisfiable(size: int) -> bool:
         return True
     try:
         _LenientFileResponse._parse_range_header(http_range, size)
-    except RangeNotSatisfiable:
+    except starlette_responses.RangeNotSatisfiable:
         return False
     return True

@@ -1,18 +1,19 @@
-"""Response builders shared by handlers and the error envelope."""
+"""Response builders for handlers."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
-from connexion.lifecycle import ConnexionResponse
+from starlette.responses import Response
 
 
-def json_response(status: int, body: Any, headers: dict | None = None) -> ConnexionResponse:
-    """JSON with an explicit mimetype, for operations that can also answer with other types."""
-    return ConnexionResponse(
-        status_code=status,
-        mimetype="application/json",
-        body=orjson.dumps(body),
-        headers=dict(headers or {}),
+def json_response(status: int, body: Any, headers: dict | None = None) -> Response:
+    """JSON with an explicit type, for operations that can also answer with other types."""
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
     )
+
+
+def empty_response(status: int, headers: dict | None = None) -> Response:
+    return Response(status_code=status, headers=headers)
