@@ -7,6 +7,7 @@ import contextlib
 import getpass
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -223,7 +224,12 @@ def _serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     app = create_app(config, services=services)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal under the
+    # handler that was there before it; a no-op one lets a clean stop exit with status 0.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
     uvicorn.run(app, host=config.host, port=config.port, log_level="info", workers=1)
+    print("Ferry stopped.", flush=True)
     return 0
 
 

@@ -42,11 +42,15 @@ def services() -> Services:
 
 
 @cache
+def spec() -> dict:
+    return yaml.safe_load(SPEC_PATH.read_text())
+
+
+@cache
 def permissions_by_operation() -> dict[str, str | None]:
     """operationId -> the `x-ferry-permission` the spec gives it (None: any logged-in user)."""
-    spec = yaml.safe_load(SPEC_PATH.read_text())
     table: dict[str, str | None] = {}
-    for item in spec["paths"].values():
+    for item in spec()["paths"].values():
         for operation in item.values():
             if isinstance(operation, dict) and "operationId" in operation:
                 table[operation["operationId"]] = operation.get("x-ferry-permission")
@@ -79,3 +83,12 @@ def current_principal() -> dict:
 
 def current_user() -> dict:
     return current_principal()["user"]
+
+
+def allowed_methods(path: str) -> list[str] | None:
+    """The methods the spec declares for a literal path, or None if it declares none."""
+    item = spec()["paths"].get(path)
+    if item is None or "{" in path:
+        return None
+    methods = [m.upper() for m in ("get", "put", "post", "delete", "patch") if m in item]
+    return methods + (["HEAD"] if "GET" in methods else [])

@@ -110,6 +110,12 @@ async def on_http_error(request: ConnexionRequest, exc: HTTPException) -> Connex
     return error_response(exc.status_code, message, headers=exc.headers)
 
 
+async def on_undecodable(request: ConnexionRequest, exc: UnicodeDecodeError) -> ConnexionResponse:
+    """Connexion's body validator decodes JSON as UTF-8 and lets the error escape."""
+    error_type = "error-invalid-params" if _is_api_path(request) else None
+    return error_response(400, "The request body is not valid UTF-8.", error_type=error_type)
+
+
 async def on_crash(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     log.exception("unhandled error in %s %s", request.method, request.url.path)
     return error_response(500, "Internal server error")
@@ -119,4 +125,5 @@ def register(app) -> None:
     app.add_error_handler(errors.FerryError, on_domain_error)
     app.add_error_handler(ProblemException, on_problem)
     app.add_error_handler(HTTPException, on_http_error)
+    app.add_error_handler(UnicodeDecodeError, on_undecodable)
     app.add_error_handler(Exception, on_crash)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from connexion import request
 from starlette import responses as starlette_responses
+from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, MalformedRangeHeader
 
 from ferry.errors import RangeNotSatisfiable
-from handlers.context import services
+from handlers.context import allowed_methods, services
 from handlers.responses import empty_response, json_response
 
 
@@ -37,6 +38,10 @@ def browse(path: str, offset: int = 0, count: int = 50):
 
 
 def _browse(raw_path: str, offset: int, count: int):
+    # The catch-all route also catches other methods' API paths: GET /api/v1/login.
+    methods = allowed_methods("/" + raw_path)
+    if methods:
+        raise HTTPException(405, headers={"Allow": ", ".join(methods)})
     tree = services().files
     target = tree.resolve(raw_path)
     if target.is_dir():

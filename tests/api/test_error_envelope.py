@@ -96,3 +96,10 @@ def test_unexpected_exception_is_500_envelope_and_server_survives(app, admin, mo
         body = assert_error(client.get("/api/v1/users.list", headers=admin.headers), 500)
         assert "boom" not in body["error"]
         assert client.get("/api/info").status_code == 200
+
+
+def test_body_that_is_not_utf8_is_400(client):
+    response = client.post(
+        "/api/v1/login", headers={"Content-Type": "application/json"}, content=b"\xd9\xff\xfe"
+    )
+    assert_error(response, 400, error_type="error-invalid-params")

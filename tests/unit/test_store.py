@@ -1,0 +1,94 @@
+"""The store survives being killed mid-write, and refuses a second owner."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from storage.store import DataDirLocked, Store
+from storage.users import UserRepository
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from storage.store import Store
+    from storage.users import UserRepository
+    store = Store(sys.argv[1])
+    users = UserRepository(store)
+    i = 0
+    while True:
+        users.insert({"_id": f"u{i}", "username": f"user{i}", "bio": "x" * (i % 7 * 200)})
+        if i % 3 == 0:
+            users.delete(f"u{i - 1}") if i else None
+        print(f"ack {i}", flush=True)
+        i += 1
+    """
+)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_never_loses_an_acknowledged_write(tmp_path):
+    state = tmp_path / "state"
+    rng = random.Random(1234)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    for _ in range(25):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(state)], stdout=subprocess.PIPE, text=True, env=env
+        )
+        deadline = time.monotonic() + rng.uniform(0.3, 0.9)
+        acknowledged = []
+        while time.monotonic() < deadline:
+            line = writer.stdout.readline()
+            if line.startswith("ack"):
+                acknowledged.append(int(line.split()[1]))
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        store = Store(state)
+        users = UserRepository(store)
+        acked = set(acknowledged)
+        assert acked, "the writer never acknowledged a write"
+        for i in acknowledged:
+            # u{i} is removed again only by the acknowledged write right after it.
+            removed_later = (i + 1) % 3 == 0 and (i + 1) in acked
+            if not removed_later:
+                assert users.get(f"u{i}") is not None, f"acknowledged write u{i} was lost"
+        store.close()
+        # Start the next round from a clean slate so ids do not collide.
+        for leftover in state.iterdir():
+            leftover.unlink()
+        assert not any(p.name.endswith(".tmp") for p in state.iterdir())
+
+
+def test_second_store_on_the_same_directory_fails_fast(tmp_path):
+    first = Store(tmp_path)
+    with pytest.raises(DataDirLocked, match="another ferry process"):
+        Store(tmp_path)
+    first.close()
+    Store(tmp_path).close()
+
+
+def test_callers_get_copies_not_live_documents(tmp_path):
+    store = Store(tmp_path)
+    users = UserRepository(store)
+    users.insert(
+        {"_id": "u1", "username": "a", "emails": [{"address": "a@x.test", "verified": False}]}
+    )
+    copy = users.get("u1")
+    copy["emails"][0]["address"] = "mutated"
+    assert users.get("u1")["emails"][0]["address"] == "a@x.test"
+    store.close()
+
+
+def test_writes_are_durable_across_reopen(tmp_path):
+    store = Store(tmp_path)
+    UserRepository(store).insert_many([{"_id": f"u{i}", "username": f"n{i}"} for i in range(50)])
+    store.close()
+    reopened = Store(tmp_path)
+    assert UserRepository(reopened).count_active_admins() == 0
+    assert UserRepository(reopened).by_username("N7")["_id"] == "u7"
+    reopened.close()
