@@ -39,7 +39,7 @@ def browse(path: str, offset: int = 0, count: int = 50):
 
 def _browse(raw_path: str, offset: int, count: int):
     # The catch-all route also catches other methods' API paths: GET /api/v1/login.
-    methods = allowed_methods("/" + raw_path)
+    methods = allowed_methods("/" + raw_path) if raw_path else None
     if methods:
         raise HTTPException(405, headers={"Allow": ", ".join(methods)})
     tree = services().files

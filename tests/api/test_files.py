@@ -153,3 +153,9 @@ def test_hostile_path_never_reads_outside_the_root(client, admin, tree, tmp_path
         if response.headers["content-type"].startswith("application/json"):
             names = {e["name"] for e in response.json()["entries"]}
             assert not names & {"escape", "escape-dir", "outside.txt", ".secret"}
+
+
+def test_other_methods_api_paths_answer_405_not_404(client, admin):
+    response = client.get("/api/v1/login", headers=admin.bearer)
+    assert_error(response, 405)
+    assert "POST" in response.headers["allow"]
