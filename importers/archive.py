@@ -44,6 +44,9 @@ _MAX_DIRECTORY_BYTES_PER_MEMBER = 1024
 _NOISE_FOLDERS = {"__MACOSX"}
 _NOISE_FILES = {".DS_Store", "Thumbs.db"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Stored, deflate, bzip2, lzma: what zipfile can inflate. Deflate64 (9) is the usual
+# stranger, written by Windows Explorer for large files.
+_READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ class ZipArchive:
             ) from exc
 
     def _list(self, root_markers: set[str]) -> tuple[list[Member], str | None]:
+        warn = CappedWarnings(self._warn, "Archive entries")
         kept: dict[str, zipfile.ZipInfo] = {}
         declared_total = 0
         for info in self._zip.infolist():
@@ -193,33 +197,16 @@ class ZipArchive:
             parts = name.split("/")
             if _NOISE_FOLDERS.intersection(parts) or parts[-1] in _NOISE_FILES:
                 continue
-            reason = _unsafe_reason(name)
-            if reason:
-                self._warn(f"Skipped archive entry {name!r}: its name {reason}.")
-                continue
-            if _is_symlink(info):
-                self._warn(f"Skipped archive entry {name!r}: it is a symbolic link.")
-                continue
-            if info.flag_bits & 0x1:
-                self._warn(f"Skipped archive entry {name!r}: it is encrypted.")
-                continue
-            if info.file_size > self.limits.max_member_size:
-                self._warn(
-                    f"Skipped archive entry {name!r}: {info.file_size} bytes is more than "
-                    f"the {self.limits.max_member_size} allowed for one file."
-                )
-                continue
-            if self._ratio_exceeded(info.file_size, info.compress_size):
-                self._warn(
-                    f"Skipped archive entry {name!r}: {info.compress_size} bytes expand to "
-                    f"{info.file_size}, which looks like a compression bomb."
-                )
+            problem = self._problem(info)
+            if problem:
+                warn(f"Skipped archive entry {name!r}: {problem}.")
                 continue
             if name in kept:
-                self._warn(f"Archive entry {name!r} appears twice; only the last copy is read.")
+                warn(f"Archive entry {name!r} appears twice; only the last copy is read.")
                 declared_total -= kept[name].file_size
             kept[name] = info
             declared_total += info.file_size
+        warn.close()
         if declared_total > self.limits.max_total_size:
             raise ImportFileError(
                 f"The archive would expand to {declared_total} bytes; at most "
@@ -232,6 +219,32 @@ class ZipArchive:
             for name, info in kept.items()
         ]
         return members, top
+
+    def _problem(self, info: zipfile.ZipInfo) -> str | None:
+        """Why an entry must not be read, judged from its headers; None when it may."""
+        reason = _unsafe_reason(info.filename)
+        if reason:
+            return f"its name {reason}"
+        if _is_symlink(info):
+            return "it is a symbolic link"
+        if info.flag_bits & 0x1:
+            return "it is encrypted"
+        if info.compress_type not in _READABLE_METHODS:
+            return (
+                f"compression method {info.compress_type} is not supported; "
+                "re-create the zip with standard (deflate) compression"
+            )
+        if info.file_size > self.limits.max_member_size:
+            return (
+                f"{info.file_size} bytes is more than the {self.limits.max_member_size} "
+                "allowed for one file"
+            )
+        if self._ratio_exceeded(info.file_size, info.compress_size):
+            return (
+                f"{info.compress_size} bytes expand to {info.file_size}, "
+                "which looks like a compression bomb"
+            )
+        return None
 
     def _ratio_exceeded(self, produced: int, compressed: int) -> bool:
         if produced <= _RATIO_FLOOR_BYTES:

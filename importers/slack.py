@@ -58,6 +58,7 @@ _DROPPED = {
     "group_unarchive",
     "unpinned_item",
     "file_mention",
+    "message_replied",
     "reminder_add",
     "reminder_delete",
 }

@@ -198,3 +198,25 @@ def test_one_oversized_json_value_is_refused_before_it_is_built():
 def test_a_missing_file_is_an_import_file_error(tmp_path: Path):
     with pytest.raises(ImportFileError, match="cannot be opened"):
         open_zip(tmp_path / "missing.zip", ArchiveLimits(), print)
+
+
+def test_an_unsupported_compression_method_is_skipped_with_advice(tmp_path: Path):
+    source = tmp_path / "x.zip"
+    with zipfile.ZipFile(source, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("users.csv", USERS_CSV)
+    raw = bytearray(source.read_bytes())
+    deflate64 = struct.pack("<H", 9)
+    local, central = raw.find(b"PK\x03\x04"), raw.find(b"PK\x01\x02")
+    raw[local + 8 : local + 10] = deflate64
+    raw[central + 10 : central + 12] = deflate64
+    source.write_bytes(bytes(raw))
+    message, sink = prepare_fails(CsvImporter(), source)
+    assert message == "No valid record found in the import file."
+    assert sink.warned("users.csv", "compression method 9 is not supported")
+
+
+def test_a_flood_of_hostile_entries_gives_a_few_warnings_and_a_count(tmp_path: Path):
+    source = build_zip(tmp_path / "x.zip", {f"../evil{i}.csv": "" for i in range(100)})
+    _, sink = prepare_fails(CsvImporter(), source)
+    assert len(sink.warnings) == 21
+    assert sink.warned("80 more problems")
