@@ -505,10 +505,12 @@ class _SlackRun:
             comment = item["file"].get("initial_comment")
             text = comment.get("comment") if isinstance(comment, dict) else ""
             record["msg"] = convert_text(text or "", self.channel_names)[0]
+        # A message that only carried files would show as an empty bubble; its file
+        # messages stand for it, unless something (a thread, a pin) points at it.
         bare = not record["msg"] and not any(
             key in record for key in ("t", "attachments", "reactions", "tcount", "pinned")
         )
-        if not (files and bare):
+        if not (files and bare and ts_text not in channel.parents):
             self._add_message(record)
         for file_record in files:
             self._add_message(file_record)

@@ -382,6 +382,19 @@ def generated_export() -> dict:
         ),
         message("1600000126.000001", "under a tombstone", thread_ts="1600000125.000001"),
         message("1600000127.000001", "", subtype="bot_add"),
+        message(
+            "1600000127.500000",
+            "",
+            thread_ts="1600000127.500000",
+            files=[
+                {
+                    "id": "F5",
+                    "name": "d.png",
+                    "url_private_download": "https://files.slack.com/d.png",
+                }
+            ],
+        ),
+        message("1600000127.600000", "nice picture", thread_ts="1600000127.500000"),
         message("1600000128.000001", "from slackbot", user="USLACKBOT"),
     ]
     day2 = [
@@ -570,6 +583,8 @@ def test_files_become_hidden_file_messages(generated: RecordingSink):
     assert b["_importFile"]["size"] == 20
     assert not any(m["_id"] == f"{base}-file2" for m in generated.messages)
     assert generated.warned("1 file(s) have no download URL")
+    file_parent = generated.message(gid("1600000127.500000"))  # replies point at it
+    assert generated.message(gid("1600000127.600000"))["tmid"] == file_parent["_id"]
     only_file = gid("1600000117.000001")
     assert not any(m["_id"] == only_file for m in generated.messages)  # no empty bubble
     assert generated.message(f"{only_file}-file1")["_importFile"]["name"] == "c.pdf"
