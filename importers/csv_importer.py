@@ -58,6 +58,10 @@ def read_csv_rows(stream: BinaryIO, name: str, warn: Warn) -> Iterator[tuple[int
         warn(f"{name}:{line}: not readable as CSV ({exc}); the rest of this file was skipped.")
 
 
+def _some(names: list[str], limit: int) -> str:
+    return ", ".join(names[:limit]) + (" …" if len(names) > limit else "")
+
+
 class _CsvRun:
     def __init__(self, archive: ZipArchive, sink: RecordSink, options: PrepareOptions):
         self.archive = archive
@@ -85,24 +89,22 @@ class _CsvRun:
             else:
                 ignored.append(member.name)
         if ignored:
-            shown = ", ".join(ignored[:5]) + (" …" if len(ignored) > 5 else "")
             self.sink.warn(
-                f"{len(ignored)} file(s) are not part of a CSV export and were ignored: {shown}"
+                f"{len(ignored)} file(s) are not part of a CSV export and were ignored: "
+                f"{_some(ignored, 5)}"
             )
-        total = len(by_role) + len(message_files)
-        done = 0
-        if "users.csv" in by_role:
-            self._users(by_role["users.csv"])
-            done += 1
-            report_progress(self.options.on_progress, done, total)
-        if "channels.csv" in by_role:
-            self._channels(by_role["channels.csv"])
-            done += 1
-            report_progress(self.options.on_progress, done, total)
-        for member in sorted(message_files, key=lambda m: m.path):
-            self._messages(member)
-            done += 1
-            report_progress(self.options.on_progress, done, total)
+        # users.csv first, so that channel members and authors resolve against it.
+        steps = [
+            (by_role[name], handle)
+            for name, handle in (("users.csv", self._users), ("channels.csv", self._channels))
+            if name in by_role
+        ]
+        steps += [
+            (member, self._messages) for member in sorted(message_files, key=lambda m: m.path)
+        ]
+        for done, (member, handle) in enumerate(steps, 1):
+            handle(member)
+            report_progress(self.options.on_progress, done, len(steps))
         for folder, authors in self.implicit_channels.items():
             self._add_channel(
                 {
@@ -114,11 +116,10 @@ class _CsvRun:
                 }
             )
         if self.unknown_authors:
-            names = sorted(self.unknown_authors)
-            shown = ", ".join(names[:10]) + (" …" if len(names) > 10 else "")
             self.sink.warn(
-                f"{len(names)} username(s) used in channels or messages are neither in users.csv "
-                f"nor existing users; their messages and memberships will fail to import: {shown}"
+                f"{len(self.unknown_authors)} username(s) used in channels or messages are neither "
+                "in users.csv nor existing users; their messages and memberships will fail to "
+                f"import: {_some(sorted(self.unknown_authors), 10)}"
             )
         if self.records == 0:
             raise ImportFileError(NO_RECORDS)

@@ -34,9 +34,11 @@ def test_registry_names_the_csv_importer_as_rocket_chat_does():
 
 
 def test_the_sample_export_round_trips(tmp_path: Path):
-    sink = prepare(CsvImporter(), sample_export(tmp_path))
+    progress: list[float] = []
+    sink = prepare(CsvImporter(), sample_export(tmp_path), on_progress=progress.append)
 
     assert sink.warnings == []
+    assert progress == sorted(progress) and progress[-1] == 100.0
     bob = sink.user("billy.bob")
     assert bob["emails"] == ["billy.bob@example.com"]  # the sample has spaces after commas
     assert bob["name"] == "Billy Bob Jr." and bob["type"] == "user"
