@@ -430,9 +430,9 @@ class _HistoryParser:
     # -- records ------------------------------------------------------------
 
     def _user(self, item: Any) -> None:
-        user = item.get("User") if isinstance(item, dict) else None
+        kind, user = _unwrap(item)
         import_id = _ref_id(user)
-        if not isinstance(user, dict) or import_id is None:
+        if kind != "User" or import_id is None:
             self._skipped += 1
             return
         email = _text(user.get("email"))
@@ -456,9 +456,9 @@ class _HistoryParser:
         )
 
     def _room(self, item: Any) -> None:
-        room = item.get("Room") if isinstance(item, dict) else None
+        kind, room = _unwrap(item)
         import_id = _ref_id(room)
-        if not isinstance(room, dict) or import_id is None:
+        if kind != "Room" or import_id is None:
             self._skipped += 1
             return
         users: list[str] = []
