@@ -258,9 +258,12 @@ class _ValueBoundedReader:
         self._limit = limit
         self._name = name
         self._since_item = 0
+        self.opening = b""  # the first non-blank byte: `[` for the arrays HipChat writes
 
     def read(self, size: int = -1) -> bytes:
         data = self._member.read(size if size >= 0 else _CHUNK)
+        if not self.opening:
+            self.opening = data.lstrip()[:1]
         self._since_item += len(data)
         if self._since_item > self._limit:
             raise ImportFileError(
@@ -379,14 +382,17 @@ class _HistoryParser:
                 continue
             if not member.isreg():
                 continue
+            handler = self._handler_for(member.name)
+            if handler is None:
+                # Attachment bytes and the like pass through unread; a big video must not
+                # fail the import, and max_total_size still bounds what streams past.
+                continue
             if member.size > self.limits.max_member_size:
                 raise ImportFileError(
                     f"{TOO_LARGE}: {member.name} is {member.size} bytes, over the limit of "
                     f"{self.limits.max_member_size}"
                 )
-            handler = self._handler_for(member.name)
-            if handler is not None:
-                self._read_json(archive, member, handler)
+            self._read_json(archive, member, handler)
 
     def _handler_for(self, name: str) -> Callable[[Any], None] | None:
         # Matched on the tail of the path, so an export re-packed under a top folder works.
@@ -412,16 +418,20 @@ class _HistoryParser:
         assert extracted is not None  # regular files always extract
         reader = _ValueBoundedReader(extracted, self.limits.max_json_value_bytes, member.name)
         self._skipped = 0
+        entries = 0
         try:
             for item in ijson.items(reader, "item", use_float=True):
                 reader.item_done()
+                entries += 1
                 handler(item)
         except ijson.JSONError as error:
             detail = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ImportFileError(
                 f"{INVALID_JSON}: {member.name} is not valid JSON ({detail})"
             ) from None
-        if self._skipped:
+        if not entries and reader.opening != b"[":
+            self.sink.warn(f"{member.name} holds no entries (a JSON array was expected)")
+        elif self._skipped:
             self.sink.warn(
                 f"{member.name}: skipped {self._skipped} entries missing an id, an author "
                 "or a readable timestamp"

@@ -535,6 +535,19 @@ def test_member_over_the_size_limit_fails(tmp_path):
         prepare(path, limits=ArchiveLimits(max_member_size=300))
 
 
+def test_big_attachment_bytes_in_the_archive_do_not_count_against_the_member_limit(tmp_path):
+    path = hostile(tmp_path, lambda a: add(a, "rooms/1/files/video.mp4", os.urandom(5_000)))
+    assert len(prepare(path, limits=ArchiveLimits(max_member_size=1_000)).users) == 1
+
+
+def test_json_that_is_not_an_array_is_reported(tmp_path):
+    path = hostile(tmp_path, lambda a: add(a, "rooms.json", {"rooms": ROOMS}))
+    sink = prepare(path)
+    assert sink.channels == [] and any("rooms.json holds no entries" in w for w in sink.warnings)
+    quiet = prepare(hostile(tmp_path, lambda a: add(a, "users/5/history.json", [])))
+    assert quiet.warnings == []
+
+
 def test_too_many_members_fail(tmp_path):
     def build(archive):
         for i in range(5):
