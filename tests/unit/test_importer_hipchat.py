@@ -452,7 +452,8 @@ def test_encryption_is_recognised_by_content_not_name(tmp_path, export_bytes, ex
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl binary")
-def test_export_encrypted_by_the_openssl_tool(tmp_path, export):
+@pytest.mark.parametrize("digest", ["md5", "sha256"])
+def test_export_encrypted_by_the_openssl_tool(tmp_path, export, digest):
     out = tmp_path / "export.tar.gz.aes"
     subprocess.run(
         [
@@ -461,7 +462,7 @@ def test_export_encrypted_by_the_openssl_tool(tmp_path, export):
             "-aes-256-cbc",
             "-salt",
             "-md",
-            "md5",
+            digest,
             "-pass",
             "pass:s3cret",
             "-in",
