@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from importers.base import Importer
 from importers.csv_importer import CsvImporter
+from importers.hipchat import HipChatImporter
 from importers.slack import SlackImporter
 from importers.slack_users import SlackUsersImporter
 
 REGISTRY: dict[str, Importer] = {
-    importer.key: importer for importer in (CsvImporter(), SlackImporter(), SlackUsersImporter())
+    importer.key: importer
+    for importer in (CsvImporter(), SlackImporter(), SlackUsersImporter(), HipChatImporter())
 }
