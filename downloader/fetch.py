@@ -37,6 +37,7 @@ from urllib3.util.connection import create_connection
 from downloader import names
 from downloader.policy import (
     DISK_FULL,
+    DOMAIN_BLOCKED,
     DOWNLOAD_CANCELLED,
     DOWNLOAD_TIMEOUT,
     FILE_TOO_LARGE,
@@ -354,7 +355,12 @@ def _open(session: requests.Session, transfer: _Transfer, target: CheckedUrl):
     policy = transfer.policy
     hops = 0
     while True:
-        response = _get(session, transfer, target)
+        try:
+            response = _get(session, transfer, target)
+        except FetchError as exc:
+            if hops and exc.code == DOMAIN_BLOCKED:
+                raise FetchError(exc.code, f"redirect to {target.url} refused: {exc.message}") from None
+            raise
         if response.status_code not in REDIRECT_STATUSES:
             try:
                 _check_status(response, target)

@@ -45,10 +45,8 @@ _LOCAL = "_local"
 _SPEED_WINDOW = 0.5
 _SPEED_SMOOTHING = 0.3
 
-_MESSAGES = {
-    COMPLETED: "Download completed",
-    CANCELLED: "Download cancelled",
-}
+_MESSAGES = {COMPLETED: "Download completed"}
+_STOPPED_MESSAGE = "the server stopped before the download finished"
 
 
 def _now() -> int:
@@ -66,6 +64,25 @@ def _percentage(current: int, expected: int | None) -> float | None:
         return 100.0
     # Rounded down, so 100.0 is shown only once every byte is there.
     return min(100.0, math.floor(current * 1000 / expected) / 10)
+
+
+def _named(record: dict, filename: str) -> dict:
+    """`record` with its file name and the display path that goes with it."""
+    display = record["directory"].rstrip("/")
+    return {**record, "filename": filename, "file_path": f"{display}/{filename}"}
+
+
+def _closed(record: dict, status: str, *, error: str | None, message: str, total_bytes: int | None) -> dict:
+    """`record` in a final state. `finished_ns` orders downloads ending in the same second."""
+    return {
+        **record,
+        "status": status,
+        "total_bytes": total_bytes,
+        "end_time": max(_now(), record.get("start_time") or 0),
+        "error": error,
+        "message": message,
+        _LOCAL: {**(record.get(_LOCAL) or {}), "finished_ns": time.time_ns()},
+    }
 
 
 def public_view(record: dict) -> dict:
@@ -198,12 +215,9 @@ class DownloadManager:
         target = check_url(url, policy)
         name = names.choose_name(filename, url_path=target.path)
         record_id = download_id()
-        display = display_directory.rstrip("/")
         record = {
             "id": record_id,
             "kind": kind,
-            "filename": name,
-            "file_path": f"{display}/{name}",
             "directory": display_directory,
             "url": url,
             "status": STARTING,
@@ -213,6 +227,7 @@ class DownloadManager:
             "start_time": _now(),
             _LOCAL: {"directory": str(directory), "part_path": None, "tag": _part_tag(record_id)},
         }
+        record = _named(record, name)
         handle = DownloadHandle(self, record_id)
         job = _Job(record, Path(directory), policy, filename, handle, on_finished)
         with self._lock:
@@ -249,12 +264,9 @@ class DownloadManager:
 
     def _headers(self, job: _Job, info: ResponseInfo) -> None:
         with self._lock:
-            record = dict(job.record)
-            display = record["directory"].rstrip("/")
+            record = _named(job.record, info.filename)
             record.update(
                 status=DOWNLOADING,
-                filename=info.filename,
-                file_path=f"{display}/{info.filename}",
                 expected_size=info.content_length,
                 progress_percentage=_percentage(0, info.content_length),
             )
@@ -270,34 +282,22 @@ class DownloadManager:
             if job.finished:
                 return
             job.finished = True
-            record = public_view(job.record)
-            record[_LOCAL] = job.record[_LOCAL]
-            if error is not None and error.code == DOWNLOAD_CANCELLED and job.stop_code is not None:
-                if job.stop_code == SERVER_STOPPED:
-                    error = FetchError(SERVER_STOPPED, "the server stopped before the download finished")
+            if error is not None and error.code == DOWNLOAD_CANCELLED and job.stop_code == SERVER_STOPPED:
+                error = FetchError(SERVER_STOPPED, _STOPPED_MESSAGE)
             if result is not None:
-                display = record["directory"].rstrip("/")
-                record.update(
-                    status=COMPLETED,
-                    filename=result.filename,
-                    file_path=f"{display}/{result.filename}",
-                    current_size=result.size,
-                    progress_percentage=100.0,
-                    total_bytes=result.size,
-                    error=None,
-                    message=_MESSAGES[COMPLETED],
+                record = _named(job.record, result.filename)
+                record.update(current_size=result.size, progress_percentage=100.0)
+                record = _closed(
+                    record, COMPLETED, error=None, message=_MESSAGES[COMPLETED], total_bytes=result.size
                 )
             else:
-                status = CANCELLED if error.code == DOWNLOAD_CANCELLED else FAILED
+                record = dict(job.record)
                 record.update(
-                    status=status,
                     current_size=job.current,
                     progress_percentage=_percentage(job.current, record["expected_size"]),
-                    total_bytes=None,
-                    error=error.code,
-                    message=error.message,
                 )
-            record["end_time"] = max(_now(), record["start_time"])
+                status = CANCELLED if error.code == DOWNLOAD_CANCELLED else FAILED
+                record = _closed(record, status, error=error.code, message=error.message, total_bytes=None)
             try:
                 self._repository.save(record)
                 self._repository.prune_history(self._history_limit)
@@ -365,13 +365,7 @@ class DownloadManager:
                 if record["id"] in self._jobs:
                     continue
             _remove_leftovers(record.get(_LOCAL) or {})
-            record.update(
-                status=FAILED,
-                total_bytes=None,
-                end_time=max(_now(), record.get("start_time") or 0),
-                error=SERVER_STOPPED,
-                message="the server stopped before the download finished",
-            )
+            record = _closed(record, FAILED, error=SERVER_STOPPED, message=_STOPPED_MESSAGE, total_bytes=None)
             self._repository.save(record)
             closed.append(record["id"])
         if closed:

@@ -99,7 +99,9 @@ def _disposition_params(header: str) -> dict[str, str]:
     for match in _PARAM.finditer(";" + header.split(";", 1)[1] if ";" in header else ""):
         key = match.group("key").lower()
         if match.group("quoted") is not None:
-            value = re.sub(r"\\(.)", r"\1", match.group("quoted"))
+            # Unescape only \" and \\: a lone backslash is far more often a Windows path
+            # separator than an escape, and must stay visible to `safe_name`.
+            value = re.sub(r'\\([\\"])', r"\1", match.group("quoted"))
         else:
             value = match.group("token").strip()
         params.setdefault(key, value)

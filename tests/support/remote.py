@@ -98,7 +98,9 @@ class RemoteServer:
         self._server = _Server(("127.0.0.1", 0), _RequestHandler)
         self._server.remote = self
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     # --- lifecycle --------------------------------------------------------------------
 

@@ -1,0 +1,97 @@
+"""Fixtures and helpers shared by the downloader tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from urllib3.util.connection import create_connection
+
+from downloader import fetch
+from downloader.policy import FetchPolicy
+from tests.support.remote import RemoteServer
+
+# A globally routable address standing for "some server on the Internet". Nothing is
+# ever sent to it: FakeInternet answers for it from the local test server.
+PUBLIC_IP = "93.184.215.14"
+
+LOCAL = FetchPolicy(allow_private_networks=True)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def remote():
+    with RemoteServer() as server:
+        yield server
+
+
+@pytest.fixture
+def target_dir(tmp_path):
+    directory = tmp_path / "files"
+    directory.mkdir()
+    return directory
+
+
+def listing(directory: Path) -> list[str]:
+    """Every entry, hidden ones included: leftovers such as `.x.part` must show."""
+    return sorted(os.listdir(directory))
+
+
+class StubResolver:
+    """DNS answers from a table; a list of lists answers differently on each call."""
+
+    def __init__(self, answers: dict[str, list[str] | list[list[str]]]):
+        self.answers = answers
+        self.calls: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.calls.append(host)
+        answer = self.answers.get(host)
+        if answer is None:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        if answer and isinstance(answer[0], list):
+            return answer[min(self.calls.count(host), len(answer)) - 1]
+        return answer
+
+
+class FakeInternet:
+    """Stands in for the socket connect: public test addresses lead to the local server.
+
+    Every attempt is recorded; an address it does not know is refused without any
+    traffic, so a test can never reach a real host by mistake.
+    """
+
+    def __init__(self, remote: RemoteServer):
+        self.remote = remote
+        self.known = {PUBLIC_IP}
+        self.attempts: list[str] = []
+
+    def __call__(self, address, timeout, source_address=None, socket_options=None):
+        self.attempts.append(address[0])
+        if address[0] not in self.known:
+            raise ConnectionRefusedError(f"fake internet does not know {address[0]}")
+        return create_connection(("127.0.0.1", self.remote.port), timeout, socket_options=socket_options)
+
+
+@pytest.fixture
+def internet(remote, monkeypatch):
+    fake = FakeInternet(remote)
+    monkeypatch.setattr(fetch, "_open_socket", fake)
+    return fake
+
+
+def run_python(code: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter with this checkout importable."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
