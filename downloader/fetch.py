@@ -109,7 +109,9 @@ class _Transfer:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._done = threading.Event()
-        self._watchdog = threading.Thread(target=self._watch, name="ferry-fetch-watchdog", daemon=True)
+        self._watchdog = threading.Thread(
+            target=self._watch, name="ferry-fetch-watchdog", daemon=True
+        )
 
     def __enter__(self) -> _Transfer:
         self._watchdog.start()
@@ -185,10 +187,10 @@ def _network_error(exc: BaseException, host: str, policy: FetchPolicy) -> FetchE
     if isinstance(exc, (requests.ReadTimeout, ReadTimeoutError)) or isinstance(
         cause, (ReadTimeoutError, TimeoutError, socket.timeout)
     ):
-        return FetchError(
-            DOWNLOAD_TIMEOUT, f"{host} sent nothing for {policy.idle_timeout:g} s"
-        )
-    if isinstance(exc, requests.exceptions.SSLError) or isinstance(cause, urllib3.exceptions.SSLError):
+        return FetchError(DOWNLOAD_TIMEOUT, f"{host} sent nothing for {policy.idle_timeout:g} s")
+    if isinstance(exc, requests.exceptions.SSLError) or isinstance(
+        cause, urllib3.exceptions.SSLError
+    ):
         return FetchError(NETWORK_ERROR, f"TLS connection to {host} failed: {cause}")
     if isinstance(cause, ConnectionRefusedError):
         return FetchError(NETWORK_ERROR, f"{host} refused the connection")
@@ -221,9 +223,13 @@ def _vetted_addresses(host: str, port: int, policy: FetchPolicy) -> list[str]:
     return candidates
 
 
-def _open_socket(address: tuple[str, int], timeout, source_address, socket_options) -> socket.socket:
+def _open_socket(
+    address: tuple[str, int], timeout, source_address, socket_options
+) -> socket.socket:
     # A seam for tests that must see where a connection would go without making it.
-    return create_connection(address, timeout, source_address=source_address, socket_options=socket_options)
+    return create_connection(
+        address, timeout, source_address=source_address, socket_options=socket_options
+    )
 
 
 class _VettedConnectionMixin:
@@ -241,8 +247,10 @@ class _VettedConnectionMixin:
         last_error: OSError | None = None
         for address in addresses:
             try:
-                sock = _open_socket((address, self.port), self.timeout, self.source_address, self.socket_options)
-            except socket.timeout as exc:
+                sock = _open_socket(
+                    (address, self.port), self.timeout, self.source_address, self.socket_options
+                )
+            except TimeoutError as exc:
                 last_error = ConnectTimeoutError(self, f"connection to {host} timed out")
                 last_error.__cause__ = exc
                 continue
@@ -359,7 +367,9 @@ def _open(session: requests.Session, transfer: _Transfer, target: CheckedUrl):
             response = _get(session, transfer, target)
         except FetchError as exc:
             if hops and exc.code == DOMAIN_BLOCKED:
-                raise FetchError(exc.code, f"redirect to {target.url} refused: {exc.message}") from None
+                raise FetchError(
+                    exc.code, f"redirect to {target.url} refused: {exc.message}"
+                ) from None
             raise
         if response.status_code not in REDIRECT_STATUSES:
             try:
@@ -373,7 +383,9 @@ def _open(session: requests.Session, transfer: _Transfer, target: CheckedUrl):
         if not location:
             raise FetchError(NETWORK_ERROR, f"{target.host} redirected without a Location header")
         if hops >= policy.max_redirects:
-            raise FetchError(NETWORK_ERROR, f"too many redirects (more than {policy.max_redirects})")
+            raise FetchError(
+                NETWORK_ERROR, f"too many redirects (more than {policy.max_redirects})"
+            )
         hops += 1
         try:
             target = check_url(urljoin(target.url, location), policy)
@@ -402,7 +414,13 @@ def _local_error(exc: OSError, what: str) -> FetchError:
 
 
 def _create_part(directory: Path, name: str, tag: str) -> tuple[Path, int]:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    flags = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | os.O_EXCL
+        | getattr(os, "O_CLOEXEC", 0)
+        | getattr(os, "O_NOFOLLOW", 0)
+    )
     path = directory / names.part_name(name, tag)
     try:
         return path, os.open(path, flags, 0o644)
@@ -419,7 +437,9 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS})
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
+)
 
 
 def _claim(part: Path, target: Path) -> bool:
@@ -489,7 +509,9 @@ def _stream_body(
             break
         size += len(chunk)
         if max_size is not None and size > max_size:
-            raise FetchError(FILE_TOO_LARGE, f"the file is larger than the limit of {max_size} bytes")
+            raise FetchError(
+                FILE_TOO_LARGE, f"the file is larger than the limit of {max_size} bytes"
+            )
         try:
             _write_all(fd, chunk)
         except OSError as exc:
@@ -529,7 +551,11 @@ def fetch_to_directory(
         response, target = _open(session, transfer, target)
         with contextlib.closing(response):
             wire_length = _header_length(response)
-            if policy.max_size is not None and wire_length is not None and wire_length > policy.max_size:
+            if (
+                policy.max_size is not None
+                and wire_length is not None
+                and wire_length > policy.max_size
+            ):
                 raise FetchError(
                     FILE_TOO_LARGE,
                     f"the file is {wire_length} bytes, over the limit of {policy.max_size} bytes",

@@ -72,7 +72,9 @@ def _named(record: dict, filename: str) -> dict:
     return {**record, "filename": filename, "file_path": f"{display}/{filename}"}
 
 
-def _closed(record: dict, status: str, *, error: str | None, message: str, total_bytes: int | None) -> dict:
+def _closed(
+    record: dict, status: str, *, error: str | None, message: str, total_bytes: int | None
+) -> dict:
     """`record` in a final state. `finished_ns` orders downloads ending in the same second."""
     return {
         **record,
@@ -149,8 +151,10 @@ class _Job:
         elapsed = now - self.sample_time
         if elapsed >= _SPEED_WINDOW:
             rate = (size - self.sample_bytes) / elapsed
-            self.speed = rate if self.speed == 0 else (
-                _SPEED_SMOOTHING * rate + (1 - _SPEED_SMOOTHING) * self.speed
+            self.speed = (
+                rate
+                if self.speed == 0
+                else (_SPEED_SMOOTHING * rate + (1 - _SPEED_SMOOTHING) * self.speed)
             )
             self.sample_time, self.sample_bytes = now, size
 
@@ -161,7 +165,9 @@ class _Job:
         record["progress_percentage"] = _percentage(current, expected)
         record["speed"] = int(speed)
         record["eta"] = (
-            math.ceil(max(expected - current, 0) / speed) if expected is not None and speed > 0 else None
+            math.ceil(max(expected - current, 0) / speed)
+            if expected is not None and speed > 0
+            else None
         )
         return record
 
@@ -183,7 +189,9 @@ class DownloadManager:
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.RLock()
         self._stopping = False
-        self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="ferry-download")
+        self._pool = ThreadPoolExecutor(
+            max_workers=max_concurrent, thread_name_prefix="ferry-download"
+        )
 
     @property
     def policy(self) -> FetchPolicy:
@@ -277,18 +285,28 @@ class DownloadManager:
         job.handle._headers_accepted = True
         job.handle._answered.set()
 
-    def _finish(self, job: _Job, *, result: FetchResult | None = None, error: FetchError | None = None) -> None:
+    def _finish(
+        self, job: _Job, *, result: FetchResult | None = None, error: FetchError | None = None
+    ) -> None:
         with self._lock:
             if job.finished:
                 return
             job.finished = True
-            if error is not None and error.code == DOWNLOAD_CANCELLED and job.stop_code == SERVER_STOPPED:
+            if (
+                error is not None
+                and error.code == DOWNLOAD_CANCELLED
+                and job.stop_code == SERVER_STOPPED
+            ):
                 error = FetchError(SERVER_STOPPED, _STOPPED_MESSAGE)
             if result is not None:
                 record = _named(job.record, result.filename)
                 record.update(current_size=result.size, progress_percentage=100.0)
                 record = _closed(
-                    record, COMPLETED, error=None, message=_MESSAGES[COMPLETED], total_bytes=result.size
+                    record,
+                    COMPLETED,
+                    error=None,
+                    message=_MESSAGES[COMPLETED],
+                    total_bytes=result.size,
                 )
             else:
                 record = dict(job.record)
@@ -297,7 +315,9 @@ class DownloadManager:
                     progress_percentage=_percentage(job.current, record["expected_size"]),
                 )
                 status = CANCELLED if error.code == DOWNLOAD_CANCELLED else FAILED
-                record = _closed(record, status, error=error.code, message=error.message, total_bytes=None)
+                record = _closed(
+                    record, status, error=error.code, message=error.message, total_bytes=None
+                )
             try:
                 self._repository.save(record)
                 self._repository.prune_history(self._history_limit)
@@ -365,7 +385,9 @@ class DownloadManager:
                 if record["id"] in self._jobs:
                     continue
             _remove_leftovers(record.get(_LOCAL) or {})
-            record = _closed(record, FAILED, error=SERVER_STOPPED, message=_STOPPED_MESSAGE, total_bytes=None)
+            record = _closed(
+                record, FAILED, error=SERVER_STOPPED, message=_STOPPED_MESSAGE, total_bytes=None
+            )
             self._repository.save(record)
             closed.append(record["id"])
         if closed:

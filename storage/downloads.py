@@ -16,7 +16,11 @@ ACTIVE_STATUSES = frozenset({"starting", "downloading"})
 def _newest_first(record: dict) -> tuple:
     # end_time is whole seconds; the manager's `_local.finished_ns` orders ties.
     local = record.get("_local") or {}
-    return (record.get("end_time") or 0, local.get("finished_ns") or 0, record.get("start_time") or 0)
+    return (
+        record.get("end_time") or 0,
+        local.get("finished_ns") or 0,
+        record.get("start_time") or 0,
+    )
 
 
 class DownloadRepository:

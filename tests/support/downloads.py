@@ -1,4 +1,4 @@
-"""Fixtures and helpers shared by the downloader tests."""
+"""Helpers and test data shared by the downloader tests (fixtures: download_fixtures)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from urllib3.util.connection import create_connection
 
-from downloader import fetch
 from downloader.policy import FetchPolicy
 from tests.support.remote import RemoteServer
 
@@ -20,20 +18,51 @@ from tests.support.remote import RemoteServer
 PUBLIC_IP = "93.184.215.14"
 
 LOCAL = FetchPolicy(allow_private_networks=True)
+
+# Hosts for 127.0.0.1 and other internal addresses, in every notation a URL can use.
+LOOPBACK_AND_PRIVATE_LITERALS = [
+    "127.0.0.1",
+    "127.0.0.1.",
+    "2130706433",
+    "0x7f000001",
+    "0X7F000001",
+    "0177.0.0.1",
+    "0177.0000.0000.0001",
+    "127.1",
+    "127.0.1",
+    "0x7f.1",
+    "0x7f.0.0.0x1",
+    "017700000001",
+    "[::1]",
+    "[0:0:0:0:0:0:0:1]",
+    "[::ffff:127.0.0.1]",
+    "[::ffff:7f00:1]",
+    "[::127.0.0.1]",
+    "[2002:7f00:1::]",  # 6to4 around 127.0.0.1
+    "[2001:0:4136:e378:8000:63bf:80ff:fffe]",  # Teredo, client 127.0.0.1
+    "[64:ff9b::7f00:1]",  # NAT64 to 127.0.0.1
+    "[64:ff9b::169.254.169.254]",
+    "169.254.169.254",
+    "0xa9fea9fe",
+    "[fd00:ec2::254]",
+    "100.100.100.200",
+    "100.64.0.1",
+    "0.0.0.0",
+    "0",
+    "[::]",
+    "10.0.0.1",
+    "012.1",
+    "172.16.0.1",
+    "192.168.1.1",
+    "[fc00::1]",
+    "[fe80::1]",
+    "224.0.0.1",
+    "255.255.255.255",
+    "240.0.0.1",
+    "198.18.0.1",
+    "[ff02::1]",
+]
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def remote():
-    with RemoteServer() as server:
-        yield server
-
-
-@pytest.fixture
-def target_dir(tmp_path):
-    directory = tmp_path / "files"
-    directory.mkdir()
-    return directory
 
 
 def listing(directory: Path) -> list[str]:
@@ -74,14 +103,9 @@ class FakeInternet:
         self.attempts.append(address[0])
         if address[0] not in self.known:
             raise ConnectionRefusedError(f"fake internet does not know {address[0]}")
-        return create_connection(("127.0.0.1", self.remote.port), timeout, socket_options=socket_options)
-
-
-@pytest.fixture
-def internet(remote, monkeypatch):
-    fake = FakeInternet(remote)
-    monkeypatch.setattr(fetch, "_open_socket", fake)
-    return fake
+        return create_connection(
+            ("127.0.0.1", self.remote.port), timeout, socket_options=socket_options
+        )
 
 
 def run_python(code: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:

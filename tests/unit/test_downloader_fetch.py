@@ -19,15 +19,10 @@ from downloader.policy import (
     WRITE_ERROR,
     FetchError,
 )
-from tests.support.downloads import (  # noqa: F401 - fixtures
-    LOCAL,
-    StubResolver,
-    listing,
-    remote,
-    run_python,
-    target_dir,
-)
+from tests.support.downloads import LOCAL, StubResolver, listing, run_python
 from tests.support.remote import pattern_bytes, wait_until
+
+pytest_plugins = ("tests.support.download_fixtures",)
 
 
 def fetch(url, directory, policy=LOCAL, **kwargs):
@@ -133,13 +128,18 @@ def test_a_symlink_holding_the_name_is_not_followed(remote, target_dir, tmp_path
 def test_concurrent_fetches_of_one_name_get_distinct_files(remote, target_dir):
     url = remote.generated("/same.bin", 300_000)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(fetch(url, target_dir))) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: results.append(fetch(url, target_dir))) for _ in range(4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert sorted(r.filename for r in results) == [
-        "same (1).bin", "same (2).bin", "same (3).bin", "same.bin"
+        "same (1).bin",
+        "same (2).bin",
+        "same (3).bin",
+        "same.bin",
     ]
     assert all(r.path.read_bytes() == pattern_bytes(300_000) for r in results)
 
@@ -243,7 +243,10 @@ def test_announced_size_over_the_limit_is_refused_before_writing(remote, target_
 
 def test_size_limit_holds_for_chunked_bodies_without_a_length(remote, target_dir):
     policy = dataclasses.replace(LOCAL, max_size=1_000_000)
-    assert failure(remote.generated("/chunked", 3_000_000, announce=False), target_dir, policy).code == FILE_TOO_LARGE
+    assert (
+        failure(remote.generated("/chunked", 3_000_000, announce=False), target_dir, policy).code
+        == FILE_TOO_LARGE
+    )
     assert failure(remote.endless("/endless"), target_dir, policy).code == FILE_TOO_LARGE
     assert listing(target_dir) == []
 
@@ -262,7 +265,10 @@ def test_a_stalled_body_times_out(remote, target_dir):
 
 def test_a_server_that_never_answers_times_out(remote, target_dir):
     policy = dataclasses.replace(LOCAL, idle_timeout=0.3)
-    assert failure(remote.stall("/silent", before_headers=True), target_dir, policy).code == DOWNLOAD_TIMEOUT
+    assert (
+        failure(remote.stall("/silent", before_headers=True), target_dir, policy).code
+        == DOWNLOAD_TIMEOUT
+    )
 
 
 def test_the_total_deadline_ends_a_body_that_keeps_dripping(remote, target_dir):
@@ -274,7 +280,10 @@ def test_the_total_deadline_ends_a_body_that_keeps_dripping(remote, target_dir):
 
 def test_the_total_deadline_also_covers_waiting_for_headers(remote, target_dir):
     policy = dataclasses.replace(LOCAL, timeout=0.3, idle_timeout=30)
-    assert failure(remote.stall("/silent", before_headers=True), target_dir, policy).code == DOWNLOAD_TIMEOUT
+    assert (
+        failure(remote.stall("/silent", before_headers=True), target_dir, policy).code
+        == DOWNLOAD_TIMEOUT
+    )
 
 
 @pytest.mark.timeout(20)
@@ -283,7 +292,10 @@ def test_cancelling_stops_a_stalled_transfer(remote, target_dir):
     cancel = threading.Event()
     url = remote.stall("/stall")
     threading.Thread(
-        target=lambda: wait_until(lambda: any(n.endswith(".part") for n in listing(target_dir))) and cancel.set()
+        target=lambda: (
+            wait_until(lambda: any(n.endswith(".part") for n in listing(target_dir)))
+            and cancel.set()
+        )
     ).start()
     error = failure(url, target_dir, policy, cancel=cancel)
     assert error.code == DOWNLOAD_CANCELLED
@@ -304,8 +316,9 @@ from downloader.policy import FetchError, FetchPolicy
 # With the file-size limit reached, writes fail with EFBIG as on a full quota.
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+policy = FetchPolicy(allow_private_networks=True)
 try:
-    fetch_to_directory(sys.argv[1], Path(sys.argv[2]), policy=FetchPolicy(allow_private_networks=True))
+    fetch_to_directory(sys.argv[1], Path(sys.argv[2]), policy=policy)
 except FetchError as exc:
     print(exc.code)
 print(sorted(os.listdir(sys.argv[2])))

@@ -20,7 +20,7 @@ from downloader.names import choose_name, name_from_disposition, numbered, part_
         ("attachment; filename*=UTF-8''%E2%82%AC%20rates.txt", "€ rates.txt"),
         ("attachment; filename*=utf-8'en'na%C3%AFve%2F..%2Fx.txt", "x.txt"),
         ("attachment; filename*=iso-8859-1''caf%E9.txt", "café.txt"),
-        ('attachment; filename="plain.txt"; filename*=UTF-8\'\'fancy%E2%9C%93.txt', "fancy✓.txt"),
+        ("attachment; filename=\"plain.txt\"; filename*=UTF-8''fancy%E2%9C%93.txt", "fancy✓.txt"),
         ("attachment; filename*=UTF-8''%FF%FE.txt; filename=fallback.txt", "fallback.txt"),
         ('attachment; filename="caf\xc3\xa9.txt"', "café.txt"),
         ('attachment; filename=".."', None),

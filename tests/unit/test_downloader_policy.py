@@ -12,6 +12,7 @@ from downloader.policy import (
     check_url,
     is_public_address,
 )
+from tests.support.downloads import LOOPBACK_AND_PRIVATE_LITERALS
 
 STRICT = FetchPolicy()
 OPEN = FetchPolicy(allow_private_networks=True)
@@ -113,49 +114,6 @@ def test_a_bad_rule_fails_when_the_policy_is_made():
 
 # --- literal addresses --------------------------------------------------------------
 
-LOOPBACK_AND_PRIVATE_LITERALS = [
-    "127.0.0.1",
-    "127.0.0.1.",
-    "2130706433",
-    "0x7f000001",
-    "0X7F000001",
-    "0177.0.0.1",
-    "0177.0000.0000.0001",
-    "127.1",
-    "127.0.1",
-    "0x7f.1",
-    "0x7f.0.0.0x1",
-    "017700000001",
-    "[::1]",
-    "[0:0:0:0:0:0:0:1]",
-    "[::ffff:127.0.0.1]",
-    "[::ffff:7f00:1]",
-    "[::127.0.0.1]",
-    "[2002:7f00:1::]",  # 6to4 around 127.0.0.1
-    "[2001:0:4136:e378:8000:63bf:80ff:fffe]",  # Teredo, client 127.0.0.1
-    "[64:ff9b::7f00:1]",  # NAT64 to 127.0.0.1
-    "[64:ff9b::169.254.169.254]",
-    "169.254.169.254",
-    "0xa9fea9fe",
-    "[fd00:ec2::254]",
-    "100.100.100.200",
-    "100.64.0.1",
-    "0.0.0.0",
-    "0",
-    "[::]",
-    "10.0.0.1",
-    "012.1",
-    "172.16.0.1",
-    "192.168.1.1",
-    "[fc00::1]",
-    "[fe80::1]",
-    "224.0.0.1",
-    "255.255.255.255",
-    "240.0.0.1",
-    "198.18.0.1",
-    "[ff02::1]",
-]
-
 
 @pytest.mark.parametrize("host", LOOPBACK_AND_PRIVATE_LITERALS)
 def test_non_public_literal_addresses_are_blocked_in_every_notation(host):
@@ -182,7 +140,13 @@ def test_ipv6_zone_ids_are_refused():
 
 @pytest.mark.parametrize(
     "address",
-    ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111", "::ffff:93.184.215.14", "64:ff9b::5db8:d70e"],
+    [
+        "93.184.215.14",
+        "1.1.1.1",
+        "2606:4700:4700::1111",
+        "::ffff:93.184.215.14",
+        "64:ff9b::5db8:d70e",
+    ],
 )
 def test_ordinary_internet_addresses_are_public(address):
     assert is_public_address(address)

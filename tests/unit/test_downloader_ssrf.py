@@ -14,15 +14,7 @@ import pytest
 
 from downloader.fetch import fetch_to_directory
 from downloader.policy import DOMAIN_BLOCKED, FetchError, FetchPolicy
-from tests.support.downloads import (  # noqa: F401 - fixtures
-    PUBLIC_IP,
-    StubResolver,
-    internet,
-    listing,
-    remote,
-    target_dir,
-)
-from tests.unit.test_downloader_policy import LOOPBACK_AND_PRIVATE_LITERALS
+from tests.support.downloads import LOOPBACK_AND_PRIVATE_LITERALS, PUBLIC_IP, StubResolver, listing
 
 INTERNAL_ANSWERS = [
     "127.0.0.1",
@@ -37,6 +29,8 @@ INTERNAL_ANSWERS = [
     "64:ff9b::7f00:1",
     "2002:7f00:1::1",
 ]
+
+pytest_plugins = ("tests.support.download_fixtures",)
 
 
 def blocked(url: str, directory, policy: FetchPolicy) -> FetchError:
@@ -77,7 +71,9 @@ def test_a_public_name_is_fetched_through_its_checked_address(remote, target_dir
     resolver = StubResolver({"files.example": [PUBLIC_IP]})
     remote.file("/report.txt", b"public data")
     result = fetch_to_directory(
-        f"http://files.example:{remote.port}/report.txt", target_dir, policy=FetchPolicy(resolver=resolver)
+        f"http://files.example:{remote.port}/report.txt",
+        target_dir,
+        policy=FetchPolicy(resolver=resolver),
     )
     assert result.path.read_bytes() == b"public data"
     assert internet.attempts == [PUBLIC_IP]
@@ -89,7 +85,9 @@ def test_rebinding_after_the_check_does_not_move_the_connection(remote, target_d
     # answer that was checked is the one dialled, with no second lookup.
     resolver = StubResolver({"rebind.test": [[PUBLIC_IP], ["127.0.0.1"]]})
     remote.file("/f", b"ok")
-    fetch_to_directory(f"http://rebind.test:{remote.port}/f", target_dir, policy=FetchPolicy(resolver=resolver))
+    fetch_to_directory(
+        f"http://rebind.test:{remote.port}/f", target_dir, policy=FetchPolicy(resolver=resolver)
+    )
     assert resolver.calls == ["rebind.test"]
     assert internet.attempts == [PUBLIC_IP]
 
@@ -121,7 +119,9 @@ REDIRECT_TARGETS = [
 def test_redirects_into_internal_hosts_are_refused(remote, target_dir, internet, location):
     resolver = StubResolver({"files.example": [PUBLIC_IP], "evil.test": ["127.0.0.1"]})
     remote.redirect("/hop", location.format(port=remote.port))
-    error = blocked(f"http://files.example:{remote.port}/hop", target_dir, FetchPolicy(resolver=resolver))
+    error = blocked(
+        f"http://files.example:{remote.port}/hop", target_dir, FetchPolicy(resolver=resolver)
+    )
     assert error.message.startswith("redirect to ")
     assert [r.path for r in remote.requests] == ["/hop"]
     assert internet.attempts == [PUBLIC_IP]
