@@ -331,6 +331,7 @@ def _get(session: requests.Session, transfer: _Transfer, target: CheckedUrl) -> 
             stream=True,
             allow_redirects=False,
             timeout=(policy.connect_timeout, policy.idle_timeout),
+            verify=policy.ca_bundle or True,
         )
     except FetchError:
         raise
@@ -492,11 +493,13 @@ def _stream_body(
 ) -> int:
     max_size = transfer.policy.max_size
     raw = response.raw
+    # read1 returns what has arrived instead of waiting for a full chunk (urllib3 >= 2.3).
+    read = getattr(raw, "read1", raw.read)
     size = 0
     while True:
         transfer.check()
         try:
-            chunk = raw.read1(CHUNK_SIZE, decode_content=False)
+            chunk = read(CHUNK_SIZE, decode_content=False)
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
             error = transfer.explain(exc, target.host)
             if error.code == NETWORK_ERROR:

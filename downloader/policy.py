@@ -94,6 +94,8 @@ class FetchPolicy:
     connect_timeout: float = 10
     max_redirects: int = 5
     resolver: Resolver | None = None
+    # PEM file of the CAs to trust instead of the system store (a private CA); None = system.
+    ca_bundle: str | None = None
 
     def __post_init__(self) -> None:
         # Normalised once so that a bad rule fails at start-up, not on some download.

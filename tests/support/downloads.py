@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -119,3 +120,25 @@ def run_python(code: str, *args: str, timeout: float = 30) -> subprocess.Complet
         timeout=timeout,
         check=False,
     )
+
+
+@contextlib.contextmanager
+def unanswered_port():
+    """A loopback port whose accept queue is full, so new connects hang until they time out."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -88,7 +89,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class RemoteServer:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self._routes: dict[str, Handler] = {}
         self._lock = threading.Lock()
         self.requests: list[LoggedRequest] = []
@@ -96,6 +97,10 @@ class RemoteServer:
         # Stalled routes wait on this; stop() sets it so no handler outlives the test.
         self.release = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _RequestHandler)
+        self.scheme = "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._server.remote = self
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
@@ -134,7 +139,7 @@ class RemoteServer:
             return self.connections == 0 and not self.requests
 
     def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     # --- routes -------------------------------------------------------------------
 

@@ -19,8 +19,9 @@ from downloader.policy import (
     WRITE_ERROR,
     FetchError,
 )
-from tests.support.downloads import LOCAL, StubResolver, listing, run_python
-from tests.support.remote import pattern_bytes, wait_until
+from tests.support.downloads import LOCAL, StubResolver, listing, run_python, unanswered_port
+from tests.support.remote import RemoteServer, pattern_bytes, wait_until
+from tests.support.tls import PrivateCA
 
 pytest_plugins = ("tests.support.download_fixtures",)
 
@@ -187,6 +188,16 @@ def test_refused_connections(target_dir):
     assert "refused" in error.message
 
 
+def test_connecting_too_long_is_a_timeout(target_dir):
+    policy = dataclasses.replace(LOCAL, connect_timeout=0.3)
+    with unanswered_port() as port:
+        error = failure(f"http://127.0.0.1:{port}/x", target_dir, policy)
+    assert (error.code, error.message) == (
+        DOWNLOAD_TIMEOUT,
+        "could not connect to 127.0.0.1 within 0.3 s",
+    )
+
+
 def test_names_that_do_not_resolve(target_dir):
     policy = dataclasses.replace(LOCAL, resolver=StubResolver({}))
     error = failure("http://nowhere.test/x", target_dir, policy)
@@ -198,6 +209,25 @@ def test_tls_failures(remote, target_dir):
     error = failure(remote.file("/a", b"plain").replace("http:", "https:"), target_dir)
     assert error.code == NETWORK_ERROR
     assert "TLS" in error.message
+
+
+def test_tls_checks_the_host_name_while_the_checked_address_is_dialled(tmp_path, target_dir):
+    authority = PrivateCA(tmp_path)
+    sni: list[str] = []
+    resolver = StubResolver({"files.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+    trusting = dataclasses.replace(LOCAL, resolver=resolver, ca_bundle=str(authority.bundle))
+    with RemoteServer(tls=authority.server_context("files.test", sni)) as server:
+        server.file("/a.txt", b"secure")
+        result = fetch(server.url("/a.txt", host="files.test"), target_dir, trusting)
+        assert result.path.read_bytes() == b"secure"
+        assert sni == ["files.test"]
+        assert server.requests[0].headers["Host"] == f"files.test:{server.port}"
+
+        wrong_name = failure(server.url("/a.txt", host="other.test"), target_dir, trusting)
+        assert (wrong_name.code, "TLS" in wrong_name.message) == (NETWORK_ERROR, True)
+        system_store = dataclasses.replace(LOCAL, resolver=resolver)
+        untrusted = failure(server.url("/a.txt", host="files.test"), target_dir, system_store)
+        assert "certificate verify failed" in untrusted.message
 
 
 def test_truncated_bodies_fail_and_leave_nothing(remote, target_dir):
