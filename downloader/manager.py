@@ -69,7 +69,8 @@ def _percentage(current: int, expected: int | None) -> float | None:
 def _named(record: dict, filename: str) -> dict:
     """`record` with its file name and the display path that goes with it."""
     display = record["directory"].rstrip("/")
-    return {**record, "filename": filename, "file_path": f"{display}/{filename}"}
+    file_path = f"{display}/{filename}" if display else filename
+    return {**record, "filename": filename, "file_path": file_path}
 
 
 def _closed(

@@ -103,6 +103,11 @@ def test_the_record_names_the_file_actually_written(manager, remote, target_dir)
     assert (target_dir / "a (1).txt").read_bytes() == b"theirs"
 
 
+def test_files_in_the_root_directory_have_a_bare_path(manager, remote, target_dir):
+    record = manager.start(remote.file("/r.txt", b"r"), target_dir, "").wait(10)
+    assert (record["directory"], record["file_path"]) == ("", "r.txt")
+
+
 def test_the_first_record_names_the_file_from_the_url_or_the_caller(manager, remote, target_dir):
     remote.stall("/stall")
     from_url = manager.start(remote.url("/reports/q3.pdf"), target_dir, "files")
