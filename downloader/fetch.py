@@ -1,0 +1,599 @@
+"""The one way Ferry fetches a URL into a directory.
+
+SSRF safety lives in the connection layer: every connection any request opens
+(the first one and every redirect hop) resolves the host once, checks every answer,
+and connects to the checked address itself, so a DNS answer that changes between a
+check and a connect cannot reach a private address. Host header, SNI and certificate
+checks still use the host name.
+
+The body is written raw (no content decoding) into a hidden `.part` file beside the
+destination, then published under a name nobody has taken, without ever overwriting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import http.client
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from urllib.parse import urljoin
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+from urllib3.util.connection import create_connection
+
+from downloader import names
+from downloader.policy import (
+    DISK_FULL,
+    DOMAIN_BLOCKED,
+    DOWNLOAD_CANCELLED,
+    DOWNLOAD_TIMEOUT,
+    FILE_TOO_LARGE,
+    NETWORK_ERROR,
+    REMOTE_FILE_NOT_FOUND,
+    WRITE_ERROR,
+    CheckedUrl,
+    FetchError,
+    FetchPolicy,
+    check_address,
+    check_url,
+    literal_address,
+)
+
+# Large reads keep per-chunk overhead (callbacks, syscalls) far below the transfer cost.
+CHUNK_SIZE = 512 * 1024
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+NOT_FOUND_STATUSES = frozenset({404, 410})
+MAX_NAME_ATTEMPTS = 10_000
+_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+# How often the watchdog looks at the cancel flag and the deadline.
+_WATCH_INTERVAL = 0.05
+
+
+def _version() -> str:
+    try:
+        return metadata.version("ferry")
+    except metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+USER_AGENT = f"Ferry/{_version()}"
+
+
+@dataclass(frozen=True)
+class ResponseInfo:
+    url: str
+    status: int
+    content_length: int | None
+    content_type: str | None
+    filename: str
+    part_path: Path
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    path: Path
+    filename: str
+    size: int
+    content_type: str | None
+
+
+# --- the transfer: deadline, cancel and the sockets it owns ---------------------------
+
+
+class _Transfer:
+    """State shared by one fetch's connections, and a watchdog that ends it.
+
+    Socket timeouts only bound single reads, and a blocked read does not look at the
+    cancel flag; so the watchdog shuts the sockets down when the deadline passes or the
+    fetch is cancelled, and the reading thread then reports why.
+    """
+
+    def __init__(self, policy: FetchPolicy, cancel: threading.Event | None):
+        self.policy = policy
+        self.cancel = cancel or threading.Event()
+        self.deadline = time.monotonic() + policy.timeout
+        self.aborted: FetchError | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._watchdog = threading.Thread(
+            target=self._watch, name="ferry-fetch-watchdog", daemon=True
+        )
+
+    def __enter__(self) -> _Transfer:
+        self._watchdog.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._done.set()
+        self._watchdog.join()
+
+    def _reason(self) -> FetchError | None:
+        if self.cancel.is_set():
+            return FetchError(DOWNLOAD_CANCELLED, "the download was cancelled")
+        if time.monotonic() >= self.deadline:
+            return FetchError(
+                DOWNLOAD_TIMEOUT, f"the download took longer than {self.policy.timeout:g} s"
+            )
+        return None
+
+    def _watch(self) -> None:
+        while not self._done.wait(_WATCH_INTERVAL):
+            reason = self._reason()
+            if reason is not None:
+                with self._lock:
+                    self.aborted = reason
+                    for sock in self._sockets:
+                        with contextlib.suppress(OSError):
+                            sock.shutdown(socket.SHUT_RDWR)
+                return
+
+    def track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.aborted is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def check(self) -> None:
+        reason = self.aborted or self._reason()
+        if reason is not None:
+            raise reason
+
+    def explain(self, exc: BaseException, host: str) -> FetchError:
+        """The FetchError for a network exception, preferring the watchdog's reason."""
+        if self.aborted is not None:
+            return self.aborted
+        reason = self._reason()
+        if reason is not None:
+            return reason
+        return _network_error(exc, host, self.policy)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        if inner is None:
+            inner = exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    return exc
+
+
+def _network_error(exc: BaseException, host: str, policy: FetchPolicy) -> FetchError:
+    cause = _root_cause(exc)
+    if isinstance(exc, requests.ConnectTimeout) or isinstance(cause, ConnectTimeoutError):
+        return FetchError(
+            DOWNLOAD_TIMEOUT, f"could not connect to {host} within {policy.connect_timeout:g} s"
+        )
+    if isinstance(exc, (requests.ReadTimeout, ReadTimeoutError)) or isinstance(
+        cause, (ReadTimeoutError, TimeoutError, socket.timeout)
+    ):
+        return FetchError(DOWNLOAD_TIMEOUT, f"{host} sent nothing for {policy.idle_timeout:g} s")
+    if isinstance(exc, requests.exceptions.SSLError) or isinstance(
+        cause, urllib3.exceptions.SSLError
+    ):
+        return FetchError(NETWORK_ERROR, f"TLS connection to {host} failed: {cause}")
+    if isinstance(cause, ConnectionRefusedError):
+        return FetchError(NETWORK_ERROR, f"{host} refused the connection")
+    if isinstance(cause, (ConnectionResetError, BrokenPipeError)):
+        return FetchError(NETWORK_ERROR, f"{host} reset the connection")
+    return FetchError(NETWORK_ERROR, f"connection to {host} failed: {cause}")
+
+
+# --- connections that only ever reach vetted addresses ------------------------------
+
+
+def _vetted_addresses(host: str, port: int, policy: FetchPolicy) -> list[str]:
+    literal = literal_address(host)
+    if literal is not None:
+        candidates = [str(literal)]
+    else:
+        try:
+            candidates = list(policy.resolve(host, port))
+        except (OSError, UnicodeError) as exc:
+            raise FetchError(NETWORK_ERROR, f"could not resolve {host}: {exc}") from None
+        if not candidates:
+            raise FetchError(NETWORK_ERROR, f"could not resolve {host}: no addresses")
+    for candidate in candidates:
+        ip = literal_address(candidate)
+        if ip is None:
+            raise FetchError(NETWORK_ERROR, f"the resolver gave {candidate!r} for {host}")
+        # One bad answer refuses the host: a name that points inside is not a download
+        # source, whatever else it points to.
+        check_address(host, ip, policy)
+    return candidates
+
+
+def _open_socket(
+    address: tuple[str, int], timeout, source_address, socket_options
+) -> socket.socket:
+    # A seam for tests that must see where a connection would go without making it.
+    return create_connection(
+        address, timeout, source_address=source_address, socket_options=socket_options
+    )
+
+
+class _VettedConnectionMixin:
+    """Replaces urllib3's resolve-and-connect with resolve, check, connect-to-that-IP."""
+
+    def __init__(self, *args, ferry_transfer: _Transfer, **kwargs):
+        self._ferry_transfer = ferry_transfer
+        super().__init__(*args, **kwargs)
+
+    def _new_conn(self) -> socket.socket:
+        transfer = self._ferry_transfer
+        transfer.check()
+        host = self._dns_host.rstrip(".")
+        addresses = _vetted_addresses(host, self.port, transfer.policy)
+        last_error: OSError | None = None
+        for address in addresses:
+            try:
+                sock = _open_socket(
+                    (address, self.port), self.timeout, self.source_address, self.socket_options
+                )
+            except TimeoutError as exc:
+                last_error = ConnectTimeoutError(self, f"connection to {host} timed out")
+                last_error.__cause__ = exc
+                continue
+            except OSError as exc:
+                last_error = NewConnectionError(self, f"failed to connect to {host}: {exc}")
+                last_error.__cause__ = exc
+                continue
+            transfer.track(sock)
+            return sock
+        raise last_error
+
+
+class _VettedHTTPConnection(_VettedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _VettedHTTPSConnection(_VettedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _VettedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _VettedHTTPConnection
+
+
+class _VettedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _VettedHTTPSConnection
+
+
+class _VettedPoolManager(urllib3.PoolManager):
+    def __init__(self, transfer: _Transfer, **kwargs):
+        super().__init__(**kwargs)
+        self._ferry_transfer = transfer
+        self.pool_classes_by_scheme = {"http": _VettedHTTPPool, "https": _VettedHTTPSPool}
+
+    def _new_pool(self, scheme, host, port, request_context=None):
+        # Added after the pool key is computed: urllib3 keys pools by known fields only.
+        context = dict(request_context if request_context is not None else self.connection_pool_kw)
+        context["ferry_transfer"] = self._ferry_transfer
+        return super()._new_pool(scheme, host, port, request_context=context)
+
+
+class _VettedAdapter(HTTPAdapter):
+    def __init__(self, transfer: _Transfer):
+        self._ferry_transfer = transfer
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
+        self.poolmanager = _VettedPoolManager(
+            self._ferry_transfer, num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs
+        )
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):  # pragma: no cover - trust_env is off
+        raise FetchError(NETWORK_ERROR, "downloads never go through a proxy")
+
+
+def _session(transfer: _Transfer) -> requests.Session:
+    session = requests.Session()
+    # Proxy variables would make the address check vet the proxy instead of the target.
+    session.trust_env = False
+    adapter = _VettedAdapter(transfer)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.clear()
+    session.headers.update(
+        {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", "Accept": "*/*"}
+    )
+    return session
+
+
+# --- request, redirects, status ---------------------------------------------------
+
+
+def _get(session: requests.Session, transfer: _Transfer, target: CheckedUrl) -> requests.Response:
+    policy = transfer.policy
+    try:
+        return session.get(
+            target.url,
+            stream=True,
+            allow_redirects=False,
+            timeout=(policy.connect_timeout, policy.idle_timeout),
+            verify=policy.ca_bundle or True,
+        )
+    except FetchError:
+        raise
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise transfer.explain(exc, target.host) from None
+
+
+def _location(response: requests.Response) -> str | None:
+    location = response.headers.get("Location")
+    if location is None:
+        return None
+    # Header values arrive Latin-1 decoded; redirect targets are usually UTF-8.
+    with contextlib.suppress(UnicodeError):
+        location = location.encode("latin-1").decode("utf-8")
+    return location
+
+
+def _check_status(response: requests.Response, target: CheckedUrl) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    reason = f"HTTP {status} {response.reason or ''}".rstrip()
+    if status in NOT_FOUND_STATUSES:
+        raise FetchError(REMOTE_FILE_NOT_FOUND, f"{target.host} answered {reason} for {target.url}")
+    raise FetchError(NETWORK_ERROR, f"{target.host} answered {reason}")
+
+
+def _open(session: requests.Session, transfer: _Transfer, target: CheckedUrl):
+    """Follow redirects by hand, re-checking each target; return the final response."""
+    policy = transfer.policy
+    hops = 0
+    while True:
+        try:
+            response = _get(session, transfer, target)
+        except FetchError as exc:
+            if hops and exc.code == DOMAIN_BLOCKED:
+                raise FetchError(
+                    exc.code, f"redirect to {target.url} refused: {exc.message}"
+                ) from None
+            raise
+        if response.status_code not in REDIRECT_STATUSES:
+            try:
+                _check_status(response, target)
+            except FetchError:
+                response.close()
+                raise
+            return response, target
+        location = _location(response)
+        response.close()
+        if not location:
+            raise FetchError(NETWORK_ERROR, f"{target.host} redirected without a Location header")
+        if hops >= policy.max_redirects:
+            raise FetchError(
+                NETWORK_ERROR, f"too many redirects (more than {policy.max_redirects})"
+            )
+        hops += 1
+        try:
+            target = check_url(urljoin(target.url, location), policy)
+        except FetchError as exc:
+            raise FetchError(exc.code, f"redirect to {location} refused: {exc.message}") from None
+
+
+def _header_length(response: requests.Response) -> int | None:
+    if "chunked" in response.headers.get("Transfer-Encoding", "").lower():
+        return None
+    value = response.headers.get("Content-Length", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _identity_encoded(response: requests.Response) -> bool:
+    return response.headers.get("Content-Encoding", "identity").strip().lower() in ("", "identity")
+
+
+# --- files ------------------------------------------------------------------------
+
+
+def _local_error(exc: OSError, what: str) -> FetchError:
+    if exc.errno in _SPACE_ERRNOS:
+        return FetchError(DISK_FULL, f"not enough disk space to {what}")
+    return FetchError(WRITE_ERROR, f"could not {what}: {exc.strerror or exc}")
+
+
+def _create_part(directory: Path, name: str, tag: str) -> tuple[Path, int]:
+    flags = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | os.O_EXCL
+        | getattr(os, "O_CLOEXEC", 0)
+        | getattr(os, "O_NOFOLLOW", 0)
+    )
+    path = directory / names.part_name(name, tag)
+    try:
+        return path, os.open(path, flags, 0o644)
+    except OSError as exc:
+        raise _local_error(exc, f"create a file in {directory}") from None
+
+
+def _fsync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
+)
+
+
+def _claim(part: Path, target: Path) -> bool:
+    """Give `part` the name `target` unless that name exists; never replaces a file."""
+    try:
+        os.link(part, target, follow_symlinks=False)
+        os.unlink(part)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+    # Filesystems without hard links: reserve the name exclusively, then move onto it.
+    try:
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        return False
+    os.replace(part, target)
+    return True
+
+
+def publish(part: Path, directory: Path, name: str) -> tuple[Path, str]:
+    """Move a finished part file to `name`, or `name (1)`, `name (2)`... if taken."""
+    for number in range(MAX_NAME_ATTEMPTS):
+        candidate = names.numbered(name, number)
+        try:
+            if _claim(part, directory / candidate):
+                _fsync_directory(directory)
+                return directory / candidate, candidate
+        except OSError as exc:
+            raise _local_error(exc, f"save {candidate} in {directory}") from None
+    raise FetchError(WRITE_ERROR, f"too many files named like {name} in {directory}")
+
+
+def _write_all(fd: int, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _stream_body(
+    response: requests.Response,
+    fd: int,
+    transfer: _Transfer,
+    target: CheckedUrl,
+    announced: int | None,
+    on_progress: Callable[[int], None] | None,
+) -> int:
+    max_size = transfer.policy.max_size
+    raw = response.raw
+    # read1 returns what has arrived instead of waiting for a full chunk (urllib3 >= 2.3).
+    read = getattr(raw, "read1", raw.read)
+    size = 0
+    while True:
+        transfer.check()
+        try:
+            chunk = read(CHUNK_SIZE, decode_content=False)
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            error = transfer.explain(exc, target.host)
+            if error.code == NETWORK_ERROR:
+                expected = f" of {announced}" if announced is not None else ""
+                error = FetchError(
+                    NETWORK_ERROR, f"connection to {target.host} broke after {size}{expected} bytes"
+                )
+            raise error from None
+        if not chunk:
+            break
+        size += len(chunk)
+        if max_size is not None and size > max_size:
+            raise FetchError(
+                FILE_TOO_LARGE, f"the file is larger than the limit of {max_size} bytes"
+            )
+        try:
+            _write_all(fd, chunk)
+        except OSError as exc:
+            raise _local_error(exc, "write the file") from None
+        if on_progress is not None:
+            on_progress(size)
+    # A shut-down socket reads as a clean end of body; the watchdog knows better.
+    transfer.check()
+    if announced is not None and size < announced:
+        raise FetchError(
+            NETWORK_ERROR, f"connection to {target.host} closed after {size} of {announced} bytes"
+        )
+    return size
+
+
+def fetch_to_directory(
+    url: str,
+    directory: Path,
+    *,
+    policy: FetchPolicy,
+    filename: str | None = None,
+    on_headers: Callable[[ResponseInfo], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    cancel: threading.Event | None = None,
+    part_tag: str | None = None,
+) -> FetchResult:
+    """Download `url` into `directory`; raises FetchError, leaving no partial file.
+
+    `part_tag` names the temporary file (`.<name>.<tag>.part`) so that a caller can
+    find it again after a crash.
+    """
+    directory = Path(directory)
+    target = check_url(url, policy)
+    tag = part_tag or secrets.token_hex(6)
+    with _Transfer(policy, cancel) as transfer, _session(transfer) as session:
+        transfer.check()
+        response, target = _open(session, transfer, target)
+        with contextlib.closing(response):
+            wire_length = _header_length(response)
+            if (
+                policy.max_size is not None
+                and wire_length is not None
+                and wire_length > policy.max_size
+            ):
+                raise FetchError(
+                    FILE_TOO_LARGE,
+                    f"the file is {wire_length} bytes, over the limit of {policy.max_size} bytes",
+                )
+            content_type = response.headers.get("Content-Type")
+            name = names.choose_name(
+                filename,
+                disposition=response.headers.get("Content-Disposition"),
+                url_path=target.path,
+                content_type=content_type,
+            )
+            part, fd = _create_part(directory, name, tag)
+            try:
+                with contextlib.ExitStack() as closing:
+                    closing.callback(os.close, fd)
+                    if on_headers is not None:
+                        on_headers(
+                            ResponseInfo(
+                                url=target.url,
+                                status=response.status_code,
+                                content_length=wire_length if _identity_encoded(response) else None,
+                                content_type=content_type,
+                                filename=name,
+                                part_path=part,
+                            )
+                        )
+                    size = _stream_body(response, fd, transfer, target, wire_length, on_progress)
+                    try:
+                        os.fsync(fd)
+                    except OSError as exc:
+                        raise _local_error(exc, "write the file") from None
+                transfer.check()
+                final_path, final_name = publish(part, directory, name)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(part)
+                raise
+    return FetchResult(path=final_path, filename=final_name, size=size, content_type=content_type)

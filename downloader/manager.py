@@ -1,0 +1,437 @@
+"""Runs downloads on a bounded pool of threads and keeps their records.
+
+A record is written to storage on each state change only: created (`starting`),
+headers accepted (`downloading`) and finished (`completed`, `failed`, `cancelled`).
+Bytes, speed and ETA live in memory and are read from there by `active()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from downloader import names
+from downloader.fetch import FetchResult, ResponseInfo, fetch_to_directory
+from downloader.policy import (
+    DOWNLOAD_CANCELLED,
+    NETWORK_ERROR,
+    SERVER_STOPPED,
+    FetchError,
+    FetchPolicy,
+    check_url,
+)
+from ferry.ids import download_id
+from storage.downloads import DownloadRepository
+
+log = logging.getLogger(__name__)
+
+STARTING = "starting"
+DOWNLOADING = "downloading"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+# Fields kept in storage for recovery but never shown to clients.
+_LOCAL = "_local"
+# Speed is averaged over windows of this many seconds, then smoothed.
+_SPEED_WINDOW = 0.5
+_SPEED_SMOOTHING = 0.3
+
+_MESSAGES = {COMPLETED: "Download completed"}
+_STOPPED_MESSAGE = "the server stopped before the download finished"
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _part_tag(record_id: str) -> str:
+    return record_id.replace("-", "")[:16]
+
+
+def _percentage(current: int, expected: int | None) -> float | None:
+    if expected is None:
+        return None
+    if expected <= 0:
+        return 100.0
+    # Rounded down, so 100.0 is shown only once every byte is there.
+    return min(100.0, math.floor(current * 1000 / expected) / 10)
+
+
+def _named(record: dict, filename: str) -> dict:
+    """`record` with its file name and the display path that goes with it."""
+    display = record["directory"].rstrip("/")
+    file_path = f"{display}/{filename}" if display else filename
+    return {**record, "filename": filename, "file_path": file_path}
+
+
+def _closed(
+    record: dict, status: str, *, error: str | None, message: str, total_bytes: int | None
+) -> dict:
+    """`record` in a final state. `finished_ns` orders downloads ending in the same second."""
+    return {
+        **record,
+        "status": status,
+        "total_bytes": total_bytes,
+        "end_time": max(_now(), record.get("start_time") or 0),
+        "error": error,
+        "message": message,
+        _LOCAL: {**(record.get(_LOCAL) or {}), "finished_ns": time.time_ns()},
+    }
+
+
+def public_view(record: dict) -> dict:
+    """A record as clients see it, without the local bookkeeping."""
+    return {k: v for k, v in record.items() if k != _LOCAL}
+
+
+class DownloadHandle:
+    """What `start` returns: the id, and ways to wait for the first answer or the end."""
+
+    def __init__(self, manager: DownloadManager, record_id: str):
+        self.id = record_id
+        self._manager = manager
+        self._answered = threading.Event()
+        self._finished = threading.Event()
+        self._error: FetchError | None = None
+        self._headers_accepted = False
+
+    def wait_for_headers(self, timeout: float | None = None) -> None:
+        """Return once the remote answered with an accepted response.
+
+        Raises the FetchError if the download failed before that, or TimeoutError.
+        """
+        if not self._answered.wait(timeout):
+            raise TimeoutError(f"download {self.id} got no answer within {timeout} s")
+        if not self._headers_accepted and self._error is not None:
+            raise self._error
+
+    def wait(self, timeout: float | None = None) -> dict | None:
+        """The finished record, or None if it has not finished within `timeout`."""
+        if not self._finished.wait(timeout):
+            return None
+        return self._manager.get(self.id)
+
+    def record(self) -> dict | None:
+        return self._manager.get(self.id)
+
+    @property
+    def done(self) -> bool:
+        return self._finished.is_set()
+
+
+@dataclasses.dataclass(eq=False)
+class _Job:
+    record: dict
+    directory: Path
+    policy: FetchPolicy
+    requested_name: str | None
+    handle: DownloadHandle
+    on_finished: Callable[[dict], None] | None
+    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+    stop_code: str | None = None
+    future: Future | None = None
+    finished: bool = False
+    current: int = 0
+    speed: float = 0.0
+    sample_time: float = 0.0
+    sample_bytes: int = 0
+
+    def progress(self, size: int) -> None:
+        # Called per chunk from the worker: plain arithmetic, no locks, no storage.
+        self.current = size
+        now = time.monotonic()
+        elapsed = now - self.sample_time
+        if elapsed >= _SPEED_WINDOW:
+            rate = (size - self.sample_bytes) / elapsed
+            self.speed = (
+                rate
+                if self.speed == 0
+                else (_SPEED_SMOOTHING * rate + (1 - _SPEED_SMOOTHING) * self.speed)
+            )
+            self.sample_time, self.sample_bytes = now, size
+
+    def live(self) -> dict:
+        record = public_view(self.record)
+        current, expected, speed = self.current, record["expected_size"], self.speed
+        record["current_size"] = current
+        record["progress_percentage"] = _percentage(current, expected)
+        record["speed"] = int(speed)
+        record["eta"] = (
+            math.ceil(max(expected - current, 0) / speed)
+            if expected is not None and speed > 0
+            else None
+        )
+        return record
+
+
+class DownloadManager:
+    def __init__(
+        self,
+        repository: DownloadRepository,
+        policy: FetchPolicy,
+        *,
+        max_concurrent: int = 3,
+        history_limit: int = 1000,
+    ):
+        if max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        self._repository = repository
+        self._policy = policy
+        self._history_limit = history_limit
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.RLock()
+        self._stopping = False
+        self._pool = ThreadPoolExecutor(
+            max_workers=max_concurrent, thread_name_prefix="ferry-download"
+        )
+
+    @property
+    def policy(self) -> FetchPolicy:
+        return self._policy
+
+    # --- starting ------------------------------------------------------------------
+
+    def start(
+        self,
+        url: str,
+        directory: Path,
+        display_directory: str,
+        *,
+        filename: str | None = None,
+        timeout: float | None = None,
+        kind: str = "file",
+        on_finished: Callable[[dict], None] | None = None,
+    ) -> DownloadHandle:
+        """Validate `url` and queue its download into `directory`.
+
+        Raises FetchError (INVALID_URL, DOMAIN_BLOCKED) before anything is recorded,
+        and FetchError(SERVER_STOPPED) once shutdown has begun.
+        """
+        policy = self._policy
+        if timeout is not None:
+            if timeout <= 0:
+                raise ValueError("timeout must be positive")
+            policy = dataclasses.replace(policy, timeout=float(timeout))
+        target = check_url(url, policy)
+        name = names.choose_name(filename, url_path=target.path)
+        record_id = download_id()
+        record = {
+            "id": record_id,
+            "kind": kind,
+            "directory": display_directory,
+            "url": url,
+            "status": STARTING,
+            "current_size": 0,
+            "expected_size": None,
+            "progress_percentage": None,
+            "start_time": _now(),
+            _LOCAL: {"directory": str(directory), "part_path": None, "tag": _part_tag(record_id)},
+        }
+        record = _named(record, name)
+        handle = DownloadHandle(self, record_id)
+        job = _Job(record, Path(directory), policy, filename, handle, on_finished)
+        with self._lock:
+            if self._stopping:
+                raise FetchError(SERVER_STOPPED, "the server is shutting down")
+            self._repository.save(record)
+            self._jobs[record_id] = job
+            job.future = self._pool.submit(self._run, job)
+        return handle
+
+    # --- the worker ----------------------------------------------------------------
+
+    def _run(self, job: _Job) -> None:
+        if job.finished:
+            return
+        try:
+            result = fetch_to_directory(
+                job.record["url"],
+                job.directory,
+                policy=job.policy,
+                filename=job.requested_name,
+                on_headers=lambda info: self._headers(job, info),
+                on_progress=job.progress,
+                cancel=job.cancel,
+                part_tag=job.record[_LOCAL]["tag"],
+            )
+        except FetchError as exc:
+            self._finish(job, error=exc)
+        except Exception as exc:  # a bug must still end the record, not leave it running
+            log.exception("download %s crashed", job.record["id"])
+            self._finish(job, error=FetchError(NETWORK_ERROR, f"unexpected error: {exc}"))
+        else:
+            self._finish(job, result=result)
+
+    def _headers(self, job: _Job, info: ResponseInfo) -> None:
+        with self._lock:
+            record = _named(job.record, info.filename)
+            record.update(
+                status=DOWNLOADING,
+                expected_size=info.content_length,
+                progress_percentage=_percentage(0, info.content_length),
+            )
+            record[_LOCAL] = {**record[_LOCAL], "part_path": str(info.part_path)}
+            self._repository.save(record)
+            job.record = record
+            job.sample_time = time.monotonic()
+        job.handle._headers_accepted = True
+        job.handle._answered.set()
+
+    def _finish(
+        self, job: _Job, *, result: FetchResult | None = None, error: FetchError | None = None
+    ) -> None:
+        with self._lock:
+            if job.finished:
+                return
+            job.finished = True
+            if (
+                error is not None
+                and error.code == DOWNLOAD_CANCELLED
+                and job.stop_code == SERVER_STOPPED
+            ):
+                error = FetchError(SERVER_STOPPED, _STOPPED_MESSAGE)
+            if result is not None:
+                record = _named(job.record, result.filename)
+                record.update(current_size=result.size, progress_percentage=100.0)
+                record = _closed(
+                    record,
+                    COMPLETED,
+                    error=None,
+                    message=_MESSAGES[COMPLETED],
+                    total_bytes=result.size,
+                )
+            else:
+                record = dict(job.record)
+                record.update(
+                    current_size=job.current,
+                    progress_percentage=_percentage(job.current, record["expected_size"]),
+                )
+                status = CANCELLED if error.code == DOWNLOAD_CANCELLED else FAILED
+                record = _closed(
+                    record, status, error=error.code, message=error.message, total_bytes=None
+                )
+            try:
+                self._repository.save(record)
+                self._repository.prune_history(self._history_limit)
+            finally:
+                job.record = record
+                self._jobs.pop(record["id"], None)
+                job.handle._error = error
+                job.handle._answered.set()
+                job.handle._finished.set()
+        if job.on_finished is not None:
+            try:
+                job.on_finished(public_view(record))
+            except Exception:
+                log.exception("on_finished callback for download %s failed", record["id"])
+
+    # --- reading -------------------------------------------------------------------
+
+    def get(self, record_id: str) -> dict | None:
+        with self._lock:
+            job = self._jobs.get(record_id)
+            if job is not None:
+                return job.live()
+        record = self._repository.get(record_id)
+        return public_view(record) if record is not None else None
+
+    def active(self, directory: str | None = None) -> list[dict]:
+        """Downloads queued or running, oldest first; only those into `directory` if given."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        records = [job.live() for job in jobs]
+        if directory is not None:
+            records = [r for r in records if r["directory"] == directory]
+        records.sort(key=lambda r: (r["start_time"], r["id"]))
+        return records
+
+    def history(self, limit: int | None = None) -> list[dict]:
+        return [public_view(r) for r in self._repository.history(limit)]
+
+    # --- stopping ------------------------------------------------------------------
+
+    def _stop(self, job: _Job, code: str) -> None:
+        job.stop_code = job.stop_code or code
+        job.cancel.set()
+        if job.future is not None and job.future.cancel():
+            # It never started, so no thread will finish it.
+            self._finish(job, error=FetchError(DOWNLOAD_CANCELLED, "the download was cancelled"))
+
+    def cancel(self, record_id: str) -> bool:
+        """Stop a queued or running download; False if it is unknown or already finished."""
+        with self._lock:
+            job = self._jobs.get(record_id)
+            if job is None or job.finished:
+                return False
+            self._stop(job, DOWNLOAD_CANCELLED)
+            return True
+
+    def recover(self) -> list[str]:
+        """At start-up: fail what a previous run left unfinished and delete its partial files.
+
+        Returns the ids of the records it closed.
+        """
+        closed = []
+        for record in self._repository.unfinished():
+            with self._lock:
+                if record["id"] in self._jobs:
+                    continue
+            _remove_leftovers(record.get(_LOCAL) or {})
+            record = _closed(
+                record, FAILED, error=SERVER_STOPPED, message=_STOPPED_MESSAGE, total_bytes=None
+            )
+            self._repository.save(record)
+            closed.append(record["id"])
+        if closed:
+            self._repository.prune_history(self._history_limit)
+        return closed
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop every download (recorded as SERVER_STOPPED) and wait for the workers."""
+        with self._lock:
+            self._stopping = True
+            jobs = list(self._jobs.values())
+            for job in jobs:
+                self._stop(job, SERVER_STOPPED)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for job in jobs:
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
+            job.handle._finished.wait(remaining)
+        self._pool.shutdown(wait=timeout is None, cancel_futures=True)
+
+
+_PART_NAME = re.compile(r"\..*\.[0-9a-f]+\.part")
+
+
+def _remove_leftovers(local: dict) -> None:
+    """Delete a crashed download's part file: the recorded one, else one with its tag."""
+    directory = local.get("directory")
+    tag = local.get("tag")
+    if not directory:
+        return
+    directory = Path(directory)
+    candidates = []
+    if local.get("part_path"):
+        candidates.append(Path(local["part_path"]))
+    if tag:
+        # The part file may exist without being recorded if the crash came between
+        # creating it and saving the record.
+        candidates.extend(directory.glob(f".*.{tag}.part"))
+    for path in candidates:
+        # Only ever a part file directly in the recorded directory.
+        if path.parent != directory or not _PART_NAME.fullmatch(path.name):
+            continue
+        if tag and not path.name.endswith(f".{tag}.part"):
+            continue
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            if not path.is_symlink():
+                path.unlink()

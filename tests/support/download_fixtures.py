@@ -1,0 +1,37 @@
+"""Pytest fixtures for the downloader tests, loaded through `pytest_plugins`."""
+
+from __future__ import annotations
+
+import pytest
+
+from downloader import fetch
+from storage.store import Store
+from tests.support.downloads import FakeInternet
+from tests.support.remote import RemoteServer
+
+
+@pytest.fixture
+def remote():
+    with RemoteServer() as server:
+        yield server
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path / "state", fsync=False)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def target_dir(tmp_path):
+    directory = tmp_path / "files"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def internet(remote, monkeypatch):
+    fake = FakeInternet(remote)
+    monkeypatch.setattr(fetch, "_open_socket", fake)
+    return fake

@@ -1,0 +1,73 @@
+"""Download records survive restarts and come back in the promised order."""
+
+from __future__ import annotations
+
+from storage.downloads import DownloadRepository
+from storage.store import Store
+
+pytest_plugins = ("tests.support.download_fixtures",)
+
+
+def record(record_id: str, status: str = "completed", end_time: int | None = 100, **extra) -> dict:
+    return {"id": record_id, "status": status, "start_time": 50, "end_time": end_time, **extra}
+
+
+def test_save_replaces_the_whole_record(store):
+    repository = DownloadRepository(store)
+    repository.save(record("a", "downloading", None, speed_hint=1))
+    repository.save(record("a", "completed", 120, total_bytes=5))
+    assert repository.get("a") == record("a", "completed", 120, total_bytes=5)
+
+
+def test_records_handed_out_are_copies(store):
+    repository = DownloadRepository(store)
+    repository.save(record("a", _local={"part_path": "/x"}))
+    copy = repository.get("a")
+    copy["_local"]["part_path"] = "/elsewhere"
+    copy["status"] = "failed"
+    assert repository.get("a")["_local"] == {"part_path": "/x"}
+    assert repository.get("a")["status"] == "completed"
+
+
+def test_history_is_finished_records_newest_first(store):
+    repository = DownloadRepository(store)
+    repository.save(record("old", end_time=100))
+    repository.save(record("running", "downloading", None))
+    repository.save(record("new", "failed", 300))
+    repository.save(record("mid", "cancelled", 200))
+    # Same second: the finishing order recorded by the manager decides.
+    repository.save(record("tie-first", end_time=300, _local={"finished_ns": 1}))
+    repository.save(record("tie-second", end_time=300, _local={"finished_ns": 2}))
+    ids = [r["id"] for r in repository.history()]
+    assert ids == ["tie-second", "tie-first", "new", "mid", "old"]
+    assert [r["id"] for r in repository.history(limit=2)] == ["tie-second", "tie-first"]
+
+
+def test_unfinished_finds_starting_and_downloading(store):
+    repository = DownloadRepository(store)
+    repository.save(record("q", "starting", None))
+    repository.save(record("d", "downloading", None))
+    repository.save(record("c"))
+    assert sorted(r["id"] for r in repository.unfinished()) == ["d", "q"]
+
+
+def test_prune_keeps_the_newest_finished_and_every_unfinished(store):
+    repository = DownloadRepository(store)
+    for number in range(5):
+        repository.save(record(f"r{number}", end_time=100 + number))
+    repository.save(record("live", "downloading", None))
+    assert repository.prune_history(2) == 3
+    assert [r["id"] for r in repository.history()] == ["r4", "r3"]
+    assert repository.get("live") is not None
+    assert repository.prune_history(2) == 0
+
+
+def test_records_survive_reopening(tmp_path):
+    first = Store(tmp_path / "state", fsync=False)
+    DownloadRepository(first).save(record("kept", url="https://example.com/a"))
+    first.close()
+    second = Store(tmp_path / "state", fsync=False)
+    try:
+        assert DownloadRepository(second).get("kept")["url"] == "https://example.com/a"
+    finally:
+        second.close()
