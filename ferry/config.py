@@ -28,7 +28,8 @@ class Config:
     admin_username: str | None = None
     admin_password: str | None = None
     validate_responses: bool = False
-    extra: dict = field(default_factory=dict)
+    # Test hook: extra FetchPolicy fields, such as a stub DNS resolver.
+    fetch_policy_overrides: dict = field(default_factory=dict)
 
     @property
     def files_dir(self) -> Path:

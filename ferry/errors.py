@@ -62,3 +62,15 @@ class RangeNotSatisfiable(FerryError):
     def __init__(self, size: int):
         super().__init__("The requested range lies outside the file.")
         self.size = size
+
+
+class DownloadRefused(FerryError):
+    """A `?download=` that cannot start; `code` is the documented error code."""
+
+    def __init__(
+        self, code: str, message: str, *, filename: str | None = None, path: str | None = None
+    ):
+        super().__init__(message, error_type=code)
+        self.code = code
+        self.filename = filename
+        self.path = path

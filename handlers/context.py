@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
@@ -85,10 +86,27 @@ def current_user() -> dict:
     return current_principal()["user"]
 
 
-def allowed_methods(path: str) -> list[str] | None:
-    """The methods the spec declares for a literal path, or None if it declares none."""
-    item = spec()["paths"].get(path)
-    if item is None or "{" in path:
-        return None
-    methods = [m.upper() for m in ("get", "put", "post", "delete", "patch") if m in item]
-    return methods + (["HEAD"] if "GET" in methods else [])
+CATCH_ALL = "/{path}"
+
+
+@cache
+def _path_patterns() -> list[tuple[str, re.Pattern, list[str]]]:
+    patterns = []
+    for template, item in spec()["paths"].items():
+        # `{path}` spans slashes (Connexion's `format: path`); other parameters do not.
+        regex = re.sub(r"\\{path\\}", ".+", re.escape(template))
+        regex = re.sub(r"\\{[^}]+\\}", "[^/]+", regex)
+        methods = [m.upper() for m in ("get", "put", "post", "delete", "patch") if m in item]
+        methods += ["HEAD"] if "GET" in methods else []
+        patterns.append((template, re.compile(f"^{regex}$"), methods))
+    return patterns
+
+
+def allowed_methods(path: str, *, include_catch_all: bool = True) -> list[str] | None:
+    """The methods the spec declares for the first path template matching `path`."""
+    for template, pattern, methods in _path_patterns():
+        if pattern.match(path):
+            if template == CATCH_ALL and not include_catch_all:
+                return None
+            return methods
+    return None

@@ -11,6 +11,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
 from ferry import errors
+from handlers.context import allowed_methods
 
 log = logging.getLogger("ferry.errors")
 
@@ -73,7 +74,26 @@ def _is_api_path(request: ConnexionRequest) -> bool:
     return request.url.path.startswith("/api/")
 
 
+# The file server's documented download codes and the statuses Ferry answers them with.
+STATUS_BY_DOWNLOAD_CODE = {"INVALID_URL": 400, "DOMAIN_BLOCKED": 403, "DOWNLOAD_FORBIDDEN": 403}
+
+
+def download_refused(exc: errors.DownloadRefused) -> ConnexionResponse:
+    status = STATUS_BY_DOWNLOAD_CODE.get(exc.code, 400)
+    if exc.filename is None:
+        return error_response(status, exc.code, extra={"message": exc.message})
+    body = {
+        "download_id": None,
+        "filename": exc.filename,
+        "path": exc.path,
+        "message": exc.message,
+    }
+    return error_response(status, exc.code, extra=body)
+
+
 async def on_domain_error(request: ConnexionRequest, exc: errors.FerryError) -> ConnexionResponse:
+    if isinstance(exc, errors.DownloadRefused):
+        return download_refused(exc)
     status = next(STATUS_BY_ERROR[cls] for cls in type(exc).__mro__ if cls in STATUS_BY_ERROR)
     if isinstance(exc, errors.Unauthenticated):
         return unauthorized()
@@ -107,7 +127,14 @@ async def on_http_error(request: ConnexionRequest, exc: HTTPException) -> Connex
         )
     messages = {404: "Not found", 405: "Method not allowed"}
     message = messages.get(exc.status_code) or str(exc.detail).split("\n", 1)[0]
-    return error_response(exc.status_code, message, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Connexion routes each operation separately, so its Allow names one operation's
+        # methods; the spec knows them all.
+        methods = allowed_methods(request.url.path)
+        if methods:
+            headers["Allow"] = ", ".join(methods)
+    return error_response(exc.status_code, message, headers=headers)
 
 
 async def on_undecodable(request: ConnexionRequest, exc: UnicodeDecodeError) -> ConnexionResponse:

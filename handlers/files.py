@@ -11,8 +11,8 @@ from starlette import responses as starlette_responses
 from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, MalformedRangeHeader
 
-from ferry.errors import RangeNotSatisfiable
-from handlers.context import allowed_methods, services
+from ferry.errors import NotFound, RangeNotSatisfiable
+from handlers.context import allowed_methods, current_user, services
 from handlers.responses import empty_response, json_response
 
 
@@ -27,19 +27,53 @@ class _LenientFileResponse(FileResponse):
             return []
 
 
-def browse_root(offset: int = 0, count: int = 50):
-    """GET /"""
-    return _browse("", offset, count)
+def browse_root(
+    download_history=None,
+    download=None,
+    filename=None,
+    timeout=None,
+    downloads=None,
+    offset=0,
+    count=50,
+):
+    """GET / (with ?download_history=, ?download=, ?downloads=)"""
+    if download_history is not None:
+        return json_response(200, {"history": services().transfers.history()})
+    return browse("", download, filename, timeout, downloads, offset, count)
 
 
-def browse(path: str, offset: int = 0, count: int = 50):
-    """GET /{path}"""
+def browse(
+    path: str, download=None, filename=None, timeout=None, downloads=None, offset=0, count=50
+):
+    """GET /{path} (with ?download=, ?downloads=)"""
+    if download is not None:
+        return _start_download(path, download, filename, timeout)
+    if downloads is not None:
+        return json_response(200, {"downloads": services().transfers.active(path)})
     return _browse(path, offset, count)
+
+
+def _start_download(path: str, url: str, filename: str | None, timeout: int | None):
+    tree = services().files
+    if path:
+        try:
+            existing = tree.resolve(path)
+        except NotFound:
+            existing = None
+        if existing is not None and existing.is_file():
+            # As the original server does: ?download on a file hands the file over.
+            return FileResponse(
+                existing, filename=existing.name, content_disposition_type="attachment"
+            )
+    started = services().transfers.start(
+        current_user(), path, url, filename=filename, timeout=timeout
+    )
+    return json_response(200, started)
 
 
 def _browse(raw_path: str, offset: int, count: int):
     # The catch-all route also catches other methods' API paths: GET /api/v1/login.
-    methods = allowed_methods("/" + raw_path) if raw_path else None
+    methods = allowed_methods("/" + raw_path, include_catch_all=False) if raw_path else None
     if methods:
         raise HTTPException(405, headers={"Allow": ", ".join(methods)})
     tree = services().files

@@ -10,7 +10,16 @@ from ferry.app import create_app
 from tests.conftest import make_config
 
 _data = Path(tempfile.mkdtemp(prefix="ferry-contract-"))
-app = create_app(make_config(_data))
+# Downloads are on, but only for a domain the stub resolver maps to loopback, which the
+# address policy refuses: fuzzed URLs never make a DNS query or leave the machine.
+app = create_app(
+    make_config(
+        _data,
+        allow_download=True,
+        download_allowed_domains=("files.example.test",),
+        fetch_policy_overrides={"resolver": lambda host, port: ["127.0.0.1"]},
+    )
+)
 _admin, _ = app.services.accounts.ensure_admin("admin", "contract-admin-password")
 TOKEN = app.services.accounts.issue_token(_admin["_id"])
 AUTH = {"X-User-Id": _admin["_id"], "X-Auth-Token": TOKEN}
