@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from ferry.ids import now_iso, random_id, to_iso
+from ferry.ids import now_iso, random_id
 from storage.staging import CHANNEL, DIRECT_MESSAGES_ID, MESSAGE, USER, StagingArea
 from storage.users import UserRepository
 from storage.workspace import WorkspaceStore
@@ -73,8 +73,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # "@U123." at the end of a sentence still resolves.
 _REFERENCE = re.compile(r"([@#])([0-9A-Za-z]+(?:[._-][0-9A-Za-z]+)*)")
 _USERNAME_CHARS = re.compile(r"[^0-9A-Za-z._-]+")
-_PASSED_THROUGH = ("t", "alias", "groupable", "_hidden", "attachments", "bot", "emoji",
-                   "pinned", "tshow", "tmid", "tcount", "url", "parseUrls", "drid")
+_PASSED_THROUGH = frozenset({"t", "alias", "groupable", "_hidden", "attachments", "bot",
+                             "emoji", "pinned", "tshow", "tmid", "tcount", "url", "parseUrls",
+                             "drid"})
 
 
 class ImportCancelled(Exception):
@@ -154,8 +155,21 @@ class _RecordError(Exception):
         self.code = code
 
 
+_DAY_PREFIXES: dict[int, str] = {}
+
+
 def _iso_from_micros(micros: int) -> str:
-    return to_iso(_EPOCH + timedelta(microseconds=micros))
+    """`2023-03-24T14:03:05.123Z` (a JavaScript Date's JSON) from Unix microseconds."""
+    # Called for every message; strftime alone was a fifth of the import's time.
+    days, rest = divmod(micros, 86_400_000_000)
+    prefix = _DAY_PREFIXES.get(days)
+    if prefix is None:
+        prefix = (_EPOCH + timedelta(days=days)).strftime("%Y-%m-%dT")
+        _DAY_PREFIXES[days] = prefix
+    seconds, fraction = divmod(rest, 1_000_000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{prefix}{hours:02d}:{minutes:02d}:{seconds:02d}.{fraction // 1000:03d}Z"
 
 
 def _micros(value: Any) -> int | None:
@@ -700,9 +714,9 @@ def _message(run: _Run, data: dict) -> dict | None:
         "mentions": list(mentions.values()),
         "channels": list(channels.values()),
     }
-    for key in _PASSED_THROUGH:
-        if data.get(key) is not None:
-            message[key] = data[key]
+    for key, value in data.items():
+        if key in _PASSED_THROUGH and value is not None:
+            message[key] = value
     if data.get("_importFile"):
         message["_importFile"] = dict(data["_importFile"])
     if data.get("reactions"):

@@ -84,15 +84,16 @@ def _copy(documents: Any) -> Any:
 
 
 def _shard_meta(name: str, messages: list[dict]) -> dict:
-    return {
-        "f": name,
-        "lo": list(_key(messages[0])),
-        "hi": list(_key(messages[-1])),
-        "n": len(messages),
-        "nv": sum(1 for m in messages if _visible(m)),
-        "nm": sum(1 for m in messages if _main_visible(m)),
-        "np": sum(1 for m in messages if is_pending_file(m)),
-    }
+    visible = main = pending = 0
+    for message in messages:
+        if not message.get("_hidden"):
+            visible += 1
+            if not message.get("tmid") or message.get("tshow"):
+                main += 1
+        if "_importFile" in message and is_pending_file(message):
+            pending += 1
+    return {"f": name, "lo": list(_key(messages[0])), "hi": list(_key(messages[-1])),
+            "n": len(messages), "nv": visible, "nm": main, "np": pending}
 
 
 class WorkspaceStore:
@@ -597,7 +598,6 @@ class MessageWriter:
         buffer = self._buffers[message["rid"]]
         buffer.append(message)
         self._buffered += 1
-        self.rooms.add(message["rid"])
         if len(buffer) >= self._per_room:
             self._flush_room(message["rid"])
         elif self._buffered >= self._in_total:
@@ -611,6 +611,7 @@ class MessageWriter:
     def _flush_room(self, room_id: str) -> None:
         batch = self._buffers.pop(room_id, [])
         if batch:
+            self.rooms.add(room_id)
             self._buffered -= len(batch)
             self.written += self._workspace.upsert_messages(batch)
 
