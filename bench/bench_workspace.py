@@ -35,8 +35,9 @@ from storage.users import UserRepository  # noqa: E402
 from storage.workspace import WorkspaceStore  # noqa: E402
 from workspace.queries import WorkspaceQueries  # noqa: E402
 
-WORDS = ("deploy review lunch ticket build release meeting doc merge coffee bug fix "
-         "tomorrow today please thanks ok sounds good ship it later check").split()
+WORDS = ["deploy", "review", "lunch", "ticket", "build", "release", "meeting", "doc",
+         "merge", "coffee", "bug", "fix", "tomorrow", "today", "please", "thanks", "ok",
+         "sounds", "good", "ship", "it", "later", "check"]
 START = 1_600_000_000.0
 
 

@@ -102,14 +102,10 @@ class Selection:
         `all: true` wins over `list`; a missing list imports none of that kind.
         """
         selection = selection or {}
-        users = selection.get("users") or {}
-        channels = selection.get("channels") or {}
-        return cls(
-            all_users=bool(users.get("all")),
-            users=frozenset(str(i) for i in users.get("list") or ()),
-            all_channels=bool(channels.get("all")),
-            channels=frozenset(str(i) for i in channels.get("list") or ()),
-        )
+        all_users, users = _chosen(selection.get("users"), "user_id")
+        all_channels, channels = _chosen(selection.get("channels"), "channel_id")
+        return cls(all_users=all_users, users=users, all_channels=all_channels,
+                   channels=channels)
 
     def wants_user(self, import_ids: list[str]) -> bool:
         return self.all_users or bool(import_ids and import_ids[0] in self.users)
@@ -120,6 +116,16 @@ class Selection:
         if channel_type == "d":
             return DIRECT_MESSAGES_ID in self.channels
         return bool(import_ids and import_ids[0] in self.channels)
+
+
+def _chosen(part: Any, id_field: str) -> tuple[bool, frozenset[str]]:
+    # Rocket.Chat < 7 sent the whole selection back: [{user_id, do_import, ...}].
+    if isinstance(part, list):
+        return False, frozenset(str(item[id_field]) for item in part
+                                if isinstance(item, dict) and item.get("do_import")
+                                and item.get(id_field) is not None)
+    part = part if isinstance(part, dict) else {}
+    return bool(part.get("all")), frozenset(str(i) for i in part.get("list") or ())
 
 
 @dataclass
@@ -183,6 +189,13 @@ def _micros(value: Any) -> int | None:
     if seconds != seconds or abs(seconds) > 1e11:  # NaN, or beyond year 5000
         return None
     return round(seconds * 1_000_000)
+
+
+def _code(problem: Exception) -> str:
+    """What a failed record's mark says: Rocket.Chat's code, or what broke in a malformed one."""
+    if isinstance(problem, _RecordError):
+        return problem.code
+    return f"importer-invalid-record: {type(problem).__name__}: {problem}"
 
 
 def _iso_or_none(value: Any) -> str | None:
@@ -325,8 +338,8 @@ class _UserBatch:
 
     def find(self, data: dict) -> dict | None:
         users = self.run.users
-        for address in (data.get("emails") or [])[:1]:
-            key = address.strip().casefold()
+        for address in _unique_emails(data)[:1]:
+            key = address.casefold()
             if key in self.new_by_email:
                 return self.new[self.new_by_email[key]]
             found = users.by_email(address)
@@ -403,9 +416,8 @@ class _UserBatch:
         run = self.run
         user = dict(user)
         # Existing roles are kept: an admin matched by email must stay an admin.
-        user["roles"] = list(dict.fromkeys([*(user.get("roles") or []), *(data.get("roles") or [])]))
-        user["importIds"] = list(dict.fromkeys([*(user.get("importIds") or []),
-                                                *(data.get("importIds") or [])]))
+        user["roles"] = _merged(user.get("roles"), data.get("roles"))
+        user["importIds"] = _merged(user.get("importIds"), data.get("importIds"))
         known = {e["address"].casefold() for e in user.get("emails") or []}
         user["emails"] = list(user.get("emails") or []) + [
             {"address": a, "verified": False} for a in _unique_emails(data)
@@ -443,6 +455,11 @@ class _UserBatch:
         self.__init__(self.run)
 
 
+def _merged(first: list | None, second: list | None) -> list:
+    """Both lists' items, first list first, each once."""
+    return list(dict.fromkeys([*(first or []), *(second or [])]))
+
+
 def _unique_emails(data: dict) -> list[str]:
     seen: dict[str, str] = {}
     for address in data.get("emails") or []:
@@ -460,10 +477,12 @@ def _import_users(run: _Run) -> None:
             if not run.selection.wants_user(data.get("importIds") or []):
                 run.report.users_skipped += 1
                 continue
-            if not data.get("emails") and not data.get("username"):
-                run.fail(USER, sequence, E_USER_NO_IDENTITY)
-                continue
-            batch.add(data)
+            try:
+                if not _unique_emails(data) and not data.get("username"):
+                    raise _RecordError(E_USER_NO_IDENTITY)
+                batch.add(data)
+            except Exception as problem:  # noqa: BLE001 - one bad record must not stop a run
+                run.fail(USER, sequence, _code(problem))
         run.checkpoint(batch.flush)
     batch.flush()
 
@@ -564,8 +583,7 @@ class _RoomBatch:
 
     def _update(self, room: dict, data: dict, member_ids: list[str]) -> dict:
         room = dict(room)
-        room["importIds"] = list(dict.fromkeys([*(room.get("importIds") or []),
-                                                *(data.get("importIds") or [])]))
+        room["importIds"] = _merged(room.get("importIds"), data.get("importIds"))
         for key in ("topic", "description"):
             if data.get(key):
                 room[key] = data[key]
@@ -612,8 +630,8 @@ def _import_channels(run: _Run) -> None:
             run.completed += 1
             try:
                 _add_channel(run, batch, data, importer)
-            except _RecordError as problem:
-                run.fail(CHANNEL, sequence, problem.code)
+            except Exception as problem:  # noqa: BLE001 - one bad record must not stop a run
+                run.fail(CHANNEL, sequence, _code(problem))
         run.checkpoint(batch.flush)
     batch.flush()
 
@@ -661,8 +679,8 @@ def _import_messages(run: _Run) -> set[str]:
                     run.completed += 1
                     try:
                         message = _message(run, data)
-                    except _RecordError as problem:
-                        run.fail(MESSAGE, sequence, problem.code)
+                    except Exception as problem:  # noqa: BLE001 - see _code
+                        run.fail(MESSAGE, sequence, _code(problem))
                         continue
                     if message is None:
                         run.report.messages_skipped += 1

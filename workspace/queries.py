@@ -27,8 +27,8 @@ admins, so `groups.list` and `im.list` list every private group and DM.
 from __future__ import annotations
 
 import re
-from functools import partialmethod
 from datetime import UTC, datetime
+from functools import partialmethod
 from typing import Any
 
 from storage.workspace import WorkspaceStore

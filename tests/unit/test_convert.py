@@ -265,3 +265,24 @@ def test_cancel_stops_cleanly_and_a_later_run_completes(world, monkeypatch):
 
     world.run()
     assert world.workspace.message_count(general["_id"], visible_only=False) == 4
+
+
+def test_a_malformed_record_is_marked_and_the_rest_imports(world):
+    with world.staging.writer("op") as sink:
+        sink.add_user({"importIds": ["U1"], "username": "ok", "emails": [42], "type": "user"})
+        sink.add_channel({"importIds": ["C1"], "name": "fine", "t": "c"})
+        sink.add_message({"_id": "a", "rid": "C1", "u": "U1", "msg": "x", "ts": T0})
+        sink.add_message({"_id": "b", "rid": "C1", "u": {"_id": "U1"}, "msg": "x", "ts": T0})
+
+    report = world.run()
+
+    assert (report.errors, report.messages_imported) == (1, 1)
+    assert next(world.staging.errors("op"))["error"].startswith("importer-invalid-record")
+
+
+def test_rocket_chat_6_selection_arrays_are_understood():
+    selection = Selection.from_input({
+        "users": [{"user_id": "U1", "do_import": True}, {"user_id": "U2", "do_import": False}],
+        "channels": [{"channel_id": "__directMessages__", "do_import": True}]})
+    assert selection.wants_user(["U1"]) and not selection.wants_user(["U2"])
+    assert selection.wants_channel("d", ["D1"]) and not selection.wants_channel("c", ["C1"])
