@@ -374,14 +374,28 @@ class WorkspaceStore:
                             return message
             return None
 
-    def messages(self, room_id: str) -> Iterator[dict]:
-        """Every stored message of a room, oldest first (hidden ones included)."""
-        with self._store.lock:
-            shards = list(self._index(room_id)["shards"])
-        for shard in shards:
+    def messages(self, room_id: str, *, pending_files_only: bool = False) -> Iterator[dict]:
+        """Every stored message of a room, oldest first (hidden ones included).
+
+        Reads one shard per lock hold, so imports and readers interleave; a shard
+        rewritten meanwhile is picked up from the new index after the last key seen.
+        """
+        after: tuple[int, str] | None = None
+        while True:
             with self._store.lock:
-                chunk = self._read_shard(room_id, shard["f"])
-            yield from chunk
+                shard = next((s for s in self._index(room_id)["shards"]
+                              if after is None or tuple(s["hi"]) > after), None)
+                if shard is None:
+                    return
+                if pending_files_only and not shard["np"]:
+                    after = tuple(shard["hi"])
+                    continue
+                chunk = [m for m in self._read_shard(room_id, shard["f"])
+                         if after is None or _key(m) > after]
+            after = tuple(shard["hi"])
+            for message in chunk:
+                if not pending_files_only or is_pending_file(message):
+                    yield message
 
     # ======================================================================
     # pending files (Rocket.Chat's pending-files importer)
@@ -396,12 +410,7 @@ class WorkspaceStore:
         with self._store.lock:
             rooms = [room_id] if room_id else [r for r, n in self._pending.items() if n]
         for rid in rooms:
-            with self._store.lock:
-                shards = [s for s in self._index(rid)["shards"] if s["np"]]
-            for shard in shards:
-                with self._store.lock:
-                    found = [m for m in self._read_shard(rid, shard["f"]) if is_pending_file(m)]
-                yield from found
+            yield from self.messages(rid, pending_files_only=True)
 
     def mark_files_downloaded(self, downloads: Iterable[tuple[str, str, dict | None]]) -> int:
         """For each `(file_id, url, attachment)`: every pending message with that

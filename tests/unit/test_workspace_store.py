@@ -169,3 +169,14 @@ def test_everything_survives_a_restart_and_a_crashed_write_leaves_no_trace(ws, s
 def test_messages_without_a_sort_key_are_refused(ws):
     with pytest.raises(ValueError):
         ws.upsert_messages([{"_id": "x", "rid": "R1", "ts": "2024-01-01T00:00:00.000Z"}])
+
+
+def test_reading_a_room_while_it_is_being_written_sees_each_message_once(ws):
+    _write(ws, [_msg(i) for i in range(0, 40, 2)])
+    reader = ws.messages("R1")
+    seen = [next(reader)["_id"] for _ in range(9)]
+    _write(ws, [_msg(i) for i in range(1, 40, 2)])  # rewrites the shards being read
+    seen += [m["_id"] for m in reader]
+    assert len(seen) == len(set(seen))
+    assert seen == sorted(seen)
+    assert seen[-1] == "m039"
