@@ -1,0 +1,1 @@
+"""Running an import operation's staging records into the workspace."""

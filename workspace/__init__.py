@@ -1,0 +1,1 @@
+"""Read side of the imported workspace, shaped like Rocket.Chat's REST results."""
