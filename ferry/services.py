@@ -10,9 +10,17 @@ from ferry.accounts import Accounts, PasswordHasher
 from ferry.config import Config
 from ferry.files import FileTree
 from ferry.transfers import Transfers
+from imports.service import ImportService
 from storage.downloads import DownloadRepository
+from storage.imports import OperationRepository
+from storage.staging import StagingArea
 from storage.store import Store
 from storage.users import UserRepository
+from storage.workspace import WorkspaceStore
+from workspace.queries import WorkspaceQueries
+
+# Where pending files land, inside the served tree so their URLs work.
+UPLOADS_FOLDER = "uploads"
 
 # How long shutdown waits for transfers to record their end before the store closes.
 SHUTDOWN_GRACE_SECONDS = 10
@@ -26,6 +34,8 @@ class Services:
     files: FileTree
     downloads: DownloadManager
     transfers: Transfers
+    imports: ImportService
+    workspace: WorkspaceQueries
 
     @classmethod
     def open(cls, config: Config) -> Services:
@@ -43,6 +53,20 @@ class Services:
         # Transfers cut off by a crash are recorded as failed and their partial files removed.
         downloads.recover()
         transfers = Transfers(downloads, files, accounts, allowed=config.allow_download)
+        workspace = WorkspaceStore(store)
+        imports = ImportService(
+            OperationRepository(store),
+            StagingArea(store),
+            accounts.users,
+            workspace,
+            downloads,
+            store_dir=config.state_dir / "import-files",
+            uploads_dir=config.files_dir / UPLOADS_FOLDER,
+            uploads_display=UPLOADS_FOLDER,
+            import_folder=config.import_folder,
+            max_upload_size=config.max_upload_size,
+        )
+        imports.recover()
         return cls(
             config=config,
             store=store,
@@ -50,9 +74,12 @@ class Services:
             files=files,
             downloads=downloads,
             transfers=transfers,
+            imports=imports,
+            workspace=WorkspaceQueries(workspace),
         )
 
     def close(self) -> None:
+        self.imports.shutdown()
         self.downloads.shutdown(SHUTDOWN_GRACE_SECONDS)
         self.store.close()
 

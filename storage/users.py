@@ -138,6 +138,11 @@ class UserRepository:
                 if "admin" in (u.get("roles") or []) and u.get("active", True)
             )
 
+    def with_pending_avatars(self) -> list[dict]:
+        """Users whose avatar URL still waits to be fetched (`_pendingAvatarUrl`)."""
+        with self._store.lock:
+            return [detached(u) for u in self._users.all() if u.get("_pendingAvatarUrl")]
+
     # --- tokens ------------------------------------------------------------
 
     def add_token(self, token_hash: str, user_id: str, created_at: str) -> None:
