@@ -93,11 +93,13 @@ class ImporterInfo:
     name: str
     visible: bool
     takes_files: bool
+    # The operation's `type`; Rocket.Chat writes "api" for API imports, else the name.
+    operation_type: str | None = None
 
 
 IMPORTERS: dict[str, ImporterInfo] = {
     **{key: ImporterInfo(key, parser.name, True, True) for key, parser in REGISTRY.items()},
-    "api": ImporterInfo("api", "API", False, False),
+    "api": ImporterInfo("api", "API", False, False, operation_type="api"),
     "pending-files": ImporterInfo("pending-files", "Pending Files", False, False),
     "pending-avatars": ImporterInfo("pending-avatars", "Pending Avatars", False, False),
 }
@@ -227,7 +229,7 @@ class ImportService:
         now = now_iso()
         operation = {
             "_id": operation_id(),
-            "type": info.name,
+            "type": info.operation_type or info.name,
             "importerKey": info.key,
             "ts": now,
             "status": NEW,
@@ -388,7 +390,8 @@ class ImportService:
     def _fetch_failure(refusal: FetchError) -> PlainRocketChatError:
         # Rocket.Chat answers an SSRF refusal with exactly this string.
         if refusal.code == DOMAIN_BLOCKED:
-            return PlainRocketChatError("error-ssrf-validation-failed", details=refusal.message)
+            log.warning("downloadPublicImportFile refused: %s", refusal.message)
+            return PlainRocketChatError("error-ssrf-validation-failed")
         return PlainRocketChatError(refusal.message)
 
     def _local_import_path(self, raw: str) -> Path:
