@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from functools import partialmethod
 from typing import Any
 
+from ferry.errors import MeteorError
 from storage.workspace import WorkspaceStore
 
 _KINDS = {
@@ -48,34 +49,25 @@ _PRIVATE_MESSAGE_FIELDS = ("_sort", "_importFile")
 _ISO_FRACTION = re.compile(r"\.(\d+)")
 
 
-class WorkspaceQueryError(Exception):
-    """Base for errors with a Rocket.Chat `{success:false, error, errorType}` body."""
+class WorkspaceQueryError(MeteorError):
+    """Base for errors Rocket.Chat answers as `{success:false, error, errorType}` (400)."""
 
-    error_type = "error-invalid-params"
+    default_type = "error-invalid-params"
 
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-    def body(self) -> dict[str, Any]:
-        return {"success": False, "error": f"{self.message} [{self.error_type}]",
-                "errorType": self.error_type}
+    def __init__(self, message: str, error_type: str | None = None):
+        super().__init__(error_type or self.default_type, message)
 
 
 class RoomNotFound(WorkspaceQueryError):
     """No room of the endpoint's type has that id or name (HTTP 400 in Rocket.Chat)."""
 
-    error_type = "error-room-not-found"
-
     def __init__(self, room_type: str = "c"):
-        super().__init__(_NOT_FOUND[room_type])
+        super().__init__(_NOT_FOUND[room_type], "error-room-not-found")
 
 
 class RoomParamMissing(WorkspaceQueryError):
-    error_type = "error-room-param-not-provided"
-
     def __init__(self):
-        super().__init__('The parameter "roomId" or "roomName" is required')
+        super().__init__('The parameter "roomId" or "roomName" is required', "error-room-param-not-provided")
 
 
 class InvalidQuery(WorkspaceQueryError):

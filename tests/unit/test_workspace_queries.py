@@ -84,11 +84,10 @@ def test_channel_info_by_id_or_name(queries):
 def test_unknown_or_wrong_type_room_is_rocket_chats_not_found_error(queries):
     with pytest.raises(RoomNotFound) as missing:
         queries.channel_info(room_id="nope")
-    assert missing.value.body() == {
-        "success": False,
-        "error": 'The required "roomId" or "roomName" param provided does not match any channel '
-                 "[error-room-not-found]",
-        "errorType": "error-room-not-found"}
+    assert missing.value.error_type == "error-room-not-found"
+    assert missing.value.message == (
+        'The required "roomId" or "roomName" param provided does not match any channel '
+        "[error-room-not-found]")
     with pytest.raises(RoomNotFound, match="any group"):
         queries.group_history(room_id="C1")
     with pytest.raises(RoomParamMissing):

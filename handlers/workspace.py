@@ -1,0 +1,99 @@
+"""Rocket.Chat's room endpoints over the imported workspace."""
+
+from handlers.context import services
+
+
+def _ok(result: dict) -> dict:
+    return {**result, "success": True}
+
+
+def list_channels(offset: int = 0, count: int = 50):
+    """GET /api/v1/channels.list"""
+    return _ok(services().workspace.channels_list(offset, count))
+
+
+def list_groups(offset: int = 0, count: int = 50):
+    """GET /api/v1/groups.list"""
+    return _ok(services().workspace.groups_list(offset, count))
+
+
+def list_ims(offset: int = 0, count: int = 50):
+    """GET /api/v1/im.list"""
+    return _ok(services().workspace.im_list(offset, count))
+
+
+def channel_info(roomId: str | None = None, roomName: str | None = None):
+    """GET /api/v1/channels.info"""
+    return _ok(services().workspace.channel_info(roomId, roomName))
+
+
+def group_info(roomId: str | None = None, roomName: str | None = None):
+    """GET /api/v1/groups.info"""
+    return _ok(services().workspace.group_info(roomId, roomName))
+
+
+def _history(
+    room_type: str, roomId, roomName, latest, oldest, inclusive, showThreadMessages, offset, count
+):
+    return _ok(
+        services().workspace.history(
+            room_type,
+            roomId,
+            roomName,
+            latest=latest,
+            oldest=oldest,
+            inclusive=inclusive,
+            offset=offset,
+            count=count,
+            show_thread_messages=showThreadMessages,
+            with_totals=True,
+        )
+    )
+
+
+def channel_history(
+    roomId=None,
+    roomName=None,
+    latest=None,
+    oldest=None,
+    inclusive=False,
+    showThreadMessages=False,
+    unreads=None,
+    offset=0,
+    count=20,
+):
+    """GET /api/v1/channels.history"""
+    return _history(
+        "c", roomId, roomName, latest, oldest, inclusive, showThreadMessages, offset, count
+    )
+
+
+def group_history(
+    roomId=None,
+    roomName=None,
+    latest=None,
+    oldest=None,
+    inclusive=False,
+    showThreadMessages=False,
+    unreads=None,
+    offset=0,
+    count=20,
+):
+    """GET /api/v1/groups.history"""
+    return _history(
+        "p", roomId, roomName, latest, oldest, inclusive, showThreadMessages, offset, count
+    )
+
+
+def im_history(
+    roomId=None,
+    latest=None,
+    oldest=None,
+    inclusive=False,
+    showThreadMessages=False,
+    unreads=None,
+    offset=0,
+    count=20,
+):
+    """GET /api/v1/im.history"""
+    return _history("d", roomId, None, latest, oldest, inclusive, showThreadMessages, offset, count)
