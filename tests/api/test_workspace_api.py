@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.api.test_import_api import csv_export, importing, prepared, state_is, upload, wait_for  # noqa: F401
+from tests.api.test_import_api import csv_export, prepared, state_is, upload, wait_for
 from tests.conftest import log_in
 from tests.support.envelope import assert_error
 from tests.support.importers import build_zip
@@ -96,7 +96,8 @@ def test_history_bounds_are_exclusive_unless_inclusive(slack_workspace):
     room_id = client.get("/api/v1/channels.info?roomName=general", headers=admin.headers).json()[
         "channel"
     ]["_id"]
-    url = f"/api/v1/channels.history?roomId={room_id}&oldest=1500000010.0&latest=1500000012.0002&count=50"
+    bounds = "oldest=1500000010.0&latest=1500000012.0002"
+    url = f"/api/v1/channels.history?roomId={room_id}&{bounds}&count=50"
     exclusive = client.get(url, headers=admin.headers).json()["messages"]
     assert [m["msg"].split(" for")[0] for m in exclusive] == ["message 1"]
     inclusive = client.get(url + "&inclusive=true", headers=admin.headers).json()["messages"]
