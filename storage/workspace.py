@@ -41,7 +41,7 @@ from tinydb.table import Document
 
 from storage.store import Store, detached, write_atomically
 
-SHARD_MAX = 2500
+SHARD_MAX = 1000
 # Decoded shards kept for repeated reads of the newest pages.
 _SHARD_CACHE = 24
 # Rooms whose `_id -> _sort` map stays loaded while an import writes them.
