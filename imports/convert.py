@@ -73,9 +73,24 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # "@U123." at the end of a sentence still resolves.
 _REFERENCE = re.compile(r"([@#])([0-9A-Za-z]+(?:[._-][0-9A-Za-z]+)*)")
 _USERNAME_CHARS = re.compile(r"[^0-9A-Za-z._-]+")
-_PASSED_THROUGH = frozenset({"t", "alias", "groupable", "_hidden", "attachments", "bot",
-                             "emoji", "pinned", "tshow", "tmid", "tcount", "url", "parseUrls",
-                             "drid"})
+_PASSED_THROUGH = frozenset(
+    {
+        "t",
+        "alias",
+        "groupable",
+        "_hidden",
+        "attachments",
+        "bot",
+        "emoji",
+        "pinned",
+        "tshow",
+        "tmid",
+        "tcount",
+        "url",
+        "parseUrls",
+        "drid",
+    }
+)
 
 
 class ImportCancelled(Exception):
@@ -104,8 +119,7 @@ class Selection:
         selection = selection or {}
         all_users, users = _chosen(selection.get("users"), "user_id")
         all_channels, channels = _chosen(selection.get("channels"), "channel_id")
-        return cls(all_users=all_users, users=users, all_channels=all_channels,
-                   channels=channels)
+        return cls(all_users=all_users, users=users, all_channels=all_channels, channels=channels)
 
     def wants_user(self, import_ids: list[str]) -> bool:
         return self.all_users or bool(import_ids and import_ids[0] in self.users)
@@ -121,9 +135,11 @@ class Selection:
 def _chosen(part: Any, id_field: str) -> tuple[bool, frozenset[str]]:
     # Rocket.Chat < 7 sent the whole selection back: [{user_id, do_import, ...}].
     if isinstance(part, list):
-        return False, frozenset(str(item[id_field]) for item in part
-                                if isinstance(item, dict) and item.get("do_import")
-                                and item.get(id_field) is not None)
+        return False, frozenset(
+            str(item[id_field])
+            for item in part
+            if isinstance(item, dict) and item.get("do_import") and item.get(id_field) is not None
+        )
     part = part if isinstance(part, dict) else {}
     return bool(part.get("all")), frozenset(str(i) for i in part.get("list") or ())
 
@@ -206,8 +222,19 @@ def _iso_or_none(value: Any) -> str | None:
 class _Run:
     """State of one run: caches of resolved ids, counters, progress throttling."""
 
-    def __init__(self, operation_id, staging, users, workspace, selection, importing_user_id,
-                 progress, should_continue, progress_interval, clock):
+    def __init__(
+        self,
+        operation_id,
+        staging,
+        users,
+        workspace,
+        selection,
+        importing_user_id,
+        progress,
+        should_continue,
+        progress_interval,
+        clock,
+    ):
         self.operation_id = operation_id
         self.staging: StagingArea = staging
         self.users: UserRepository = users
@@ -293,10 +320,19 @@ class _Run:
         user = self.users.by_username(ROCKET_CAT)
         if user is None:
             user = {
-                "_id": ROCKET_CAT, "username": ROCKET_CAT, "name": "Rocket.Cat", "emails": [],
-                "roles": ["bot"], "active": True, "type": "bot", "createdAt": self.now,
-                "_updatedAt": self.now, "importIds": [ROCKET_CAT], "utcOffset": 0,
-                "statusText": "", "bio": "",
+                "_id": ROCKET_CAT,
+                "username": ROCKET_CAT,
+                "name": "Rocket.Cat",
+                "emails": [],
+                "roles": ["bot"],
+                "active": True,
+                "type": "bot",
+                "createdAt": self.now,
+                "_updatedAt": self.now,
+                "importIds": [ROCKET_CAT],
+                "utcOffset": 0,
+                "statusText": "",
+                "bio": "",
             }
             self.users.insert(user)
         return _Person(user["_id"], user["username"], user.get("name"))
@@ -420,8 +456,10 @@ class _UserBatch:
         user["importIds"] = _merged(user.get("importIds"), data.get("importIds"))
         known = {e["address"].casefold() for e in user.get("emails") or []}
         user["emails"] = list(user.get("emails") or []) + [
-            {"address": a, "verified": False} for a in _unique_emails(data)
-            if a.casefold() not in known]
+            {"address": a, "verified": False}
+            for a in _unique_emails(data)
+            if a.casefold() not in known
+        ]
         if data.get("type") in ("user", "bot"):
             user["type"] = data["type"]
         for key in ("name", "statusText", "bio", "utcOffset"):
@@ -432,8 +470,11 @@ class _UserBatch:
         wanted = data.get("username")
         # The admin running the import must never lose their login or lock themself out.
         if user["_id"] != run.importing_user_id:
-            if (wanted and wanted.casefold() != (user.get("username") or "").casefold()
-                    and not self.username_taken(wanted, user["_id"])):
+            if (
+                wanted
+                and wanted.casefold() != (user.get("username") or "").casefold()
+                and not self.username_taken(wanted, user["_id"])
+            ):
                 user["username"] = wanted
             user["active"] = not data.get("deleted")
         user["_updatedAt"] = run.now
@@ -761,8 +802,12 @@ def _mention(run: _Run, reference: Any, mentions: dict[str, dict]) -> _Person | 
         # Rocket.Chat drops the whole message here (its issue #24664); Ferry keeps it.
         run.report.warnings += 1
         return None
-    mentions[person.id] = {"_id": person.id, "username": person.username,
-                           "name": person.name, "type": "user"}
+    mentions[person.id] = {
+        "_id": person.id,
+        "username": person.username,
+        "name": person.name,
+        "type": "user",
+    }
     return person
 
 
@@ -770,14 +815,17 @@ def _rewrite(run: _Run, match: re.Match, mentions: dict, channels: dict) -> str:
     sigil, reference = match.group(1), match.group(2)
     if sigil == "@":
         if reference in ("all", "here"):
-            mentions.setdefault(reference, {"_id": reference, "username": reference,
-                                            "type": "user"})
+            mentions.setdefault(
+                reference, {"_id": reference, "username": reference, "type": "user"}
+            )
             return match.group(0)
         person = run.person(reference)
         if person is None:
             return match.group(0)
-        mentions.setdefault(person.id, {"_id": person.id, "username": person.username,
-                                        "name": person.name, "type": "user"})
+        mentions.setdefault(
+            person.id,
+            {"_id": person.id, "username": person.username, "name": person.name, "type": "user"},
+        )
         return "@" + person.username
     place = run.place(reference)
     if place is None or not place.name:
@@ -834,8 +882,18 @@ def run_import(
         storage.staging.StagingIncomplete: the operation has no finished prepare.
         ImportCancelled: `should_continue()` returned False between two batches.
     """
-    run = _Run(operation_id, staging, users, workspace, selection, importing_user_id,
-               progress, should_continue, progress_interval, clock)
+    run = _Run(
+        operation_id,
+        staging,
+        users,
+        workspace,
+        selection,
+        importing_user_id,
+        progress,
+        should_continue,
+        progress_interval,
+        clock,
+    )
     try:
         _import_users(run)
         _import_channels(run)

@@ -34,8 +34,12 @@ from storage.store import Store, write_atomically
 USER, CHANNEL, MESSAGE = "user", "channel", "message"
 _KINDS = (USER, CHANNEL, MESSAGE)
 _WARNING = "warning"
-_FILES = {USER: "users.jsonl", CHANNEL: "channels.jsonl", MESSAGE: "messages.jsonl",
-          _WARNING: "warnings.jsonl"}
+_FILES = {
+    USER: "users.jsonl",
+    CHANNEL: "channels.jsonl",
+    MESSAGE: "messages.jsonl",
+    _WARNING: "warnings.jsonl",
+}
 _MARKS = "marks.jsonl"
 _MANIFEST = "manifest.json"
 
@@ -102,8 +106,12 @@ class StagingArea:
     def counts(self, operation_id: str) -> dict[str, int]:
         """`{"users", "channels", "messages", "warnings"}` of a finished prepare."""
         counts = self._require(operation_id)["counts"]
-        return {"users": counts[USER], "channels": counts[CHANNEL],
-                "messages": counts[MESSAGE], "warnings": counts[_WARNING]}
+        return {
+            "users": counts[USER],
+            "channels": counts[CHANNEL],
+            "messages": counts[MESSAGE],
+            "warnings": counts[_WARNING],
+        }
 
     def records(self, operation_id: str, kind: str) -> Iterator[tuple[int, dict]]:
         """`(sequence, record)` of one kind in the order the parser reported them.
@@ -141,15 +149,17 @@ class StagingArea:
         for _, user in self._lines(operation_id, USER):
             import_ids = user.get("importIds") or [None]
             emails = user.get("emails") or [None]
-            users.append({
-                "user_id": import_ids[0],
-                "username": user.get("username"),
-                "email": emails[0],
-                "is_deleted": bool(user.get("deleted")),
-                "is_bot": user.get("type") == "bot",
-                "do_import": True,
-                "is_email_taken": False,
-            })
+            users.append(
+                {
+                    "user_id": import_ids[0],
+                    "username": user.get("username"),
+                    "email": emails[0],
+                    "is_deleted": bool(user.get("deleted")),
+                    "is_bot": user.get("type") == "bot",
+                    "do_import": True,
+                    "is_email_taken": False,
+                }
+            )
         channels = []
         any_direct = False
         for _, channel in self._lines(operation_id, CHANNEL):
@@ -157,25 +167,28 @@ class StagingArea:
                 any_direct = True
                 continue
             import_ids = channel.get("importIds") or [None]
-            channels.append({
-                "channel_id": import_ids[0],
-                "name": channel.get("name"),
-                "is_archived": bool(channel.get("archived")),
-                "do_import": True,
-                "is_private": channel.get("t") == "p",
-                "is_direct": False,
-            })
+            channels.append(
+                {
+                    "channel_id": import_ids[0],
+                    "name": channel.get("name"),
+                    "is_archived": bool(channel.get("archived")),
+                    "do_import": True,
+                    "is_private": channel.get("t") == "p",
+                    "is_direct": False,
+                }
+            )
         if any_direct:
-            channels.append({
-                "channel_id": DIRECT_MESSAGES_ID,
-                "name": DIRECT_MESSAGES_NAME,
-                "is_archived": False,
-                "do_import": True,
-                "is_private": True,
-                "is_direct": True,
-            })
-        return {"users": users, "channels": channels,
-                "message_count": manifest["counts"][MESSAGE]}
+            channels.append(
+                {
+                    "channel_id": DIRECT_MESSAGES_ID,
+                    "name": DIRECT_MESSAGES_NAME,
+                    "is_archived": False,
+                    "do_import": True,
+                    "is_private": True,
+                    "is_direct": True,
+                }
+            )
+        return {"users": users, "channels": channels, "message_count": manifest["counts"][MESSAGE]}
 
     # --- per-record errors ---------------------------------------------------
 
@@ -277,8 +290,12 @@ class StagingWriter:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {"users": self._counts[USER], "channels": self._counts[CHANNEL],
-                "messages": self._counts[MESSAGE], "warnings": self._counts[_WARNING]}
+        return {
+            "users": self._counts[USER],
+            "channels": self._counts[CHANNEL],
+            "messages": self._counts[MESSAGE],
+            "warnings": self._counts[_WARNING],
+        }
 
     def finish(self) -> dict[str, int]:
         """Flush, sync and publish the records; returns the counts."""

@@ -92,8 +92,15 @@ def _shard_meta(name: str, messages: list[dict]) -> dict:
                 main += 1
         if "_importFile" in message and is_pending_file(message):
             pending += 1
-    return {"f": name, "lo": list(_key(messages[0])), "hi": list(_key(messages[-1])),
-            "n": len(messages), "nv": visible, "nm": main, "np": pending}
+    return {
+        "f": name,
+        "lo": list(_key(messages[0])),
+        "hi": list(_key(messages[-1])),
+        "n": len(messages),
+        "nv": visible,
+        "nm": main,
+        "np": pending,
+    }
 
 
 class WorkspaceStore:
@@ -185,8 +192,12 @@ class WorkspaceStore:
     def direct_room_by_members(self, user_ids: Iterable[str]) -> dict | None:
         return self._room_via(self._by_members, self.members_key(user_ids))
 
-    def rooms(self, room_type: str | None, offset: int = 0, count: int | None = None,
-              ) -> tuple[list[dict], int]:
+    def rooms(
+        self,
+        room_type: str | None,
+        offset: int = 0,
+        count: int | None = None,
+    ) -> tuple[list[dict], int]:
         """Rooms of one type (`c`, `p`, `d`; None for all) by name then id; `(page, total)`."""
         with self._store.lock:
             if self._ordered is None:
@@ -215,8 +226,11 @@ class WorkspaceStore:
         with self._store.lock:
             directory = self._room_dir(room_id)
             directory.mkdir(parents=True, exist_ok=True)
-            write_atomically(directory / "members.json", orjson.dumps(sorted(set(user_ids))),
-                             fsync=self._store.fsync)
+            write_atomically(
+                directory / "members.json",
+                orjson.dumps(sorted(set(user_ids))),
+                fsync=self._store.fsync,
+            )
 
     # ======================================================================
     # messages: writing
@@ -255,8 +269,11 @@ class WorkspaceStore:
         drops: dict[int, set[str]] = defaultdict(set)
         for message in batch:
             position = locate(_key(message))
-            if (position == len(shards) - 1 and shards[-1]["n"] >= SHARD_MAX
-                    and _key(message) > tuple(shards[-1]["hi"])):
+            if (
+                position == len(shards) - 1
+                and shards[-1]["n"] >= SHARD_MAX
+                and _key(message) > tuple(shards[-1]["hi"])
+            ):
                 # Appending after a full shard starts a new one instead of rewriting it.
                 position = len(shards)
             adds[position].append(message)
@@ -299,7 +316,7 @@ class WorkspaceStore:
                 obsolete.append(shards[position]["f"])
             messages = replaced[position]
             for start in range(0, len(messages), SHARD_MAX):
-                chunk = messages[start:start + SHARD_MAX]
+                chunk = messages[start : start + SHARD_MAX]
                 name = f"{index['seq']}.json"
                 index["seq"] += 1
                 encoded = orjson.dumps(chunk)
@@ -320,9 +337,16 @@ class WorkspaceStore:
     # messages: reading
     # ======================================================================
 
-    def history(self, room_id: str, *, since: int | None = None, before: int | None = None,
-                offset: int = 0, count: int = 20, thread_messages: bool = True,
-                ) -> tuple[list[dict], int]:
+    def history(
+        self,
+        room_id: str,
+        *,
+        since: int | None = None,
+        before: int | None = None,
+        offset: int = 0,
+        count: int = 20,
+        thread_messages: bool = True,
+    ) -> tuple[list[dict], int]:
         """Visible messages newest first, with `since <= _sort < before`; `(page, total)`.
 
         `thread_messages=False` hides thread replies not broadcast to the room, as
@@ -339,7 +363,8 @@ class WorkspaceStore:
                 if since is not None and shard["hi"][0] < since:
                     break
                 inside = (before is None or shard["hi"][0] < before) and (
-                    since is None or shard["lo"][0] >= since)
+                    since is None or shard["lo"][0] >= since
+                )
                 if inside and (len(page) >= count or skip >= shard[counter]):
                     total += shard[counter]
                     if len(page) < count:
@@ -383,15 +408,24 @@ class WorkspaceStore:
         after: tuple[int, str] | None = None
         while True:
             with self._store.lock:
-                shard = next((s for s in self._index(room_id)["shards"]
-                              if after is None or tuple(s["hi"]) > after), None)
+                shard = next(
+                    (
+                        s
+                        for s in self._index(room_id)["shards"]
+                        if after is None or tuple(s["hi"]) > after
+                    ),
+                    None,
+                )
                 if shard is None:
                     return
                 if pending_files_only and not shard["np"]:
                     after = tuple(shard["hi"])
                     continue
-                chunk = [m for m in self._read_shard(room_id, shard["f"])
-                         if after is None or _key(m) > after]
+                chunk = [
+                    m
+                    for m in self._read_shard(room_id, shard["f"])
+                    if after is None or _key(m) > after
+                ]
             after = tuple(shard["hi"])
             for message in chunk:
                 if not pending_files_only or is_pending_file(message):
@@ -421,7 +455,8 @@ class WorkspaceStore:
         with self._store.lock:
             where = self._files()
             per_shard: dict[str, dict[int, dict[str, tuple[str, dict | None]]]] = defaultdict(
-                lambda: defaultdict(dict))
+                lambda: defaultdict(dict)
+            )
             for file_id, url, attachment in downloads:
                 for rid, sort, mid in where.pop(file_id, ()):
                     index = self._index(rid)
@@ -464,7 +499,8 @@ class WorkspaceStore:
                         for message in self._read_shard(rid, shard["f"]):
                             if is_pending_file(message):
                                 files[message["_importFile"]["id"]].append(
-                                    (rid, message["_sort"], message["_id"]))
+                                    (rid, message["_sort"], message["_id"])
+                                )
             self._file_index = files
         return self._file_index
 
@@ -475,8 +511,9 @@ class WorkspaceStore:
             self._pending[room_id] = pending
         else:
             self._pending.pop(room_id, None)
-        write_atomically(self._root / "pending.json", orjson.dumps(self._pending),
-                         fsync=self._store.fsync)
+        write_atomically(
+            self._root / "pending.json", orjson.dumps(self._pending), fsync=self._store.fsync
+        )
 
     # ======================================================================
     # room statistics
@@ -501,8 +538,11 @@ class WorkspaceStore:
     # ======================================================================
 
     def _room_dir(self, room_id: str) -> Path:
-        name = room_id if _SAFE_DIR.match(room_id) and room_id not in (".", "..") else (
-            "h-" + hashlib.sha256(room_id.encode()).hexdigest()[:32])
+        name = (
+            room_id
+            if _SAFE_DIR.match(room_id) and room_id not in (".", "..")
+            else ("h-" + hashlib.sha256(room_id.encode()).hexdigest()[:32])
+        )
         return self._root / "rooms" / name
 
     @staticmethod

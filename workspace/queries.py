@@ -67,7 +67,8 @@ class RoomNotFound(WorkspaceQueryError):
 
 class RoomParamMissing(WorkspaceQueryError):
     def __init__(self):
-        super().__init__('The parameter "roomId" or "roomName" is required', "error-room-param-not-provided")
+        message = 'The parameter "roomId" or "roomName" is required'
+        super().__init__(message, "error-room-param-not-provided")
 
 
 class InvalidQuery(WorkspaceQueryError):
@@ -108,8 +109,11 @@ def _from_epoch(number: float, text: str) -> tuple[int, bool]:
     return round(number * 1_000_000), False
 
 
-def history_bounds(latest: Any = None, oldest: Any = None, inclusive: bool = False,
-                   ) -> tuple[int | None, int | None]:
+def history_bounds(
+    latest: Any = None,
+    oldest: Any = None,
+    inclusive: bool = False,
+) -> tuple[int | None, int | None]:
     """`(since, before)` in microseconds for WorkspaceStore.history.
 
     At millisecond precision a message matches as Rocket.Chat's Date comparison would
@@ -158,8 +162,12 @@ class WorkspaceQueries:
     def _list(self, room_type: str, offset: Any, count: Any) -> dict[str, Any]:
         offset, count = _paging(offset, count)
         rooms, total = self._workspace.rooms(room_type, offset, count)
-        return {_KINDS[room_type][1]: [_room(r) for r in rooms], "count": len(rooms),
-                "offset": offset, "total": total}
+        return {
+            _KINDS[room_type][1]: [_room(r) for r in rooms],
+            "count": len(rooms),
+            "offset": offset,
+            "total": total,
+        }
 
     def channels_list(self, offset: Any = 0, count: Any = 50) -> dict[str, Any]:
         return self._list("c", offset, count)
@@ -172,15 +180,15 @@ class WorkspaceQueries:
 
     # --- one room ------------------------------------------------------------
 
-    def find_room(self, room_type: str, room_id: str | None = None,
-                  room_name: str | None = None) -> dict:
+    def find_room(
+        self, room_type: str, room_id: str | None = None, room_name: str | None = None
+    ) -> dict:
         """The room of that type by id (preferred) or name, or RoomNotFound."""
         room_id = (room_id or "").strip()
         room_name = (room_name or "").strip()
         if not room_id and not room_name:
             raise RoomParamMissing()
-        room = (self._workspace.room(room_id) if room_id
-                else self._workspace.room_by_name(room_name))
+        room = self._workspace.room(room_id) if room_id else self._workspace.room_by_name(room_name)
         if room is None or room.get("t") != room_type:
             raise RoomNotFound(room_type)
         return _room(room)
@@ -193,17 +201,32 @@ class WorkspaceQueries:
 
     # --- history -------------------------------------------------------------
 
-    def history(self, room_type: str, room_id: str | None = None, room_name: str | None = None,
-                *, latest: Any = None, oldest: Any = None, inclusive: bool = False,
-                offset: Any = 0, count: Any = 20, show_thread_messages: bool = False,
-                with_totals: bool = False) -> dict[str, Any]:
+    def history(
+        self,
+        room_type: str,
+        room_id: str | None = None,
+        room_name: str | None = None,
+        *,
+        latest: Any = None,
+        oldest: Any = None,
+        inclusive: bool = False,
+        offset: Any = 0,
+        count: Any = 20,
+        show_thread_messages: bool = False,
+        with_totals: bool = False,
+    ) -> dict[str, Any]:
         """`{messages}` of a room of `room_type`; see the module docstring."""
         room = self.find_room(room_type, room_id, room_name)
         offset, count = _paging(offset, count)
         since, before = history_bounds(latest, oldest, inclusive)
         messages, total = self._workspace.history(
-            room["_id"], since=since, before=before, offset=offset, count=count,
-            thread_messages=show_thread_messages)
+            room["_id"],
+            since=since,
+            before=before,
+            offset=offset,
+            count=count,
+            thread_messages=show_thread_messages,
+        )
         result: dict[str, Any] = {"messages": [_message(m) for m in messages]}
         if with_totals:
             result.update(count=len(messages), offset=offset, total=total)

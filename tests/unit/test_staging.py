@@ -22,8 +22,14 @@ def area(store):
 
 
 def _user(i, **extra):
-    return {"importIds": [f"U{i}"], "username": f"user{i}", "emails": [f"u{i}@example.com"],
-            "type": "user", "deleted": False, **extra}
+    return {
+        "importIds": [f"U{i}"],
+        "username": f"user{i}",
+        "emails": [f"u{i}@example.com"],
+        "type": "user",
+        "deleted": False,
+        **extra,
+    }
 
 
 def _prepare(area, op="op1", users=3, messages=5):
@@ -34,8 +40,15 @@ def _prepare(area, op="op1", users=3, messages=5):
         sink.add_channel({"importIds": ["G1"], "name": "secret", "t": "p", "archived": True})
         sink.add_channel({"importIds": ["D1"], "t": "d", "users": ["U0", "U1"]})
         for i in range(messages):
-            sink.add_message({"_id": f"m{i}", "rid": "C1", "u": {"_id": "U0"}, "msg": str(i),
-                              "ts": 1700000000.000001 * (i + 1)})
+            sink.add_message(
+                {
+                    "_id": f"m{i}",
+                    "rid": "C1",
+                    "u": {"_id": "U0"},
+                    "msg": str(i),
+                    "ts": 1700000000.000001 * (i + 1),
+                }
+            )
         sink.warn("skipped a broken file")
     return op
 
@@ -46,7 +59,10 @@ def test_round_trip_keeps_records_in_order_with_counts(area):
     assert area.is_complete(op)
     assert area.counts(op) == {"users": 3, "channels": 3, "messages": 5, "warnings": 1}
     assert [(seq, u["username"]) for seq, u in area.users(op)] == [
-        (0, "user0"), (1, "user1"), (2, "user2")]
+        (0, "user0"),
+        (1, "user1"),
+        (2, "user2"),
+    ]
     assert [m["_id"] for _, m in area.messages(op)] == ["m0", "m1", "m2", "m3", "m4"]
     # Floats come back exactly, so microsecond ordering survives staging.
     assert next(area.messages(op))[1]["ts"] == 1700000000.000001
@@ -60,8 +76,14 @@ def test_selection_lists_users_and_non_direct_channels_plus_one_dm_entry(area):
 
     assert selection["message_count"] == 5
     assert selection["users"][0] == {
-        "user_id": "U0", "username": "user0", "email": "u0@example.com", "is_deleted": False,
-        "is_bot": False, "do_import": True, "is_email_taken": False}
+        "user_id": "U0",
+        "username": "user0",
+        "email": "u0@example.com",
+        "is_deleted": False,
+        "is_bot": False,
+        "do_import": True,
+        "is_email_taken": False,
+    }
     channels = {c["channel_id"]: c for c in selection["channels"]}
     assert set(channels) == {"C1", "G1", "__directMessages__"}
     assert channels["G1"]["is_private"] and channels["G1"]["is_archived"]
@@ -72,9 +94,21 @@ def test_selection_without_direct_messages_has_no_dm_entry(area):
     with area.writer("op") as sink:
         sink.add_user({"importIds": ["U1"], "emails": [], "type": "bot"})
     selection = area.selection("op")
-    assert selection == {"users": [{
-        "user_id": "U1", "username": None, "email": None, "is_deleted": False, "is_bot": True,
-        "do_import": True, "is_email_taken": False}], "channels": [], "message_count": 0}
+    assert selection == {
+        "users": [
+            {
+                "user_id": "U1",
+                "username": None,
+                "email": None,
+                "is_deleted": False,
+                "is_bot": True,
+                "do_import": True,
+                "is_email_taken": False,
+            }
+        ],
+        "channels": [],
+        "message_count": 0,
+    }
 
 
 def test_a_prepare_that_crashed_is_detected_and_discarded(tmp_path, monkeypatch):
@@ -139,7 +173,8 @@ def test_errors_are_marked_per_record_and_deleted_with_the_operation(area):
     op = _prepare(area)
     area.mark_errors(op, [("message", 3, "importer-message-unknown-room")])
     assert list(area.errors(op)) == [
-        {"kind": "message", "seq": 3, "error": "importer-message-unknown-room"}]
+        {"kind": "message", "seq": 3, "error": "importer-message-unknown-room"}
+    ]
 
     area.delete(op)
     assert not area.is_complete(op)

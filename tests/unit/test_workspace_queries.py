@@ -28,31 +28,83 @@ def _iso(micros):
 def queries(tmp_path):
     store = Store(tmp_path, fsync=False)
     ws = WorkspaceStore(store)
-    ws.insert_rooms([
-        {"_id": "C1", "t": "c", "name": "general", "fname": "general", "msgs": 0,
-         "usersCount": 2, "u": {"_id": "u1", "username": "ann"}, "ts": _iso(BASE),
-         "ro": False, "default": False, "sysMes": True, "archived": False,
-         "_updatedAt": _iso(BASE), "importIds": ["SC1"]},
-        {"_id": "C2", "t": "c", "name": "announcements"},
-        {"_id": "P1", "t": "p", "name": "secret"},
-        {"_id": "D1", "t": "d", "uids": ["u1", "u2"], "usernames": ["ann", "ben"]},
-    ])
+    ws.insert_rooms(
+        [
+            {
+                "_id": "C1",
+                "t": "c",
+                "name": "general",
+                "fname": "general",
+                "msgs": 0,
+                "usersCount": 2,
+                "u": {"_id": "u1", "username": "ann"},
+                "ts": _iso(BASE),
+                "ro": False,
+                "default": False,
+                "sysMes": True,
+                "archived": False,
+                "_updatedAt": _iso(BASE),
+                "importIds": ["SC1"],
+            },
+            {"_id": "C2", "t": "c", "name": "announcements"},
+            {"_id": "P1", "t": "p", "name": "secret"},
+            {"_id": "D1", "t": "d", "uids": ["u1", "u2"], "usernames": ["ann", "ben"]},
+        ]
+    )
     # One message per millisecond step; m3 and m4 share a millisecond.
-    sorts = {"m1": BASE + 1 * MS, "m2": BASE + 2 * MS, "m3": BASE + 3 * MS + 100,
-             "m4": BASE + 3 * MS + 200, "m5": BASE + 5 * MS}
-    ws.upsert_messages([
-        {"_id": mid, "rid": "C1", "msg": mid, "ts": _iso(sort), "_sort": sort,
-         "u": {"_id": "u1", "username": "ann", "name": "Ann"}, "mentions": [], "channels": [],
-         "_updatedAt": _iso(BASE)} for mid, sort in sorts.items()])
-    ws.upsert_messages([
-        {"_id": "r1", "rid": "C1", "msg": "reply", "ts": _iso(BASE + 6 * MS),
-         "_sort": BASE + 6 * MS, "tmid": "m1", "u": {"_id": "u1", "username": "ann"}},
-        {"_id": "f1", "rid": "C1", "msg": "", "ts": _iso(BASE + 7 * MS), "_sort": BASE + 7 * MS,
-         "u": {"_id": "u1", "username": "ann"},
-         "_importFile": {"downloadUrl": "https://files.example/x?t=secret", "id": "F"}},
-        {"_id": "d1", "rid": "D1", "msg": "dm", "ts": _iso(BASE), "_sort": BASE,
-         "u": {"_id": "u2", "username": "ben"}},
-    ])
+    sorts = {
+        "m1": BASE + 1 * MS,
+        "m2": BASE + 2 * MS,
+        "m3": BASE + 3 * MS + 100,
+        "m4": BASE + 3 * MS + 200,
+        "m5": BASE + 5 * MS,
+    }
+    ws.upsert_messages(
+        [
+            {
+                "_id": mid,
+                "rid": "C1",
+                "msg": mid,
+                "ts": _iso(sort),
+                "_sort": sort,
+                "u": {"_id": "u1", "username": "ann", "name": "Ann"},
+                "mentions": [],
+                "channels": [],
+                "_updatedAt": _iso(BASE),
+            }
+            for mid, sort in sorts.items()
+        ]
+    )
+    ws.upsert_messages(
+        [
+            {
+                "_id": "r1",
+                "rid": "C1",
+                "msg": "reply",
+                "ts": _iso(BASE + 6 * MS),
+                "_sort": BASE + 6 * MS,
+                "tmid": "m1",
+                "u": {"_id": "u1", "username": "ann"},
+            },
+            {
+                "_id": "f1",
+                "rid": "C1",
+                "msg": "",
+                "ts": _iso(BASE + 7 * MS),
+                "_sort": BASE + 7 * MS,
+                "u": {"_id": "u1", "username": "ann"},
+                "_importFile": {"downloadUrl": "https://files.example/x?t=secret", "id": "F"},
+            },
+            {
+                "_id": "d1",
+                "rid": "D1",
+                "msg": "dm",
+                "ts": _iso(BASE),
+                "_sort": BASE,
+                "u": {"_id": "u2", "username": "ben"},
+            },
+        ]
+    )
     ws.refresh_room_stats(["C1", "D1"], _iso(BASE))
     yield WorkspaceQueries(ws)
     store.close()
@@ -72,8 +124,22 @@ def test_lists_have_rocket_chat_paging_fields(queries):
 
 def test_channel_info_by_id_or_name(queries):
     channel = queries.channel_info(room_id="C1")["channel"]
-    for field in ("_id", "name", "fname", "t", "msgs", "usersCount", "u", "ts", "ro", "default",
-                  "sysMes", "archived", "_updatedAt", "lastMessage"):
+    for field in (
+        "_id",
+        "name",
+        "fname",
+        "t",
+        "msgs",
+        "usersCount",
+        "u",
+        "ts",
+        "ro",
+        "default",
+        "sysMes",
+        "archived",
+        "_updatedAt",
+        "lastMessage",
+    ):
         assert field in channel
     assert channel["msgs"] == 7  # thread replies count, as in Rocket.Chat
     assert channel["lastMessage"]["_id"] == "f1"
@@ -87,7 +153,8 @@ def test_unknown_or_wrong_type_room_is_rocket_chats_not_found_error(queries):
     assert missing.value.error_type == "error-room-not-found"
     assert missing.value.message == (
         'The required "roomId" or "roomName" param provided does not match any channel '
-        "[error-room-not-found]")
+        "[error-room-not-found]"
+    )
     with pytest.raises(RoomNotFound, match="any group"):
         queries.group_history(room_id="C1")
     with pytest.raises(RoomParamMissing):
@@ -109,11 +176,14 @@ def test_history_paging_with_totals(queries):
 def test_latest_and_oldest_are_exclusive_at_millisecond_precision(queries):
     # m3 and m4 both sit in millisecond .003, so an ISO bound treats them alike.
     assert _ids(queries.channel_history("C1", latest=_iso(BASE + 3 * MS))) == ["m2", "m1"]
-    assert _ids(queries.channel_history("C1", oldest=_iso(BASE + 3 * MS),
-                                        latest=_iso(BASE + 7 * MS))) == ["m5"]
-    assert _ids(queries.channel_history("C1", oldest=_iso(BASE + 3 * MS),
-                                        latest=_iso(BASE + 5 * MS), inclusive=True)) == [
-        "m5", "m4", "m3"]
+    assert _ids(
+        queries.channel_history("C1", oldest=_iso(BASE + 3 * MS), latest=_iso(BASE + 7 * MS))
+    ) == ["m5"]
+    assert _ids(
+        queries.channel_history(
+            "C1", oldest=_iso(BASE + 3 * MS), latest=_iso(BASE + 5 * MS), inclusive=True
+        )
+    ) == ["m5", "m4", "m3"]
 
 
 def test_epoch_bounds_in_seconds_keep_microseconds(queries):

@@ -29,17 +29,25 @@ def store(tmp_path):
 @pytest.fixture
 def ws(store):
     ws = WorkspaceStore(store)
-    ws.insert_rooms([
-        {"_id": "R1", "t": "c", "name": "general", "importIds": ["C1"]},
-        {"_id": "R2", "t": "p", "name": "secret", "importIds": ["G1"]},
-        {"_id": "ab", "t": "d", "uids": ["b", "a"], "usernames": ["bob", "al"]},
-    ])
+    ws.insert_rooms(
+        [
+            {"_id": "R1", "t": "c", "name": "general", "importIds": ["C1"]},
+            {"_id": "R2", "t": "p", "name": "secret", "importIds": ["G1"]},
+            {"_id": "ab", "t": "d", "uids": ["b", "a"], "usernames": ["bob", "al"]},
+        ]
+    )
     return ws
 
 
 def _msg(i, rid="R1", **extra):
-    return {"_id": f"m{i:03d}", "rid": rid, "msg": f"text {i}", "_sort": i * SECOND,
-            "ts": f"t{i}", **extra}
+    return {
+        "_id": f"m{i:03d}",
+        "rid": rid,
+        "msg": f"text {i}",
+        "_sort": i * SECOND,
+        "ts": f"t{i}",
+        **extra,
+    }
 
 
 def _ids(messages):
@@ -99,8 +107,9 @@ def test_microsecond_order_within_one_second_survives(ws):
 
 
 def test_thread_replies_and_hidden_messages(ws):
-    _write(ws, [_msg(1), _msg(2, tmid="m001"), _msg(3, tmid="m001", tshow=True),
-                _msg(4, _hidden=True)])
+    _write(
+        ws, [_msg(1), _msg(2, tmid="m001"), _msg(3, tmid="m001", tshow=True), _msg(4, _hidden=True)]
+    )
 
     assert _ids(ws.history("R1")[0]) == ["m003", "m002", "m001"]
     page, total = ws.history("R1", thread_messages=False)
@@ -130,14 +139,28 @@ def test_room_statistics_follow_the_messages(ws):
 
 
 def _file(i, **extra):
-    return {"downloadUrl": f"https://files.example/{i}", "id": f"F{i}", "name": f"{i}.png",
-            "external": False, "source": "slack", **extra}
+    return {
+        "downloadUrl": f"https://files.example/{i}",
+        "id": f"F{i}",
+        "name": f"{i}.png",
+        "external": False,
+        "source": "slack",
+        **extra,
+    }
 
 
 def test_pending_files_are_found_and_marked_downloaded_by_file_id(ws, store):
-    _write(ws, [_msg(1, _importFile=_file(1)), _msg(2, _importFile=_file(1)),
-                _msg(3, _importFile=_file(2)), _msg(4, _importFile=_file(3, external=True)),
-                _msg(5, rid="R2", _importFile=_file(4)), _msg(6)])
+    _write(
+        ws,
+        [
+            _msg(1, _importFile=_file(1)),
+            _msg(2, _importFile=_file(1)),
+            _msg(3, _importFile=_file(2)),
+            _msg(4, _importFile=_file(3, external=True)),
+            _msg(5, rid="R2", _importFile=_file(4)),
+            _msg(6),
+        ],
+    )
     assert ws.pending_file_count() == 4
     assert _ids(ws.pending_file_messages("R1")) == ["m001", "m002", "m003"]
 
