@@ -16,6 +16,7 @@ def upload_import_file(body: dict, file=None):
             content_type,
             body["importerKey"],
             file.file,
+            password=body.get("password"),
         )
     else:
         services().imports.upload(
@@ -24,13 +25,16 @@ def upload_import_file(body: dict, file=None):
             body["contentType"],
             body["importerKey"],
             body["binaryContent"],
+            password=body.get("password"),
         )
     return OK
 
 
 def download_public_import_file(body: dict):
     """POST /api/v1/downloadPublicImportFile"""
-    services().imports.download_public(current_user()["_id"], body["fileUrl"], body["importerKey"])
+    services().imports.download_public(
+        current_user()["_id"], body["fileUrl"], body["importerKey"], password=body.get("password")
+    )
     return OK
 
 

@@ -273,8 +273,12 @@ class ImportService:
         content_type: str,
         importer_key: str,
         content: str | IO[bytes],
+        *,
+        password: str | None = None,
     ) -> dict:
         """uploadImportFile: base64 text (Rocket.Chat's JSON body) or a binary stream.
+
+        `password` decrypts an encrypted export; it is kept in memory only, never stored.
 
         Raises:
             MeteorError: unknown importer, or the file is larger than the upload cap.
@@ -309,7 +313,7 @@ class ImportService:
             target.unlink(missing_ok=True)
             self._update(operation["_id"], status=FAILED, error="The upload did not complete.")
             raise
-        self._file_loaded(operation["_id"], target)
+        self._file_loaded(operation["_id"], target, password)
         return self.operations.get(operation["_id"])
 
     def _too_large(self) -> MeteorError:
@@ -328,7 +332,9 @@ class ImportService:
                     raise self._too_large()
                 out.write(chunk)
 
-    def download_public(self, user_id: str, file_url: str, importer_key: str) -> dict:
+    def download_public(
+        self, user_id: str, file_url: str, importer_key: str, *, password: str | None = None
+    ) -> dict:
         """downloadPublicImportFile: an http(s) URL through the download manager, or a
         path inside the admin's import folder.
 
@@ -342,14 +348,14 @@ class ImportService:
             operation = self._new_operation(user_id, info)
             if local.is_dir():
                 self._update(operation["_id"], file=str(local))
-                self._file_loaded(operation["_id"], local)
+                self._file_loaded(operation["_id"], local, password)
             else:
                 target_dir = self.store_dir / operation["_id"]
                 target_dir.mkdir(parents=True, exist_ok=True)
                 target = target_dir / stored_file_name(user_id, local.name)
                 self._update(operation["_id"], status=UPLOADING, file=target.name)
                 shutil.copyfile(local, target)
-                self._file_loaded(operation["_id"], target)
+                self._file_loaded(operation["_id"], target, password)
             return self.operations.get(operation["_id"])
         try:
             check_url(file_url, self.downloads.policy)
@@ -365,7 +371,7 @@ class ImportService:
             if record["status"] == COMPLETED:
                 path = target_dir / record["filename"]
                 self._update(op_id, file=path.name)
-                self._file_loaded(op_id, path)
+                self._file_loaded(op_id, path, password)
             else:
                 self._update(
                     op_id, status=FAILED, error=record.get("message") or record.get("error")
@@ -407,9 +413,9 @@ class ImportService:
 
     # --- preparing -------------------------------------------------------------------
 
-    def _file_loaded(self, op_id: str, path: Path) -> None:
+    def _file_loaded(self, op_id: str, path: Path, password: str | None = None) -> None:
         self._update(op_id, status=FILE_LOADED)
-        self._submit(op_id, self._prepare, op_id, path)
+        self._submit(op_id, self._prepare, op_id, path, password)
 
     def _submit(self, op_id: str, work, *args) -> None:
         with self._lock:
@@ -428,7 +434,7 @@ class ImportService:
         operation = self.operations.get(op_id)
         return bool(operation and operation.get("valid", True)) and not self._stop.is_set()
 
-    def _prepare(self, op_id: str, path: Path) -> None:
+    def _prepare(self, op_id: str, path: Path, password: str | None) -> None:
         operation = self.operations.get(op_id)
         if operation is None or not self._still_valid(op_id):
             return
@@ -440,7 +446,7 @@ class ImportService:
         )
         options = PrepareOptions(
             existing_user=lambda username: self._existing_import_id(username),
-            password=(operation.get("options") or {}).get("password"),
+            password=password,
         )
         try:
             parser.prepare(path, sink, options)

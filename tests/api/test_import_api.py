@@ -439,3 +439,29 @@ def test_pending_avatars_store_data_uris(importing):
         ]
         == 0
     )
+
+
+def test_encrypted_hipchat_export_with_its_password(importing, tmp_path):
+    from tests.unit.test_importer_hipchat import full_export, make_tar, openssl_encrypt
+
+    app, client, admin, _ = importing
+    plain = make_tar(tmp_path / "export.tar.gz", full_export()).read_bytes()
+    encrypted = tmp_path / "export.tar.gz.aes"
+    encrypted.write_bytes(openssl_encrypt(plain, "s3cret-pass", "sha256"))
+
+    def send(password):
+        with encrypted.open("rb") as handle:
+            return client.post(
+                "/api/v1/uploadImportFile",
+                headers=admin.headers,
+                files={"file": (encrypted.name, handle, "application/octet-stream")},
+                data={"importerKey": "hipchatenterprise", "password": password},
+            )
+
+    assert send("wrong").json() == {"success": True}
+    failed = wait_for(client, admin, state_is("error", "ready"))
+    assert failed["state"] == "error" and "password" in failed["operation"]["error"]
+    send("s3cret-pass")
+    assert prepared(client, admin)["message_count"] > 0
+    stored = (app.services.config.state_dir / "imports.json").read_text()
+    assert "s3cret-pass" not in stored
