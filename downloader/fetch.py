@@ -8,6 +8,8 @@ checks still use the host name.
 
 The body is written raw (no content decoding) into a hidden `.part` file beside the
 destination, then published under a name nobody has taken, without ever overwriting.
+A big file from a server that accepts byte ranges is fetched over a few connections at
+once (`_stream`), each one vetted, capped and cancelled like the first.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ from downloader.policy import (
 
 # Large reads keep per-chunk overhead (callbacks, syscalls) far below the transfer cost.
 CHUNK_SIZE = 512 * 1024
+# A file at least this big, from a server that takes byte ranges, is fetched over
+# SEGMENTS connections at once, each writing its own part of the one `.part` file.
+SEGMENTED_MIN_SIZE = 64 * 1024 * 1024
+SEGMENTS = 4
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 NOT_FOUND_STATUSES = frozenset({404, 410})
 MAX_NAME_ATTEMPTS = 10_000
@@ -140,6 +146,14 @@ class _Transfer:
                         with contextlib.suppress(OSError):
                             sock.shutdown(socket.SHUT_RDWR)
                 return
+
+    def fail(self, error: FetchError) -> None:
+        """End every connection of this fetch because one part of it failed."""
+        with self._lock:
+            self.aborted = self.aborted or error
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def track(self, sock: socket.socket) -> None:
         with self._lock:
@@ -323,11 +337,14 @@ def _session(transfer: _Transfer) -> requests.Session:
 # --- request, redirects, status ---------------------------------------------------
 
 
-def _get(session: requests.Session, transfer: _Transfer, target: CheckedUrl) -> requests.Response:
+def _get(
+    session: requests.Session, transfer: _Transfer, target: CheckedUrl, headers: dict | None = None
+) -> requests.Response:
     policy = transfer.policy
     try:
         return session.get(
             target.url,
+            headers=headers,
             stream=True,
             allow_redirects=False,
             timeout=(policy.connect_timeout, policy.idle_timeout),
@@ -476,11 +493,11 @@ def publish(part: Path, directory: Path, name: str) -> tuple[Path, str]:
     raise FetchError(WRITE_ERROR, f"too many files named like {name} in {directory}")
 
 
-def _write_all(fd: int, chunk: bytes) -> None:
+def _write_all(fd: int, chunk: bytes, offset: int) -> None:
     view = memoryview(chunk)
     while view:
-        written = os.write(fd, view)
-        view = view[written:]
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def _stream_body(
@@ -490,16 +507,21 @@ def _stream_body(
     target: CheckedUrl,
     announced: int | None,
     on_progress: Callable[[int], None] | None,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> int:
+    """Write the body at `offset` in `fd`, stopping after `limit` bytes if given."""
     max_size = transfer.policy.max_size
     raw = response.raw
     # read1 returns what has arrived instead of waiting for a full chunk (urllib3 >= 2.3).
     read = getattr(raw, "read1", raw.read)
     size = 0
-    while True:
+    while limit is None or size < limit:
         transfer.check()
+        want = CHUNK_SIZE if limit is None else min(CHUNK_SIZE, limit - size)
         try:
-            chunk = read(CHUNK_SIZE, decode_content=False)
+            chunk = read(want, decode_content=False)
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
             error = transfer.explain(exc, target.host)
             if error.code == NETWORK_ERROR:
@@ -516,7 +538,7 @@ def _stream_body(
                 FILE_TOO_LARGE, f"the file is larger than the limit of {max_size} bytes"
             )
         try:
-            _write_all(fd, chunk)
+            _write_all(fd, chunk, offset + size - len(chunk))
         except OSError as exc:
             raise _local_error(exc, "write the file") from None
         if on_progress is not None:
@@ -528,6 +550,128 @@ def _stream_body(
             NETWORK_ERROR, f"connection to {target.host} closed after {size} of {announced} bytes"
         )
     return size
+
+
+def _segments(length: int, count: int) -> list[tuple[int, int]]:
+    """`count` (start, size) pieces covering `length` bytes in order."""
+    step = -(-length // count)
+    return [(start, min(step, length - start)) for start in range(0, length, step)]
+
+
+def _open_range(
+    session: requests.Session, transfer: _Transfer, target: CheckedUrl, start: int, size: int
+) -> requests.Response | None:
+    """A 206 for exactly bytes start..start+size-1 of the same identity-encoded entity."""
+    end = start + size - 1
+    response = _get(session, transfer, target, headers={"Range": f"bytes={start}-{end}"})
+    total = response.headers.get("Content-Range", "").rpartition("/")[2]
+    if (
+        response.status_code == 206
+        and response.headers.get("Content-Range", "").startswith(f"bytes {start}-{end}/")
+        and _header_length(response) == size
+        and _identity_encoded(response)
+        and total.isdigit()
+    ):
+        return response
+    response.close()
+    return None
+
+
+def _can_segment(response: requests.Response, length: int | None) -> bool:
+    return (
+        length is not None
+        and length >= SEGMENTED_MIN_SIZE
+        and response.status_code == 200
+        and response.headers.get("Accept-Ranges", "").strip().lower() == "bytes"
+        and _identity_encoded(response)
+    )
+
+
+def _stream(
+    session: requests.Session,
+    response: requests.Response,
+    fd: int,
+    transfer: _Transfer,
+    target: CheckedUrl,
+    length: int | None,
+    on_progress: Callable[[int], None] | None,
+) -> int:
+    """The body into `fd`: over one connection, or in segments when the server allows.
+
+    Segments go through the same session, so every extra connection is vetted like the
+    first, and share the transfer, so cancel and the deadline end them all. The first
+    segment is the response already open; if any other range is refused, the fetch
+    goes on over that one connection alone.
+    """
+    if not _can_segment(response, length):
+        return _stream_body(response, fd, transfer, target, length, on_progress)
+    pieces = _segments(length, SEGMENTS)
+    extra: list[requests.Response] = []
+    with contextlib.ExitStack() as closing:
+        for start, size in pieces[1:]:
+            ranged = _open_range(session, transfer, target, start, size)
+            if ranged is None:
+                break
+            closing.enter_context(contextlib.closing(ranged))
+            extra.append(ranged)
+        if len(extra) < len(pieces) - 1:
+            closing.close()
+            return _stream_body(response, fd, transfer, target, length, on_progress)
+        return _stream_segments(
+            [response, *extra], pieces, fd, transfer, target, length, on_progress
+        )
+
+
+def _stream_segments(
+    responses: list[requests.Response],
+    pieces: list[tuple[int, int]],
+    fd: int,
+    transfer: _Transfer,
+    target: CheckedUrl,
+    length: int,
+    on_progress: Callable[[int], None] | None,
+) -> int:
+    done = [0] * len(pieces)
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        def progress(size: int) -> None:
+            with lock:
+                done[index] = size
+                if on_progress is not None:
+                    on_progress(sum(done))
+
+        start, size = pieces[index]
+        try:
+            got = _stream_body(
+                responses[index], fd, transfer, target, size, progress, offset=start, limit=size
+            )
+            if got != size:
+                raise FetchError(
+                    NETWORK_ERROR, f"connection to {target.host} closed after {got} of {size} bytes"
+                )
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+            transfer.fail(
+                exc if isinstance(exc, FetchError) else FetchError(NETWORK_ERROR, str(exc))
+            )
+
+    workers = [
+        threading.Thread(target=run, args=(i,), name="ferry-fetch-segment", daemon=True)
+        for i in range(1, len(pieces))
+    ]
+    for worker in workers:
+        worker.start()
+    run(0)
+    for worker in workers:
+        worker.join()
+    if errors:
+        # The first failure is the cause; the others are the connections it ended.
+        raise transfer.aborted or errors[0]
+    transfer.check()
+    return length
 
 
 def fetch_to_directory(
@@ -585,7 +729,9 @@ def fetch_to_directory(
                                 part_path=part,
                             )
                         )
-                    size = _stream_body(response, fd, transfer, target, wire_length, on_progress)
+                    size = _stream(
+                        session, response, fd, transfer, target, wire_length, on_progress
+                    )
                     try:
                         os.fsync(fd)
                     except OSError as exc:

@@ -273,6 +273,8 @@ def literal_address(host: str) -> IPAddress | None:
 
 # --- URLs ---------------------------------------------------------------------------
 
+_LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
+
 _FORBIDDEN_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
 
 
@@ -359,6 +361,10 @@ def check_url(url: str, policy: FetchPolicy) -> CheckedUrl:
     check_domain(host, policy)
     if ip is not None:
         check_address(raw_host, ip, policy)
+    elif host == "localhost" or host.endswith(".localhost"):
+        # RFC 6761: these names are loopback whatever DNS says, so no lookup is needed
+        # to refuse them, and the refusal can be the start's answer.
+        check_address(raw_host, _LOOPBACK, policy)
     netloc = f"[{host}]" if ":" in host else host
     default_port = 443 if scheme == "https" else 80
     if port != default_port:

@@ -22,7 +22,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(data_dir: Path, port: int, *extra: str, env: dict | None = None) -> subprocess.Popen:
+def start(
+    data_dir: Path, port: int, *extra: str, env: dict | None = None, output=subprocess.PIPE
+) -> subprocess.Popen:
+    """`ferry serve`; `output` takes its stdout and stderr (a file for chatty servers)."""
     environment = {**os.environ, **(env or {})}
     return subprocess.Popen(
         [
@@ -36,7 +39,7 @@ def start(data_dir: Path, port: int, *extra: str, env: dict | None = None) -> su
             str(data_dir),
             *extra,
         ],
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
         env=environment,
@@ -47,7 +50,8 @@ def wait_until_up(port: int, process: subprocess.Popen, timeout: float = 20) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"ferry exited early:\n{process.stdout.read()}")
+            shown = process.stdout.read() if process.stdout else "(output in a file)"
+            raise AssertionError(f"ferry exited early:\n{shown}")
         try:
             requests.get(f"http://127.0.0.1:{port}/api/info", timeout=1)
             return

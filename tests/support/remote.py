@@ -177,6 +177,34 @@ class RemoteServer:
 
         return self.route(path, handler)
 
+    def ranged(self, path: str, size: int, *, honour_range: bool = True, pause: float = 0) -> str:
+        """`size` pattern bytes advertising `Accept-Ranges: bytes`; a `Range: bytes=a-b`
+        gets a 206 unless `honour_range` is off. `pause` slows every block down."""
+
+        # Built once: pattern_bytes(n, offset) is not a slice of a longer pattern.
+        body = pattern_bytes(size)
+
+        def handler(h: _RequestHandler) -> None:
+            start, end = 0, size - 1
+            asked = h.headers.get("Range", "")
+            ranged = honour_range and asked.startswith("bytes=")
+            if ranged:
+                first, _, last = asked[len("bytes=") :].partition("-")
+                start, end = int(first), min(int(last), size - 1)
+            headers = [("Content-Length", str(end - start + 1)), ("Accept-Ranges", "bytes")]
+            if ranged:
+                headers.append(("Content-Range", f"bytes {start}-{end}/{size}"))
+            h.send_head(206 if ranged else 200, headers)
+            position = start
+            while position <= end:
+                block = body[position : min(position + BLOCK, end + 1)]
+                h.wfile.write(block)
+                position += len(block)
+                if pause and self.release.wait(pause):
+                    return
+
+        return self.route(path, handler)
+
     def endless(self, path: str) -> str:
         """A chunked body that never ends, until the client hangs up."""
 

@@ -8,9 +8,11 @@ import threading
 
 import pytest
 
+from downloader import fetch as fetch_module
 from downloader.fetch import USER_AGENT, fetch_to_directory
 from downloader.policy import (
     DISK_FULL,
+    DOMAIN_BLOCKED,
     DOWNLOAD_CANCELLED,
     DOWNLOAD_TIMEOUT,
     FILE_TOO_LARGE,
@@ -18,8 +20,16 @@ from downloader.policy import (
     REMOTE_FILE_NOT_FOUND,
     WRITE_ERROR,
     FetchError,
+    FetchPolicy,
 )
-from tests.support.downloads import LOCAL, StubResolver, listing, run_python, unanswered_port
+from tests.support.downloads import (
+    LOCAL,
+    PUBLIC_IP,
+    StubResolver,
+    listing,
+    run_python,
+    unanswered_port,
+)
 from tests.support.remote import RemoteServer, pattern_bytes, wait_until
 from tests.support.tls import PrivateCA
 
@@ -359,3 +369,105 @@ def test_a_full_disk_fails_cleanly(remote, target_dir):
     url = remote.generated("/big", 2_000_000)
     child = run_python(DISK_FULL_CHILD, url, str(target_dir))
     assert child.stdout.splitlines() == [DISK_FULL, "[]"], child.stderr
+
+
+# --- segmented downloads ------------------------------------------------------------------
+
+
+@pytest.fixture
+def segmented(monkeypatch):
+    """Files of 1 MiB and more are fetched in segments."""
+    monkeypatch.setattr(fetch_module, "SEGMENTED_MIN_SIZE", 1 << 20)
+
+
+def ranges_asked(remote) -> list[str | None]:
+    return sorted((r.headers.get("Range") or "") for r in remote.requests)
+
+
+def test_a_ranged_file_arrives_in_segments_byte_for_byte(remote, target_dir, segmented):
+    size = 3 * 1024 * 1024 + 7
+    url = remote.ranged("/big.bin", size)
+    seen = []
+    result = fetch(url, target_dir, on_progress=seen.append)
+    assert result.size == size
+    assert (target_dir / "big.bin").read_bytes() == pattern_bytes(size)
+    assert listing(target_dir) == ["big.bin"]
+    assert len(remote.requests) == fetch_module.SEGMENTS
+    assert remote.connections == fetch_module.SEGMENTS
+    assert ranges_asked(remote)[0] == ""  # the first request asks for the whole file
+    assert seen[-1] == size and seen == sorted(seen)
+
+
+def test_a_server_that_ignores_ranges_is_read_over_one_connection(remote, target_dir, segmented):
+    size = 2 * 1024 * 1024
+    url = remote.ranged("/big.bin", size, honour_range=False)
+    assert fetch(url, target_dir).size == size
+    assert (target_dir / "big.bin").read_bytes() == pattern_bytes(size)
+    assert listing(target_dir) == ["big.bin"]
+
+
+def test_small_files_are_never_segmented(remote, target_dir, segmented):
+    url = remote.ranged("/small.bin", 500_000)
+    fetch(url, target_dir)
+    assert ranges_asked(remote) == [""]
+
+
+def test_segmented_download_is_capped_before_any_body(remote, target_dir, segmented):
+    url = remote.ranged("/big.bin", 2 * 1024 * 1024)
+    policy = dataclasses.replace(LOCAL, max_size=1024 * 1024)
+    assert failure(url, target_dir, policy).code == FILE_TOO_LARGE
+    assert len(remote.requests) == 1
+
+
+def test_cancel_ends_every_segment_and_leaves_nothing(remote, target_dir, segmented):
+    url = remote.ranged("/slow.bin", 4 * 1024 * 1024, pause=0.05)
+    cancel = threading.Event()
+    started = threading.Event()
+
+    def progress(size: int) -> None:
+        if size > 256 * 1024:
+            started.set()
+
+    def cancel_soon() -> None:
+        started.wait(20)
+        cancel.set()
+
+    threading.Thread(target=cancel_soon, daemon=True).start()
+    error = failure(url, target_dir, cancel=cancel, on_progress=progress)
+    assert error.code == DOWNLOAD_CANCELLED
+    assert listing(target_dir) == []
+    assert len(remote.requests) == fetch_module.SEGMENTS
+
+
+def test_a_segment_cut_short_fails_the_whole_download(remote, target_dir, segmented):
+    size = 2 * 1024 * 1024
+
+    def handler(h) -> None:
+        asked = h.headers.get("Range")
+        if asked is None:
+            h.send_head(200, [("Content-Length", str(size)), ("Accept-Ranges", "bytes")])
+            h.wfile.write(pattern_bytes(size))
+            return
+        first, _, last = asked[len("bytes=") :].partition("-")
+        length = int(last) - int(first) + 1
+        h.send_head(
+            206,
+            [("Content-Length", str(length)), ("Content-Range", f"bytes {first}-{last}/{size}")],
+        )
+        h.wfile.write(pattern_bytes(length // 2, int(first)))
+
+    url = remote.route("/cut.bin", handler)
+    assert failure(url, target_dir).code == NETWORK_ERROR
+    assert listing(target_dir) == []
+
+
+def test_every_segment_connection_is_resolved_and_checked(remote, target_dir, internet, segmented):
+    # The name points outside first, then (rebinding) at loopback for later connections.
+    resolver = StubResolver({"files.example": [[PUBLIC_IP], ["127.0.0.1"]]})
+    remote.ranged("/big.bin", 2 * 1024 * 1024)
+    url = f"http://files.example:{remote.port}/big.bin"
+    policy = FetchPolicy(resolver=resolver)
+    error = failure(url, target_dir, policy)
+    assert error.code == DOMAIN_BLOCKED
+    assert internet.attempts == [PUBLIC_IP]
+    assert resolver.calls == ["files.example", "files.example"]

@@ -127,6 +127,17 @@ def test_private_literals_pass_when_private_networks_are_allowed(host):
     check_url(f"http://{host}/", OPEN)
 
 
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "api.localhost", "a.b.localhost"])
+def test_localhost_names_are_loopback_without_a_lookup(host):
+    assert refused(f"http://{host}:8080/x").code == DOMAIN_BLOCKED
+    check_url(f"http://{host}:8080/x", OPEN)
+
+
+def test_names_merely_containing_localhost_are_ordinary_names():
+    check_url("http://localhost.example.com/x", STRICT)
+    check_url("http://mylocalhost/x", STRICT)
+
+
 def test_short_ipv4_forms_are_rebuilt_as_the_address_they_mean():
     checked = check_url("http://0x7f.1:81/x", OPEN)
     assert checked.url == "http://127.0.0.1:81/x"

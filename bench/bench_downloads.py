@@ -1,0 +1,397 @@
+"""Ferry's downloader against curl and aria2c, all fetching from one local static server.
+
+    python bench/bench_downloads.py [--size-mib 1024] [--files 100] [--file-mib 5] [--jobs 16]
+
+Everything listens on 127.0.0.1. The static server is nginx when `nginx` is on PATH,
+else a sendfile-based Python server with Range support (so neither is the bottleneck).
+Peers whose binary is missing are skipped with a note. Linux only (/proc for RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+ADMIN_USER, ADMIN_PASSWORD = "bench", "bench-password-1"
+TARGETS = {
+    "single": 0.6,  # Ferry's wall time / curl's
+    "batch": 0.8,  # Ferry's wall time / aria2c's
+    "rss_mb": 150,
+    "p99_ms": 50,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def make_file(path: Path, size: int) -> None:
+    block = os.urandom(1 << 20)
+    with path.open("wb") as out:
+        left = size
+        while left:
+            left -= out.write(block[: min(left, len(block))])
+
+
+# --- the static server ------------------------------------------------------------------
+
+
+class _SendfileHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    root: Path
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = self.root / self.path.lstrip("/").split("?", 1)[0]
+        if not path.is_file() or not path.resolve().is_relative_to(self.root):
+            self.send_error(404)
+            return
+        size = path.stat().st_size
+        start, end = 0, size - 1
+        ranged = self.headers.get("Range", "")
+        if ranged.startswith("bytes=") and "," not in ranged:
+            first, _, last = ranged[6:].partition("-")
+            start = int(first) if first else size - int(last)
+            end = min(int(last), size - 1) if first and last else end
+        self.send_response(206 if ranged else 200)
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "application/octet-stream")
+        if ranged:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        self.wfile.flush()
+        with path.open("rb") as body, contextlib.suppress(OSError):
+            self.connection.sendfile(body, start, end - start + 1)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def static_server(root: Path, work: Path):
+    """Yields (base URL, description)."""
+    port = free_port()
+    if shutil.which("nginx"):
+        conf = work / "nginx.conf"
+        conf.write_text(
+            f"""daemon off;
+worker_processes 2;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path {work}/nginx-tmp;
+    proxy_temp_path {work}/nginx-tmp;
+    fastcgi_temp_path {work}/nginx-tmp;
+    uwsgi_temp_path {work}/nginx-tmp;
+    scgi_temp_path {work}/nginx-tmp;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}
+}}
+"""
+        )
+        process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)])
+        try:
+            wait_for_port(port)
+            yield f"http://127.0.0.1:{port}", "nginx (sendfile)"
+        finally:
+            process.terminate()
+            process.wait(10)
+        return
+    handler = type("Handler", (_SendfileHandler,), {"root": root.resolve()})
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}", "Python http.server + socket.sendfile"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- Ferry --------------------------------------------------------------------------------
+
+
+class Ferry:
+    def __init__(self, data_dir: Path, jobs: int, log: Path):
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "FERRY_ADMIN_USERNAME": ADMIN_USER,
+            "FERRY_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        }
+        command = [sys.executable, "-m", "ferry.cli", "serve", "--port", str(self.port)]
+        command += ["--data-dir", str(data_dir), "--allow-download", "--allow-private-networks"]
+        command += ["--max-concurrent-downloads", str(jobs), "--download-history-limit", "10000"]
+        self.log = log.open("w")
+        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.session = requests.Session()
+        login = self.session.post(
+            f"{self.base}/api/v1/login", json={"user": ADMIN_USER, "password": ADMIN_PASSWORD}
+        )
+        login.raise_for_status()
+        self.session.headers["Authorization"] = f"Bearer {login.json()['data']['authToken']}"
+        self.files = data_dir / "files"
+
+    def start(self, directory: str, url: str) -> str:
+        response = self.session.get(f"{self.base}/{directory}?download={quote(url, safe='')}")
+        response.raise_for_status()
+        return response.json()["download_id"]
+
+    def finished(self) -> dict[str, dict]:
+        history = self.session.get(f"{self.base}/?download_history=").json()["history"]
+        return {entry["id"]: entry for entry in history}
+
+    def wait_all(self, ids: set[str], poll: float = 0.02) -> None:
+        while True:
+            done = self.finished()
+            if ids <= done.keys():
+                failed = [done[i] for i in ids if done[i]["status"] != "completed"]
+                if failed:
+                    raise RuntimeError(f"{len(failed)} Ferry downloads failed: {failed[0]}")
+                return
+            time.sleep(poll)
+
+    def rss(self) -> int:
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+# --- the measurements ---------------------------------------------------------------------
+
+
+def timed(run) -> float:
+    began = time.perf_counter()
+    run()
+    return time.perf_counter() - began
+
+
+def run_tool(command: list[str]) -> None:
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def aria2c(*args: str) -> list[str]:
+    return [
+        "aria2c",
+        "--quiet=true",
+        "--allow-overwrite=true",
+        "--auto-file-renaming=false",
+        "--file-allocation=none",
+        "--check-certificate=false",
+        *args,
+    ]
+
+
+def fresh(directory: Path) -> Path:
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return directory
+
+
+def measure_single(base: str, ferry: Ferry, work: Path, size: int) -> dict[str, float | None]:
+    url = f"{base}/big.bin"
+    out = fresh(work / "out")
+    results: dict[str, float | None] = {}
+    # Read once so that every contestant finds the source in the page cache.
+    run_tool(["curl", "-s", "-o", "/dev/null", url]) if shutil.which("curl") else None
+
+    def ferry_once() -> None:
+        ferry.wait_all({ferry.start("single", url)}, poll=0.01)
+
+    results["ferry"] = timed(ferry_once)
+    assert (ferry.files / "single" / "big.bin").stat().st_size == size
+    shutil.rmtree(ferry.files / "single")
+    if shutil.which("curl"):
+        results["curl"] = timed(lambda: run_tool(["curl", "-s", "-o", str(out / "c.bin"), url]))
+    else:
+        results["curl"] = None
+    if shutil.which("aria2c"):
+        run = aria2c("-x", "4", "-s", "4", "-d", str(out), "-o", "a.bin", url)
+        results["aria2c"] = timed(lambda: run_tool(run))
+    else:
+        results["aria2c"] = None
+    fresh(out)
+    return results
+
+
+def measure_batch(base: str, ferry: Ferry, work: Path, count: int, jobs: int) -> dict:
+    urls = [f"{base}/batch/f{i:03}.bin" for i in range(count)]
+    latencies: list[float] = []
+    peak = [ferry.rss()]
+    running = threading.Event()
+    running.set()
+
+    def sample() -> None:
+        probe = requests.Session()
+        probe.headers.update(ferry.session.headers)
+        while running.is_set():
+            began = time.perf_counter()
+            probe.get(f"{ferry.base}/api/v1/downloads").raise_for_status()
+            latencies.append(time.perf_counter() - began)
+            peak[0] = max(peak[0], ferry.rss())
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+
+    def ferry_batch() -> None:
+        sampler.start()
+        ids = {ferry.start("batch", url) for url in urls}
+        ferry.wait_all(ids, poll=0.05)
+
+    results: dict = {"ferry": timed(ferry_batch)}
+    running.clear()
+    sampler.join()
+    assert len(list((ferry.files / "batch").iterdir())) == count
+    if shutil.which("aria2c"):
+        listing = work / "urls.txt"
+        listing.write_text("\n".join(urls) + "\n")
+        out = fresh(work / "out")
+        run = aria2c("-j", str(jobs), "-d", str(out), "-i", str(listing))
+        results["aria2c"] = timed(lambda: run_tool(run))
+        fresh(out)
+    else:
+        results["aria2c"] = None
+    latencies.sort()
+    results["samples"] = len(latencies)
+    results["p50_ms"] = statistics.median(latencies) * 1000 if latencies else None
+    results["p99_ms"] = (
+        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000 if latencies else None
+    )
+    results["rss_mb"] = peak[0] / 1e6
+    return results
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def verdict(value: float | None, limit: float) -> str:
+    if value is None:
+        return "n/a"
+    return "ok" if value <= limit else "MISSED"
+
+
+def report(single: dict, batch: dict, size: int, args, server: str) -> None:
+    mib = size / (1 << 20)
+
+    def rate(seconds: float | None, total_mib: float) -> str:
+        return f"{total_mib / seconds:8.0f} MiB/s" if seconds else "   skipped"
+
+    def row(name: str, seconds: float | None, total: float) -> str:
+        shown = f"{seconds:8.2f} s" if seconds else "  skipped"
+        return f"  {name:<34} {shown}   {rate(seconds, total)}"
+
+    print(f"\nStatic server: {server}; {os.cpu_count()} CPUs")
+    print(f"\nOne file of {mib:.0f} MiB")
+    print(row("ferry (request -> completed)", single["ferry"], mib))
+    print(row("curl -o", single["curl"], mib))
+    print(row("aria2c -x4 -s4", single["aria2c"], mib))
+    batch_mib = args.files * args.file_mib
+    print(f"\n{args.files} files of {args.file_mib} MiB, {args.jobs} at a time")
+    print(row(f"ferry --max-concurrent-downloads {args.jobs}", batch["ferry"], batch_mib))
+    print(row(f"aria2c -j {args.jobs}", batch["aria2c"], batch_mib))
+
+    single_ratio = single["ferry"] / single["curl"] if single["curl"] else None
+    batch_ratio = batch["ferry"] / batch["aria2c"] if batch["aria2c"] else None
+    print("\n  measure                               value   target   verdict")
+    lines = [
+        ("single: ferry / curl", single_ratio, TARGETS["single"], "x"),
+        ("batch: ferry / aria2c", batch_ratio, TARGETS["batch"], "x"),
+        ("ferry peak RSS during batch (MB)", batch["rss_mb"], TARGETS["rss_mb"], ""),
+        ("GET /api/v1/downloads p50 (ms)", batch["p50_ms"], None, ""),
+        ("GET /api/v1/downloads p99 (ms)", batch["p99_ms"], TARGETS["p99_ms"], ""),
+    ]
+    for name, value, limit, unit in lines:
+        shown = f"{value:8.2f}{unit}" if value is not None else "     n/a"
+        target = f"<= {limit:g}{unit}" if limit is not None else ""
+        check = verdict(value, limit) if limit is not None else ""
+        print(f"  {name:<34} {shown:>10} {target:>9}   {check}")
+    print(f"  ({batch['samples']} latency samples while the batch ran)")
+    for peer, seconds in (("curl", single["curl"]), ("aria2c", batch["aria2c"])):
+        if seconds is None:
+            print(f"  note: {peer} is not installed; its comparison was skipped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=1024, help="the single file's size")
+    parser.add_argument("--files", type=int, default=100, help="files in the batch")
+    parser.add_argument("--file-mib", type=int, default=5, help="size of each batch file")
+    parser.add_argument("--jobs", type=int, default=16, help="downloads at a time")
+    parser.add_argument("--work-dir", type=Path, help="scratch space (default: a temp dir)")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="ferry-bench-", dir=args.work_dir))
+    # nginx started as root serves as `nobody`, which must be able to read the files.
+    work.chmod(0o755)
+    try:
+        source = work / "www"
+        (source / "batch").mkdir(parents=True)
+        (work / "nginx-tmp").mkdir()
+        size = args.size_mib << 20
+        print(f"Preparing {args.size_mib} MiB + {args.files} x {args.file_mib} MiB in {work}")
+        make_file(source / "big.bin", size)
+        for i in range(args.files):
+            make_file(source / "batch" / f"f{i:03}.bin", args.file_mib << 20)
+        with static_server(source, work) as (base, server):
+            ferry = Ferry(work / "ferry-data", args.jobs, work / "ferry.log")
+            try:
+                single = measure_single(base, ferry, work, size)
+                batch = measure_batch(base, ferry, work, args.files, args.jobs)
+            finally:
+                ferry.stop()
+        report(single, batch, size, args, server)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

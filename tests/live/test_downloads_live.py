@@ -1,0 +1,170 @@
+"""Downloads in a real `ferry serve`: a kill -9 and a SIGTERM in the middle of transfers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from storage.downloads import DownloadRepository
+from storage.store import Store
+from tests.live.test_serve import free_port, start, wait_until_up
+from tests.support.remote import RemoteServer, pattern_bytes, wait_until
+
+pytestmark = pytest.mark.live
+pytest_plugins = ("tests.support.download_fixtures",)
+
+ADMIN = {"FERRY_ADMIN_USERNAME": "root", "FERRY_ADMIN_PASSWORD": "live-downloads-pw-1"}
+FLAGS = ("--allow-download", "--allow-private-networks")
+PART_FILE = re.compile(r"\..*\.[0-9a-f]+\.part")
+SLOW_COUNT = 3
+
+
+class Ferry:
+    """One `ferry serve` run over `data_dir`, logged in as the admin."""
+
+    def __init__(self, data_dir: Path, log: Path):
+        self.port = free_port()
+        self.log = log.open("a")
+        self.process = start(data_dir, self.port, *FLAGS, env=ADMIN, output=self.log)
+        wait_until_up(self.port, self.process)
+        self.base = f"http://127.0.0.1:{self.port}"
+        login = requests.post(
+            f"{self.base}/api/v1/login",
+            json={"user": ADMIN["FERRY_ADMIN_USERNAME"], "password": ADMIN["FERRY_ADMIN_PASSWORD"]},
+            timeout=5,
+        )
+        self.headers = {"Authorization": f"Bearer {login.json()['data']['authToken']}"}
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get(f"{self.base}{path}", headers=self.headers, timeout=5)
+
+    def download(self, directory: str, url: str) -> str:
+        response = self.get(f"/{directory}?download={quote(url, safe='')}")
+        assert response.status_code == 200, response.text
+        return response.json()["download_id"]
+
+    def active(self) -> list[dict]:
+        return self.get("/api/v1/downloads").json()["downloads"]
+
+    def history(self) -> list[dict]:
+        return self.get("/?download_history=").json()["history"]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=20)
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def servers(tmp_path):
+    started: list[Ferry] = []
+
+    def run() -> Ferry:
+        ferry = Ferry(tmp_path / "data", tmp_path / "ferry.log")
+        started.append(ferry)
+        return ferry
+
+    yield run
+    for ferry in started:
+        ferry.stop()
+
+
+def partials(data_dir: Path) -> list[Path]:
+    return [
+        Path(d, n) for d, _, names in os.walk(data_dir) for n in names if PART_FILE.fullmatch(n)
+    ]
+
+
+def start_slow_downloads(ferry: Ferry, remote: RemoteServer, data_dir: Path) -> list[str]:
+    """SLOW_COUNT transfers that would take minutes, all writing their part files."""
+    ids = []
+    for number in range(SLOW_COUNT):
+        url = remote.trickle(f"/slow-{number}.bin", pieces=10_000, piece=b"z" * 1024, pause=0.05)
+        ids.append(ferry.download(f"slow/{number}", url))
+
+    def all_streaming() -> bool:
+        entries = ferry.active()
+        return (
+            len(entries) == SLOW_COUNT
+            and all(e["status"] == "downloading" and e["current_size"] > 0 for e in entries)
+            and len(partials(data_dir)) == SLOW_COUNT
+        )
+
+    assert wait_until(all_streaming, timeout=30)
+    return ids
+
+
+def assert_new_downloads_work(ferry: Ferry, remote: RemoteServer, data_dir: Path) -> None:
+    url = remote.generated("/after.bin", 2_000_000)
+    download_id = ferry.download("after", url)
+    assert wait_until(lambda: any(h["id"] == download_id for h in ferry.history()), timeout=30), (
+        "the new download never finished"
+    )
+    entry = next(h for h in ferry.history() if h["id"] == download_id)
+    assert (entry["status"], entry["total_bytes"], entry["error"]) == ("completed", 2_000_000, None)
+    assert ferry.get("/after/after.bin").content == pattern_bytes(2_000_000)
+
+
+def assert_stopped_in_history(history: list[dict], ids: list[str]) -> None:
+    stopped = {h["id"]: h for h in history if h["id"] in ids}
+    assert set(stopped) == set(ids)
+    for entry in stopped.values():
+        assert (entry["status"], entry["error"], entry["total_bytes"]) == (
+            "failed",
+            "SERVER_STOPPED",
+            None,
+        )
+        assert entry["end_time"] >= entry["start_time"]
+
+
+def test_kill_9_mid_download_is_recovered_on_the_next_start(servers, remote, tmp_path):
+    data_dir = tmp_path / "data"
+    ferry = servers()
+    ids = start_slow_downloads(ferry, remote, data_dir)
+
+    ferry.process.send_signal(signal.SIGKILL)
+    ferry.process.wait(timeout=10)
+    assert len(partials(data_dir)) == SLOW_COUNT  # what a crash leaves behind
+
+    again = servers()
+    assert_stopped_in_history(again.history(), ids)
+    assert again.active() == []
+    assert partials(data_dir) == []
+    for number in range(SLOW_COUNT):
+        assert os.listdir(data_dir / "files" / "slow" / str(number)) == []
+    assert_new_downloads_work(again, remote, data_dir)
+
+
+def test_sigterm_mid_download_exits_0_and_records_the_downloads(servers, remote, tmp_path):
+    data_dir = tmp_path / "data"
+    ferry = servers()
+    ids = start_slow_downloads(ferry, remote, data_dir)
+
+    ferry.process.send_signal(signal.SIGTERM)
+    assert ferry.process.wait(timeout=30) == 0
+    assert partials(data_dir) == []
+    # The stopping server recorded them itself: nothing is left for recovery to close.
+    store = Store(data_dir / "state")
+    try:
+        repository = DownloadRepository(store)
+        assert repository.unfinished() == []
+        assert_stopped_in_history(repository.history(), ids)
+    finally:
+        store.close()
+
+    again = servers()
+    assert_stopped_in_history(again.history(), ids)
+    assert_new_downloads_work(again, remote, data_dir)
