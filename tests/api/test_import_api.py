@@ -465,3 +465,24 @@ def test_encrypted_hipchat_export_with_its_password(importing, tmp_path):
     assert prepared(client, admin)["message_count"] > 0
     stored = (app.services.config.state_dir / "imports.json").read_text()
     assert "s3cret-pass" not in stored
+
+
+def test_restart_mid_import_fails_readably_and_a_new_import_works(tmp_path):
+    config = make_config(tmp_path / "data")
+    app = create_app(config)
+    admin_user, _ = app.services.accounts.ensure_admin("admin", ADMIN_PASSWORD)
+    operation = app.services.imports._new_operation(
+        admin_user["_id"], app.services.imports._importer("csv", "test")
+    )
+    app.services.imports._update(operation["_id"], status="importer_importing_messages")
+    app.services.store.close()  # killed mid-import
+
+    again = create_app(config)
+    with again.test_client() as client:
+        admin = log_in(client, "admin", ADMIN_PASSWORD)
+        status = client.get("/api/v1/import.status", headers=admin.headers).json()
+        assert status["state"] == "error"
+        assert "start it again" in status["operation"]["error"]
+        upload(client, admin, csv_export(tmp_path))
+        assert prepared(client, admin)["message_count"] == 3
+    again.services.close()
