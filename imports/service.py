@@ -419,6 +419,7 @@ class ImportService:
 
     def _submit(self, op_id: str, work, *args) -> None:
         with self._lock:
+            self._jobs = {key: job for key, job in self._jobs.items() if not job.done()}
             self._jobs[op_id] = self._worker.submit(self._guarded, op_id, work, *args)
 
     def _guarded(self, op_id: str, work, *args) -> None:
