@@ -659,7 +659,8 @@ def add_client_commands(subparsers) -> None:
         "login",
         parents=[common],
         help="log in to a server and save the token",
-        description=f"Log in and save the server, user id and token in {config_path()} (0600). "
+        description="Log in and save the server, user id and token in "
+        "$XDG_CONFIG_HOME/ferry/client.json (default ~/.config/ferry/client.json, mode 0600). "
         "The password is prompted for, or read from standard input when it is not a terminal.",
     )
     login.add_argument("--user", help="user name or email (default: the saved one)")
