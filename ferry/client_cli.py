@@ -437,7 +437,9 @@ def _wait_until_prepared(client: FerryClient) -> dict:
             step = operation.get("status")
             detail = ""
             if step == "importer_downloading_file":
-                fetching = [d for d in client.active_downloads() if d.get("kind") == "import"]
+                fetching = []
+                with contextlib.suppress(ApiError):  # the list needs view-files
+                    fetching = [d for d in client.active_downloads() if d.get("kind") == "import"]
                 if fetching:
                     done, total = fetching[0].get("current_size"), fetching[0].get("expected_size")
                     detail = _bytes(done) + (f" / {_bytes(total)}" if total else "")
@@ -568,14 +570,14 @@ def _choose(args: argparse.Namespace, data: dict) -> dict | None:
 def _follow_import(client: FerryClient) -> int:
     with Progress(
         SpinnerColumn(),
-        TextColumn("importing [bold]{task.description}"),
+        TextColumn("[bold]{task.description}"),
         BarColumn(bar_width=30),
         TaskProgressColumn(),
         TextColumn("{task.fields[counts]} [red]{task.fields[errors]}"),
         console=out,
         disable=not out.is_terminal,
     ) as progress:
-        task = progress.add_task("started", total=None, errors="", counts="")
+        task = progress.add_task("import starting", total=None, errors="", counts="")
         while True:
             current = client.import_progress()
             count = current.get("count") or {}
