@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry import __version__
+from ferry.client_cli import add_client_commands
 from ferry.config import Config
 from ferry.errors import FerryError
 from storage.store import DataDirLocked
@@ -314,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _serve_parser(subparsers)
     _users_parser(subparsers)
+    add_client_commands(subparsers)
     return parser
 
 

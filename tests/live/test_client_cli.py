@@ -1,0 +1,249 @@
+"""The command-line client against a real `ferry serve`: login, downloads, cancel, errors,
+an import, and the live progress display in a pseudo-terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import select
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.api.test_import_api import csv_export
+from tests.live.test_serve import free_port, start, wait_until_up
+from tests.support.remote import RemoteServer, pattern_bytes, wait_until
+
+pytestmark = pytest.mark.live
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN = {"FERRY_ADMIN_USERNAME": "root", "FERRY_ADMIN_PASSWORD": "client-cli-pw-1"}
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]")
+
+
+@pytest.fixture(scope="module")
+def ferry(tmp_path_factory):
+    """One server for the module, with downloads on and loopback allowed."""
+    home = tmp_path_factory.mktemp("client-cli")
+    port = free_port()
+    with (home / "ferry.log").open("w") as log:
+        process = start(
+            home / "data",
+            port,
+            "--allow-download",
+            "--allow-private-networks",
+            env={**ADMIN, "PYTHONPATH": _pythonpath()},
+            output=log,
+        )
+        try:
+            wait_until_up(port, process)
+            yield {"base": f"http://127.0.0.1:{port}", "data": home / "data", "home": home}
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def remote():
+    with RemoteServer() as server:
+        yield server
+
+
+def _pythonpath() -> str:
+    return os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+
+
+def cli_env(config_home: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config_home), "PYTHONPATH": _pythonpath()}
+    for name in ("FERRY_URL", "FERRY_TOKEN"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+def run(env: dict, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ferry.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def logged_in(ferry):
+    """`ferry login` once; its saved config is what every other command uses."""
+    config_home = ferry["home"] / "config"
+    env = cli_env(config_home)
+    done = run(env, "login", "--server", ferry["base"], "--user", "root", stdin="client-cli-pw-1\n")
+    assert done.returncode == 0, done.stderr
+    return {"env": env, "config": config_home / "ferry" / "client.json", "output": done.stdout}
+
+
+def api(ferry, logged_in) -> dict[str, str]:
+    token = json.loads(logged_in["config"].read_text())["authToken"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_login_saves_a_private_config_that_works(ferry, logged_in, tmp_path):
+    path = logged_in["config"]
+    assert "Logged in" in logged_in["output"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    saved = json.loads(path.read_text())
+    assert saved["server"] == ferry["base"] and saved["username"] == "root"
+    assert saved["userId"] and saved["authToken"]
+    me = requests.get(f"{ferry['base']}/api/v1/me", headers=api(ferry, logged_in), timeout=5)
+    assert me.json()["_id"] == saved["userId"]
+
+    wrong = run(
+        cli_env(tmp_path), "login", "--server", ferry["base"], "--user", "root", stdin="nope\n"
+    )
+    assert wrong.returncode != 0 and "ferry: error" in wrong.stderr
+    assert not (tmp_path / "ferry" / "client.json").exists()
+
+
+def test_download_wait_completes_and_history_shows_it(ferry, logged_in, remote):
+    url = remote.generated("/cli-file.bin", 300_000)
+    done = run(logged_in["env"], "download", url, "--to", "cli/got", "--wait")
+    assert done.returncode == 0, done.stderr
+    assert "completed cli/got/cli-file.bin" in done.stdout
+    download_id = re.search(r"Download (\S+) started", done.stdout).group(1)
+    saved = ferry["data"] / "files" / "cli" / "got" / "cli-file.bin"
+    assert saved.read_bytes() == pattern_bytes(300_000)
+
+    history = run(logged_in["env"], "history")
+    assert history.returncode == 0, history.stderr
+    line = next(row for row in history.stdout.splitlines() if download_id in row)
+    assert "completed" in line and "cli/got/cli-file.bin" in line
+
+
+def test_cancel_stops_a_slow_download(ferry, logged_in, remote):
+    url = remote.trickle("/cli-slow.bin", pieces=2000, piece=b"s" * 1024, pause=0.05)
+    started = run(logged_in["env"], "download", url, "--to", "cli/slow")
+    assert started.returncode == 0, started.stderr
+    download_id = re.search(r"Download (\S+) started", started.stdout).group(1)
+    assert download_id in run(logged_in["env"], "downloads", "--once").stdout
+
+    cancelled = run(logged_in["env"], "cancel", download_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"Cancelled {download_id}" in cancelled.stdout
+    history = run(logged_in["env"], "history", "--json")
+    entry = next(e for e in json.loads(history.stdout) if e["id"] == download_id)
+    assert (entry["status"], entry["error"]) == ("cancelled", "DOWNLOAD_CANCELLED")
+    assert not (ferry["data"] / "files" / "cli" / "slow" / "cli-slow.bin").exists()
+
+    again = run(logged_in["env"], "cancel", download_id)
+    assert again.returncode != 0 and "ferry: error" in again.stderr
+
+
+def test_errors_print_the_code_and_exit_non_zero(ferry, logged_in, remote, tmp_path):
+    env = logged_in["env"]
+    invalid = run(env, "download", "ftp://example.com/file", "--to", "cli")
+    assert invalid.returncode == 1 and "INVALID_URL" in invalid.stderr
+
+    missing = run(env, "download", remote.status("/cli-gone", 404), "--to", "cli", "--wait")
+    assert missing.returncode == 1 and "REMOTE_FILE_NOT_FOUND" in missing.stderr
+
+    importer = run(env, "import", str(csv_export(tmp_path)), "--importer", "png", "--all")
+    assert importer.returncode == 1 and "error-importer-not-defined" in importer.stderr
+
+    anonymous = run(cli_env(tmp_path / "nobody", FERRY_URL=ferry["base"]), "history")
+    assert anonymous.returncode == 1 and "unauthorized" in anonymous.stderr.lower()
+
+    nowhere = run(env, "history", "--server", f"http://127.0.0.1:{free_port()}")
+    assert nowhere.returncode == 1 and "cannot reach the Ferry server" in nowhere.stderr
+    assert "Traceback" not in nowhere.stderr
+
+
+def test_import_a_csv_export_with_all_then_status_says_done(logged_in, remote, tmp_path):
+    env = logged_in["env"]
+    export = csv_export(tmp_path)
+    done = run(env, "import", str(export), "--importer", "csv", "--all")
+    assert done.returncode == 0, done.stderr
+    assert "Prepared (CSV): 2 users, 5 channels, 3 messages" in done.stdout
+    assert "billy.bob" in done.stdout and "Import done." in done.stdout
+    assert "users: 2 created" in done.stdout
+
+    status = run(env, "import", "status")
+    assert status.returncode == 0 and "state: done" in status.stdout
+
+    # From a URL (downloadPublicImportFile), choosing one user and no channel at the prompt.
+    url = remote.file("/cli-export.zip", export.read_bytes())
+    chosen = run(env, "import", url, "--importer", "csv", "--select", stdin="1\nnone\n")
+    assert chosen.returncode == 0, chosen.stderr
+    assert "Import done." in chosen.stdout and "users: 0 created, 1 updated" in chosen.stdout
+
+
+def test_import_of_a_broken_file_fails_with_the_operations_error(logged_in, tmp_path):
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"this is not a zip archive")
+    failed = run(logged_in["env"], "import", str(broken), "--importer", "slack", "--all")
+    assert failed.returncode == 1 and "not a zip archive" in failed.stderr
+    assert "state: error" in run(logged_in["env"], "import", "status").stdout
+
+
+def test_live_progress_in_a_terminal_shows_bytes_speed_and_eta(ferry, logged_in, remote):
+    url = remote.trickle("/cli-tty.bin", pieces=400, piece=b"t" * 16_384, pause=0.1)
+    started = requests.get(
+        f"{ferry['base']}/cli/tty",
+        params={"download": url},
+        headers=api(ferry, logged_in),
+        timeout=5,
+    ).json()
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 140, 0, 0))
+    env = {**logged_in["env"], "TERM": "xterm-256color", "COLUMNS": "140", "LINES": "30"}
+    env.pop("NO_COLOR", None)
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "ferry.cli", "downloads"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    screen = []
+
+    def shown() -> str:
+        with contextlib.suppress(OSError):
+            while select.select([master], [], [], 0.05)[0]:
+                chunk = os.read(master, 65536)
+                if not chunk:
+                    break
+                screen.append(chunk.decode(errors="replace"))
+        return ANSI.sub("", "".join(screen))
+
+    bar = re.compile(r"cli-tty\.bin.*━.*\d+%\s+[\d.]+/6\.6 MB\s+[\d.]+ [kM]B/s\s+ETA \d+:\d\d:\d\d")
+    try:
+        assert wait_until(lambda: bar.search(shown()) is not None, timeout=15), shown()[-2000:]
+        # A download that ends while watched leaves a line with its outcome.
+        requests.delete(
+            f"{ferry['base']}/api/v1/downloads/{started['download_id']}",
+            headers=api(ferry, logged_in),
+            timeout=5,
+        )
+        assert wait_until(lambda: "DOWNLOAD_CANCELLED" in shown(), timeout=10), shown()[-2000:]
+        os.killpg(watcher.pid, signal.SIGINT)
+        assert watcher.wait(timeout=10) == 0
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+        os.close(master)
