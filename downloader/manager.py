@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 from downloader import names
 from downloader.fetch import FetchResult, ResponseInfo, fetch_to_directory
@@ -91,6 +92,17 @@ def _closed(
 def public_view(record: dict) -> dict:
     """A record as clients see it, without the local bookkeeping."""
     return {k: v for k, v in record.items() if k != _LOCAL}
+
+
+class DownloadListener(Protocol):
+    """Told of each state change, after it is stored (metrics, logs). Called outside the
+    manager's lock; it must be quick and must not raise."""
+
+    def download_started(self, record: dict) -> None: ...
+
+    def download_answered(self, record: dict) -> None: ...
+
+    def download_finished(self, record: dict) -> None: ...
 
 
 class DownloadHandle:
@@ -181,6 +193,7 @@ class DownloadManager:
         *,
         max_concurrent: int = 3,
         history_limit: int = 1000,
+        listener: DownloadListener | None = None,
     ):
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
@@ -190,6 +203,9 @@ class DownloadManager:
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.RLock()
         self._stopping = False
+        self._listener = listener
+        # Bytes received by finished downloads; those in flight are added when asked.
+        self._bytes_finished = 0
         self._pool = ThreadPoolExecutor(
             max_workers=max_concurrent, thread_name_prefix="ferry-download"
         )
@@ -245,7 +261,16 @@ class DownloadManager:
             self._repository.save(record)
             self._jobs[record_id] = job
             job.future = self._pool.submit(self._run, job)
+        self._tell("download_started", public_view(record))
         return handle
+
+    def _tell(self, what: str, record: dict) -> None:
+        if self._listener is None:
+            return
+        try:
+            getattr(self._listener, what)(record)
+        except Exception:
+            log.exception("download listener failed on %s", what)
 
     # --- the worker ----------------------------------------------------------------
 
@@ -285,6 +310,7 @@ class DownloadManager:
             job.sample_time = time.monotonic()
         job.handle._headers_accepted = True
         job.handle._answered.set()
+        self._tell("download_answered", public_view(record))
 
     def _finish(
         self, job: _Job, *, result: FetchResult | None = None, error: FetchError | None = None
@@ -325,9 +351,11 @@ class DownloadManager:
             finally:
                 job.record = record
                 self._jobs.pop(record["id"], None)
+                self._bytes_finished += result.size if result is not None else max(job.current, 0)
                 job.handle._error = error
                 job.handle._answered.set()
                 job.handle._finished.set()
+        self._tell("download_finished", public_view(record))
         if job.on_finished is not None:
             try:
                 job.on_finished(public_view(record))
@@ -353,6 +381,15 @@ class DownloadManager:
             records = [r for r in records if r["directory"] == directory]
         records.sort(key=lambda r: (r["start_time"], r["id"]))
         return records
+
+    def stats(self) -> dict:
+        """In-memory figures for metrics: downloads by live status, and bytes received
+        by every download of this process (finished ones plus those in flight)."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+            received = self._bytes_finished + sum(job.current for job in jobs)
+        downloading = sum(1 for job in jobs if job.record["status"] == DOWNLOADING)
+        return {"starting": len(jobs) - downloading, "downloading": downloading, "bytes": received}
 
     def history(self, limit: int | None = None) -> list[dict]:
         return [public_view(r) for r in self._repository.history(limit)]
@@ -391,6 +428,7 @@ class DownloadManager:
             )
             self._repository.save(record)
             closed.append(record["id"])
+            self._tell("download_finished", public_view(record))
         if closed:
             self._repository.prune_history(self._history_limit)
         return closed

@@ -26,6 +26,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "view-outside-room",
             "view-c-room",
             "view-room-administration",
+            "view-statistics",
         }
     ),
     "user": frozenset({"view-files", "view-outside-room", "view-c-room"}),

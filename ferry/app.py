@@ -13,6 +13,7 @@ from ferry.config import Config
 from ferry.services import Services
 from handlers import errors
 from handlers.context import ServicesMiddleware
+from handlers.observe import RequestLogMiddleware
 
 SPEC_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 
@@ -44,6 +45,9 @@ def create_app(
         validate_responses=config.validate_responses,
     )
     app.add_middleware(ServicesMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
+    app.add_middleware(
+        RequestLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, telemetry=services.telemetry
+    )
     errors.register(app)
     app.services = services
     return app

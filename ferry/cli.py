@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
-import logging
 import os
 import signal
 import sys
@@ -18,6 +17,7 @@ from ferry import __version__
 from ferry.client_cli import add_client_commands
 from ferry.config import Config
 from ferry.errors import FerryError
+from ferry.logs import LOG_FORMATS, configure_logging
 from storage.store import DataDirLocked
 
 
@@ -63,6 +63,26 @@ def _positive_float(value: str) -> float:
     if number <= 0:
         raise argparse.ArgumentTypeError("must be positive")
     return number
+
+
+def _log_format(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in LOG_FORMATS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_FORMATS)}")
+    return lowered
+
+
+# A metrics token shorter than this is too easy to guess.
+MIN_METRICS_TOKEN = 16
+
+
+def _metrics_token(value: str) -> str:
+    token = value.strip()
+    if len(token) < MIN_METRICS_TOKEN:
+        raise argparse.ArgumentTypeError(
+            f"a metrics token needs at least {MIN_METRICS_TOKEN} characters"
+        )
+    return token
 
 
 @dataclass(frozen=True)
@@ -153,6 +173,21 @@ SERVE_FLAGS = (
         "largest import file uploadImportFile accepts (bytes, or with K/M/G/T)",
         _size,
     ),
+    Flag(
+        "--metrics-token",
+        "FERRY_METRICS_TOKEN",
+        "metrics_token",
+        "bearer token that may read /api/v1/metrics besides admins (16+ characters; "
+        "prefer the variable, a flag shows in the process list)",
+        _metrics_token,
+    ),
+    Flag(
+        "--log-format",
+        "FERRY_LOG_FORMAT",
+        "log_format",
+        "text (for people) or json (one object per line) on stderr",
+        _log_format,
+    ),
 )
 
 
@@ -203,6 +238,7 @@ def _serve(args: argparse.Namespace) -> int:
     from ferry.services import Services
 
     config = config_from(args, dict(os.environ))
+    configure_logging(config.log_format)
     try:
         services = Services.open(config)
     except DataDirLocked as exc:
@@ -229,7 +265,17 @@ def _serve(args: argparse.Namespace) -> int:
     # handler that was there before it; a no-op one lets a clean stop exit with status 0.
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, lambda *_: None)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info", workers=1)
+    # Ferry writes its own request log (redacted, with operation and user), so uvicorn's
+    # access log is off, and uvicorn's other messages go through Ferry's formatter.
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="info",
+        log_config=None,
+        access_log=False,
+        workers=1,
+    )
     print("Ferry stopped.", flush=True)
     return 0
 
@@ -320,9 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging("text")
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

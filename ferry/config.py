@@ -28,6 +28,10 @@ class Config:
     admin_username: str | None = None
     admin_password: str | None = None
     validate_responses: bool = False
+    # A bearer token that may read /api/v1/metrics (for a Prometheus scraper); None: admins only.
+    metrics_token: str | None = None
+    # "text" or "json": how `ferry serve` writes its logs to stderr.
+    log_format: str = "text"
     # Test hook: extra FetchPolicy fields, such as a stub DNS resolver.
     fetch_policy_overrides: dict = field(default_factory=dict)
 

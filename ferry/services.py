@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from downloader.manager import DownloadManager
 from downloader.policy import FetchPolicy
+from ferry import __version__
 from ferry.accounts import Accounts, PasswordHasher
 from ferry.config import Config
 from ferry.files import FileTree
+from ferry.telemetry import Telemetry
 from ferry.transfers import Transfers
 from imports.service import ImportService
 from storage.downloads import DownloadRepository
@@ -36,11 +39,13 @@ class Services:
     transfers: Transfers
     imports: ImportService
     workspace: WorkspaceQueries
+    telemetry: Telemetry
 
     @classmethod
     def open(cls, config: Config) -> Services:
         """Raises storage.store.DataDirLocked when another process owns the data directory."""
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        telemetry = Telemetry()
         store = Store(config.state_dir)
         accounts = Accounts(UserRepository(store), PasswordHasher(cost=config.password_cost))
         files = FileTree(config.files_dir)
@@ -49,7 +54,9 @@ class Services:
             fetch_policy(config),
             max_concurrent=config.max_concurrent_downloads,
             history_limit=config.download_history_limit,
+            listener=telemetry,
         )
+        telemetry.watch_downloads(downloads.stats)
         # Transfers cut off by a crash are recorded as failed and their partial files removed.
         downloads.recover()
         transfers = Transfers(downloads, files, accounts, allowed=config.allow_download)
@@ -65,6 +72,7 @@ class Services:
             uploads_display=UPLOADS_FOLDER,
             import_folder=config.import_folder,
             max_upload_size=config.max_upload_size,
+            on_status=telemetry.import_status,
         )
         imports.recover()
         return cls(
@@ -76,7 +84,22 @@ class Services:
             transfers=transfers,
             imports=imports,
             workspace=WorkspaceQueries(workspace),
+            telemetry=telemetry,
         )
+
+    def health(self) -> dict:
+        """Cheap enough to poll every second: no storage reads or writes, one access()."""
+        writable = os.access(self.config.state_dir, os.W_OK) and os.access(
+            self.config.files_dir, os.W_OK
+        )
+        stats = self.downloads.stats()
+        return {
+            "status": "ok" if writable else "degraded",
+            "version": __version__,
+            "uptime_seconds": round(self.telemetry.uptime(), 3),
+            "checks": {"data_dir_writable": writable},
+            "active_downloads": stats["starting"] + stats["downloading"],
+        }
 
     def close(self) -> None:
         self.imports.shutdown()

@@ -28,6 +28,7 @@ from downloader.manager import COMPLETED, DownloadManager
 from downloader.policy import DOMAIN_BLOCKED, DOWNLOAD_TIMEOUT, NETWORK_ERROR, FetchError, check_url
 from ferry.errors import InvalidInput, MeteorError, PlainRocketChatError
 from ferry.ids import now_iso, operation_id
+from ferry.logs import redact_text
 from importers import REGISTRY
 from importers.base import ImportFileError, PrepareOptions
 from imports.convert import ImportCancelled, Selection, run_import
@@ -187,6 +188,7 @@ class ImportService:
         uploads_display: str,
         import_folder: Path | None,
         max_upload_size: int,
+        on_status: Callable[[dict], None] | None = None,
     ):
         self.operations = operations
         self.staging = staging
@@ -206,6 +208,8 @@ class ImportService:
         self._stop = threading.Event()
         self._lock = threading.RLock()
         self._live_counts: dict[str, dict] = {}
+        # Told of every stored status (metrics and logs); it reports only changes.
+        self._on_status = on_status
 
     # --- operations --------------------------------------------------------------
 
@@ -221,7 +225,18 @@ class ImportService:
 
     def _update(self, operation_id: str, **fields) -> dict | None:
         fields["_updatedAt"] = now_iso()
-        return self.operations.update(operation_id, fields)
+        operation = self.operations.update(operation_id, fields)
+        if "status" in fields and operation is not None:
+            self._status_changed(operation)
+        return operation
+
+    def _status_changed(self, operation: dict) -> None:
+        if self._on_status is None:
+            return
+        try:
+            self._on_status(operation)
+        except Exception:
+            log.exception("status listener failed for import operation %s", operation["_id"])
 
     def _new_operation(self, user_id: str, info: ImporterInfo, *, clear: bool = True) -> dict:
         if clear:
@@ -239,6 +254,7 @@ class ImportService:
             "count": {"total": 0, "completed": 0, "error": 0},
         }
         self.operations.insert(operation)
+        self._status_changed(operation)
         return operation
 
     def _latest(self, details: str) -> dict:
@@ -396,7 +412,7 @@ class ImportService:
     def _fetch_failure(refusal: FetchError) -> PlainRocketChatError:
         # Rocket.Chat answers an SSRF refusal with exactly this string.
         if refusal.code == DOMAIN_BLOCKED:
-            log.warning("downloadPublicImportFile refused: %s", refusal.message)
+            log.warning("downloadPublicImportFile refused: %s", redact_text(refusal.message))
             return PlainRocketChatError("error-ssrf-validation-failed")
         return PlainRocketChatError(refusal.message)
 
