@@ -36,9 +36,31 @@ from storage.users import UserRepository  # noqa: E402
 from storage.workspace import WorkspaceStore  # noqa: E402
 from workspace.queries import WorkspaceQueries  # noqa: E402
 
-WORDS = ["deploy", "review", "lunch", "ticket", "build", "release", "meeting", "doc",
-         "merge", "coffee", "bug", "fix", "tomorrow", "today", "please", "thanks", "ok",
-         "sounds", "good", "ship", "it", "later", "check"]
+WORDS = [
+    "deploy",
+    "review",
+    "lunch",
+    "ticket",
+    "build",
+    "release",
+    "meeting",
+    "doc",
+    "merge",
+    "coffee",
+    "bug",
+    "fix",
+    "tomorrow",
+    "today",
+    "please",
+    "thanks",
+    "ok",
+    "sounds",
+    "good",
+    "ship",
+    "it",
+    "later",
+    "check",
+]
 START = 1_600_000_000.0
 
 
@@ -46,18 +68,34 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def generate(staging: StagingArea, operation: str, messages: int, rooms: int, users: int,
-             seed: int = 7) -> None:
+def generate(
+    staging: StagingArea, operation: str, messages: int, rooms: int, users: int, seed: int = 7
+) -> None:
     rng = random.Random(seed)
     user_ids = [f"U{i:06d}" for i in range(users)]
     with staging.writer(operation) as sink:
         for i, uid in enumerate(user_ids):
-            sink.add_user({"importIds": [uid], "username": f"user{i}", "name": f"User {i}",
-                           "emails": [f"user{i}@example.com"], "type": "user", "deleted": False})
+            sink.add_user(
+                {
+                    "importIds": [uid],
+                    "username": f"user{i}",
+                    "name": f"User {i}",
+                    "emails": [f"user{i}@example.com"],
+                    "type": "user",
+                    "deleted": False,
+                }
+            )
         for r in range(rooms):
-            sink.add_channel({"importIds": [f"C{r:05d}"], "name": f"room-{r}", "t": "c",
-                              "users": rng.sample(user_ids, min(50, users)),
-                              "u": {"_id": user_ids[0]}, "ts": START})
+            sink.add_channel(
+                {
+                    "importIds": [f"C{r:05d}"],
+                    "name": f"room-{r}",
+                    "t": "c",
+                    "users": rng.sample(user_ids, min(50, users)),
+                    "u": {"_id": user_ids[0]},
+                    "ts": START,
+                }
+            )
         per_room = messages // rooms
         for r in range(rooms):
             rid = f"C{r:05d}"
@@ -68,8 +106,13 @@ def generate(staging: StagingArea, operation: str, messages: int, rooms: int, us
                 author = rng.choice(user_ids)
                 text = " ".join(rng.choices(WORDS, k=rng.randint(3, 16)))
                 seconds, fraction = divmod(micros, 1_000_000)
-                message = {"_id": f"slack-{rid}-{seconds}-{fraction:06d}", "rid": rid,
-                           "u": {"_id": author}, "msg": text, "ts": micros / 1_000_000}
+                message = {
+                    "_id": f"slack-{rid}-{seconds}-{fraction:06d}",
+                    "rid": rid,
+                    "u": {"_id": author},
+                    "msg": text,
+                    "ts": micros / 1_000_000,
+                }
                 roll = rng.random()
                 if roll < 0.10:
                     mentioned = rng.choice(user_ids)
@@ -78,13 +121,18 @@ def generate(staging: StagingArea, operation: str, messages: int, rooms: int, us
                 elif roll < 0.15 and parent:
                     message["tmid"] = parent
                 elif roll < 0.20:
-                    message["reactions"] = {":+1:": {"name": ":+1:",
-                                                     "users": rng.sample(user_ids, 2)}}
+                    message["reactions"] = {
+                        ":+1:": {"name": ":+1:", "users": rng.sample(user_ids, 2)}
+                    }
                 elif roll < 0.22:
-                    message["_importFile"] = {"downloadUrl": f"https://files.example/{n}",
-                                              "id": f"F{rid}{n}", "size": 1000,
-                                              "name": f"{n}.png", "external": False,
-                                              "source": "slack"}
+                    message["_importFile"] = {
+                        "downloadUrl": f"https://files.example/{n}",
+                        "id": f"F{rid}{n}",
+                        "size": 1000,
+                        "name": f"{n}.png",
+                        "external": False,
+                        "source": "slack",
+                    }
                 if n % 50 == 0:
                     parent = message["_id"]
                 sink.add_message(message)
@@ -99,35 +147,62 @@ def scenario(messages: int, rooms: int, users: int, latency: bool) -> dict:
         staged = time.perf_counter() - started
 
         account = UserRepository(store)
-        account.insert({"_id": "admin", "username": "admin", "emails": [], "roles": ["admin"],
-                        "active": True, "type": "user", "importIds": []})
+        account.insert(
+            {
+                "_id": "admin",
+                "username": "admin",
+                "emails": [],
+                "roles": ["admin"],
+                "active": True,
+                "type": "user",
+                "importIds": [],
+            }
+        )
         workspace = WorkspaceStore(store)
         started, cpu = time.perf_counter(), time.process_time()
-        report = run_import("bench", staging=staging, users=account, workspace=workspace,
-                            selection=Selection.everything(), importing_user_id="admin")
+        report = run_import(
+            "bench",
+            staging=staging,
+            users=account,
+            workspace=workspace,
+            selection=Selection.everything(),
+            importing_user_id="admin",
+        )
         imported = time.perf_counter() - started
         cpu = time.process_time() - cpu
         result = {
-            "messages": messages, "rooms": rooms, "users": users,
+            "messages": messages,
+            "rooms": rooms,
+            "users": users,
             "staging_s": round(staged, 2),
             "import_s": round(imported, 2),
             "import_cpu_s": round(cpu, 2),
             "import_msgs_per_s": round(report.messages_imported / imported),
             "errors": report.errors,
-            "stored": sum(workspace.message_count(r["_id"], visible_only=False)
-                          for r in workspace.rooms("c")[0]),
+            "stored": sum(
+                workspace.message_count(r["_id"], visible_only=False)
+                for r in workspace.rooms("c")[0]
+            ),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             # Other work on the machine shows up in import_s, not in import_cpu_s.
             "load_average_1m": round(os.getloadavg()[0], 2),
         }
         # The same staging again, as after a retry: every message hits an existing id.
         started = time.perf_counter()
-        again = run_import("bench", staging=staging, users=account, workspace=workspace,
-                           selection=Selection.everything(), importing_user_id="admin")
-        result["reimport_msgs_per_s"] = round(again.messages_imported
-                                              / (time.perf_counter() - started))
+        again = run_import(
+            "bench",
+            staging=staging,
+            users=account,
+            workspace=workspace,
+            selection=Selection.everything(),
+            importing_user_id="admin",
+        )
+        result["reimport_msgs_per_s"] = round(
+            again.messages_imported / (time.perf_counter() - started)
+        )
         result["stored_after_reimport"] = sum(
-            workspace.message_count(r["_id"], visible_only=False) for r in workspace.rooms("c")[0])
+            workspace.message_count(r["_id"], visible_only=False) for r in workspace.rooms("c")[0]
+        )
         result["peak_rss_mb_after_reimport"] = round(peak_rss_mb(), 1)
         if latency:
             result.update(history_latency(store, rooms))
@@ -151,10 +226,12 @@ def history_latency(store: Store, rooms: int) -> dict:
     deep = fresh.channel_history(room["_id"], offset=page["total"] // 2, count=20)
     middle = (time.perf_counter() - started) * 1000
     assert len(page["messages"]) == 20 and len(deep["messages"]) == 20
-    return {"room_messages_visible": page["total"],
-            "newest_page_cold_ms": round(cold, 2),
-            "newest_page_warm_median_ms": round(statistics.median(warm), 2),
-            "middle_page_ms": round(middle, 2)}
+    return {
+        "room_messages_visible": page["total"],
+        "newest_page_cold_ms": round(cold, 2),
+        "newest_page_warm_median_ms": round(statistics.median(warm), 2),
+        "middle_page_ms": round(middle, 2),
+    }
 
 
 def main() -> None:
@@ -165,14 +242,16 @@ def main() -> None:
     parser.add_argument("--latency", action="store_true")
     options = parser.parse_args()
     if options.messages:
-        print(json.dumps(scenario(options.messages, options.rooms, options.users,
-                                  options.latency)))
+        print(json.dumps(scenario(options.messages, options.rooms, options.users, options.latency)))
         return
-    for args in (["--messages", "100000", "--rooms", "20"],
-                 ["--messages", "1000000", "--rooms", "50"],
-                 ["--messages", "200000", "--rooms", "1", "--latency"]):
-        done = subprocess.run([sys.executable, __file__, *args], check=True,
-                              capture_output=True, text=True)
+    for args in (
+        ["--messages", "100000", "--rooms", "20"],
+        ["--messages", "1000000", "--rooms", "50"],
+        ["--messages", "200000", "--rooms", "1", "--latency"],
+    ):
+        done = subprocess.run(
+            [sys.executable, __file__, *args], check=True, capture_output=True, text=True
+        )
         print(done.stdout.strip(), flush=True)
 
 
