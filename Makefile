@@ -35,7 +35,10 @@ format: install ## Reformat the code with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+bench-import: install ## Benchmark prepare and import of generated CSV and Slack exports
+	PYTHONPATH=. $(PY) bench/bench_import.py $(ARGS)
+
 clean: ## Remove the virtualenv and caches (not ./data)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
 
-.PHONY: help install run test lint format clean
+.PHONY: help install run test lint format bench-import clean
