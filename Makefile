@@ -38,7 +38,10 @@ format: install ## Reformat the code with ruff
 bench-downloads: install ## Benchmark downloads: 1 GiB vs curl/aria2c, 100x5 MiB vs aria2c -j 16, RSS, API latency
 	$(PY) bench/bench_downloads.py $(ARGS)
 
+bench-import: install ## Benchmark prepare and import of generated CSV and Slack exports
+	$(PY) bench/bench_import.py $(ARGS)
+
 clean: ## Remove the virtualenv and caches (not ./data)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
 
-.PHONY: help install run test lint format bench-downloads clean
+.PHONY: help install run test lint format bench-downloads bench-import clean

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import ijson
+import orjson
 
 from importers.base import ArchiveLimits, ImportFileError
 
@@ -46,6 +47,9 @@ _NOISE_FILES = {".DS_Store", "Thumbs.db"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Stored, deflate, bzip2, lzma: what zipfile can inflate. Deflate64 (9) is the usual
 # stranger, written by Windows Explorer for large files.
+# JSON arrays up to this size are parsed in one go (their items all held at once,
+# a few times this in memory); larger ones are streamed item by item.
+_WHOLE_ARRAY_BYTES = 256 * 1024
 _READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 
 
@@ -467,10 +471,44 @@ def iter_json_array(stream: io.BufferedReader, name: str, limits: ArchiveLimits)
         raise NotAJsonArray(f"{name} is empty")
     if first != b"[":
         raise NotAJsonArray(f"{name} does not hold a JSON array")
-    budget = _ValueBudget(stream, limits.max_json_value_bytes, name)
+    # A file smaller than the value budget cannot break it, and orjson parses it six
+    # times faster than ijson (ijson was a fifth of a Slack prepare). Anything orjson
+    # refuses goes through ijson as before, so items and errors stay the same (but for
+    # an integer beyond 64 bits, which orjson reads as a float where ijson stops).
+    whole = min(_WHOLE_ARRAY_BYTES, limits.max_json_value_bytes)
+    head = stream.read(whole + 1)
+    if len(head) <= whole:
+        try:
+            items = orjson.loads(head)
+        except orjson.JSONDecodeError:
+            items = None
+        if isinstance(items, list):
+            yield from items
+            return
+    budget = _ValueBudget(_Prefixed(head, stream), limits.max_json_value_bytes, name)
     for item in ijson.items(budget, "item", use_float=True):
         budget.since_item = 0
         yield item
+
+
+class _Prefixed:
+    """`prefix` and then the rest of `stream`, as one readable stream."""
+
+    def __init__(self, prefix: bytes, stream: BinaryIO):
+        self._prefix = memoryview(prefix)
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._prefix:
+            return self._stream.read(size)
+        if size < 0:
+            data = bytes(self._prefix) + self._stream.read()
+            self._prefix = memoryview(b"")
+            return data
+        data = bytes(self._prefix[:size])
+        # Once used up, let go of the prefix's bytes.
+        self._prefix = self._prefix[size:] if size < len(self._prefix) else memoryview(b"")
+        return data
 
 
 JSON_ERRORS = (NotAJsonArray, OversizedJsonValue, ijson.JSONError, UnicodeDecodeError)

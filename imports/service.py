@@ -134,6 +134,14 @@ def stored_file_name(user_id: str, file_name: str) -> str:
     return f"{stamp}_{user_id}_{safe[:200] or 'import-file'}"
 
 
+_STEP_ORDER = {
+    step: rank
+    for rank, step in enumerate(
+        (PREPARING_STARTED, PREPARING_USERS, PREPARING_CHANNELS, PREPARING_MESSAGES)
+    )
+}
+
+
 class _StepSink:
     """Passes records to staging and moves the operation through the preparing steps.
 
@@ -154,7 +162,10 @@ class _StepSink:
         self._seen += 1
         if self._seen % self.CHECK_EVERY == 0 and not self._should_continue():
             raise ImportCancelled("the operation was cleared while it was being prepared")
-        if step != self._step:
+        # Steps only move forward: a parser that finds a channel among its messages (a
+        # CSV DM pair, for one) must not flip the status back and forth, each flip being
+        # a synced write of the operations file and a step going backwards for clients.
+        if _STEP_ORDER[step] > _STEP_ORDER[self._step]:
             self._step = step
             self._on_step(step)
 
