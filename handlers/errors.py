@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import orjson
@@ -97,6 +98,13 @@ async def on_domain_error(request: ConnexionRequest, exc: errors.FerryError) -> 
     status = next(STATUS_BY_ERROR[cls] for cls in type(exc).__mro__ if cls in STATUS_BY_ERROR)
     if isinstance(exc, errors.Unauthenticated):
         return unauthorized()
+    if isinstance(exc, errors.LoginBlocked):
+        return error_response(
+            401,
+            exc.error_type,
+            headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+            extra={"status": "error", "message": exc.message},
+        )
     if isinstance(exc, errors.WrongCredentials):
         return error_response(401, exc.message, extra={"status": "error", "message": exc.message})
     if isinstance(exc, errors.RangeNotSatisfiable):
