@@ -408,9 +408,12 @@ class ImportService:
             raise missing
         root = self.import_folder.resolve()
         candidate = Path(raw)
-        resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
-        if not resolved.is_relative_to(root) or not resolved.exists():
-            raise missing
+        try:
+            resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+            if not resolved.is_relative_to(root) or not resolved.exists():
+                raise missing
+        except OSError:  # a name too long for the file system, a loop of links, ...
+            raise missing from None
         return resolved
 
     # --- preparing -------------------------------------------------------------------
