@@ -123,7 +123,8 @@ def batteries(tmp_path_factory):
         return made[-1]
 
     yield make
-    for battery in made:
+    # Newest first: each one's monkeypatch undo restores what the one before it saw.
+    for battery in reversed(made):
         battery.close()
         assert battery.internal.untouched
         assert set(battery.internet.attempts) <= {PUBLIC_IP}
