@@ -8,8 +8,16 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from ferry.errors import Forbidden, InvalidInput, MeteorError, NotFound, WrongCredentials
+from ferry.errors import (
+    Forbidden,
+    InvalidInput,
+    LoginBlocked,
+    MeteorError,
+    NotFound,
+    WrongCredentials,
+)
 from ferry.ids import now_iso, random_id
+from ferry.throttle import LoginThrottle
 from storage.users import UserRepository
 
 # Rocket.Chat's permission names where it has them; roles map to the permissions they grant.
@@ -105,24 +113,47 @@ def public_user(user: dict) -> dict:
 
 
 class Accounts:
-    def __init__(self, users: UserRepository, hasher: PasswordHasher):
+    def __init__(
+        self, users: UserRepository, hasher: PasswordHasher, throttle: LoginThrottle | None = None
+    ):
         self.users = users
         self.hasher = hasher
+        self.throttle = throttle or LoginThrottle()
 
     # --- authentication -----------------------------------------------------
 
-    def login(self, identity: str, password: str) -> tuple[dict, str]:
+    def login(self, identity: str, password: str, client_ip: str | None = None) -> tuple[dict, str]:
         """Returns (user, new token) for a username or email and its password.
 
+        Repeated failures block further attempts for a while, per user and per
+        `client_ip` (see ferry/throttle.py); a blocked attempt is refused unchecked.
+
         Raises:
+            LoginBlocked: too many recent failures for this user or from this address.
             WrongCredentials: unknown user, wrong password, inactive or password-less user.
         """
+        ip_key = client_ip or "unknown"
+        wait = self.throttle.by_ip.blocked_for(ip_key)
+        if wait:
+            raise LoginBlocked(
+                "error-login-blocked-for-ip", "Login has been temporarily blocked for IP", wait
+            )
         user = self.users.by_username(identity) or self.users.by_email(identity)
+        # Username and email of one user share one count; unknown names count by name.
+        user_key = f"id:{user['_id']}" if user else f"name:{identity.casefold()}"
+        wait = self.throttle.by_user.blocked_for(user_key)
+        if wait:
+            raise LoginBlocked(
+                "error-login-blocked-for-user", "Login has been temporarily blocked for User", wait
+            )
         encoded = (user or {}).get("password")
         # Verify even for unknown users so that timing does not reveal which names exist.
         valid = self.hasher.verify(password, encoded or self._decoy_hash())
         if not (user and encoded and valid and user.get("active", True)):
+            self.throttle.by_user.failed(user_key)
+            self.throttle.by_ip.failed(ip_key)
             raise WrongCredentials("Unauthorized")
+        self.throttle.by_user.reset(user_key)
         return user, self.issue_token(user["_id"])
 
     _decoy: str | None = None

@@ -32,6 +32,14 @@ class WrongCredentials(FerryError):
     """A login with an unknown user or a wrong password."""
 
 
+class LoginBlocked(WrongCredentials):
+    """Too many failed logins for this user or from this address; `retry_after` seconds."""
+
+    def __init__(self, error_type: str, message: str, retry_after: float):
+        super().__init__(message, error_type=error_type)
+        self.retry_after = retry_after
+
+
 class Forbidden(FerryError):
     """Valid credentials without the permission the operation needs."""
 

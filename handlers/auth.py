@@ -1,5 +1,7 @@
 """Log in, log out, and who am I (Rocket.Chat's shapes)."""
 
+from connexion import request
+
 from ferry.accounts import public_user
 from handlers.context import current_principal, services
 
@@ -7,7 +9,9 @@ from handlers.context import current_principal, services
 def login(body: dict):
     """POST /api/v1/login"""
     identity = body.get("user") or body.get("username") or body.get("email") or ""
-    user, token = services().accounts.login(identity, body["password"])
+    # The peer address as connected; X-Forwarded-For is client-controlled and ignored.
+    client_ip = request.client.host if request.client else None
+    user, token = services().accounts.login(identity, body["password"], client_ip)
     return {
         "status": "success",
         "data": {"userId": user["_id"], "authToken": token, "me": public_user(user)},

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import orjson
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from ferry import errors
 from handlers.context import allowed_methods
@@ -97,6 +99,13 @@ async def on_domain_error(request: ConnexionRequest, exc: errors.FerryError) -> 
     status = next(STATUS_BY_ERROR[cls] for cls in type(exc).__mro__ if cls in STATUS_BY_ERROR)
     if isinstance(exc, errors.Unauthenticated):
         return unauthorized()
+    if isinstance(exc, errors.LoginBlocked):
+        return error_response(
+            401,
+            exc.error_type,
+            headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+            extra={"status": "error", "message": exc.message},
+        )
     if isinstance(exc, errors.WrongCredentials):
         return error_response(401, exc.message, extra={"status": "error", "message": exc.message})
     if isinstance(exc, errors.RangeNotSatisfiable):
@@ -143,6 +152,14 @@ async def on_undecodable(request: ConnexionRequest, exc: UnicodeDecodeError) -> 
     return error_response(400, "The request body is not valid UTF-8.", error_type=error_type)
 
 
+async def on_bad_multipart(request: ConnexionRequest, exc: MultiPartException) -> ConnexionResponse:
+    """A multipart body the parser cannot read (an over-long part header, no boundary)."""
+    error_type = "error-invalid-params" if _is_api_path(request) else None
+    return error_response(
+        400, f"The multipart body is invalid: {exc.message}", error_type=error_type
+    )
+
+
 async def on_crash(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     log.exception("unhandled error in %s %s", request.method, request.url.path)
     return error_response(500, "Internal server error")
@@ -153,4 +170,5 @@ def register(app) -> None:
     app.add_error_handler(ProblemException, on_problem)
     app.add_error_handler(HTTPException, on_http_error)
     app.add_error_handler(UnicodeDecodeError, on_undecodable)
+    app.add_error_handler(MultiPartException, on_bad_multipart)
     app.add_error_handler(Exception, on_crash)

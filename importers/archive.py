@@ -226,7 +226,9 @@ class ZipArchive:
 
     def _problem(self, info: zipfile.ZipInfo) -> str | None:
         """Why an entry must not be read, judged from its headers; None when it may."""
-        reason = _unsafe_reason(info.filename)
+        # zipfile cuts a name at its first NUL (`users.csv\0.png` reads as `users.csv`);
+        # the name as stored is judged.
+        reason = _unsafe_reason(info.orig_filename)
         if reason:
             return f"its name {reason}"
         if _is_symlink(info):
@@ -377,8 +379,20 @@ def _decoder_for(head: bytes):
     return codecs.getincrementaldecoder("utf-8-sig")(errors="ferry.windows-1252")
 
 
+class LineTooLong(ValueError):
+    """A text line beyond MAX_LINE_CHARS: memory must not grow with a file's longest line."""
+
+
+# Far beyond any real CSV row (the csv module refuses fields over 128 KiB anyway).
+MAX_LINE_CHARS = 16 * 1024**2
+
+
 def iter_text_lines(
-    stream: BinaryIO, name: str, warn: Warn, chunk_size: int = 64 * 1024
+    stream: BinaryIO,
+    name: str,
+    warn: Warn,
+    chunk_size: int = 64 * 1024,
+    max_line: int = MAX_LINE_CHARS,
 ) -> Iterator[str]:
     """Lines of a text file, decoded as it streams; each keeps its line ending.
 
@@ -386,6 +400,8 @@ def iter_text_lines(
     read). Bytes that are not UTF-8 are read as Windows-1252, the usual encoding of CSVs
     saved by Windows spreadsheets, and the admin is warned once per file: the text is
     kept rather than the rows dropped.
+
+    Raises LineTooLong once a line grows beyond `max_line` characters.
     """
     decoder = None
     pending = ""
@@ -398,10 +414,14 @@ def iter_text_lines(
         text = decoder.decode(data, final=not data)
         replaced += _fallback_state.count
         pending += text
-        if "\n" in pending:
+        # `pending` never holds a newline between chunks, so only the new text is searched:
+        # a long line costs linear time, not quadratic.
+        if "\n" in text:
             *lines, pending = pending.split("\n")
             for line in lines:
                 yield line + "\n"
+        if len(pending) > max_line:
+            raise LineTooLong(f"{name} has a line longer than {max_line} characters")
         if not data:
             break
     if pending:
@@ -442,6 +462,62 @@ class _ValueBudget:
                 f"{self._name} holds a single value larger than {self._limit} bytes"
             )
         return data
+
+
+class JsonTooDeep(ValueError):
+    """JSON nested deeper than MAX_JSON_DEPTH; ijson's cost grows with depth squared."""
+
+
+# Real exports nest a handful of levels; ijson's work per event grows with the depth
+# (it rebuilds the prefix), so a file of nothing but `[[[[...` would hold the GIL for
+# minutes.
+MAX_JSON_DEPTH = 256
+_STRUCTURAL = bytes(range(256)).translate(None, b'[]{}"\\')
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_STRING = re.compile(rb'"[^"]*"')
+_DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+class JsonDepthGuard:
+    """Wraps a byte stream read by ijson; raises JsonTooDeep when the JSON nests too deep.
+
+    It tracks brackets outside strings with C-speed passes (regex, translate), so
+    reading stays cheap on large files.
+    """
+
+    def __init__(self, stream, name: str, max_depth: int = MAX_JSON_DEPTH):
+        self._stream = stream
+        self._name = name
+        self._max_depth = max_depth
+        self._depth = 0
+        self._in_string = False
+        self._carry = b""  # a trailing backslash whose escaped byte is in the next chunk
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self._scan(data)
+        return data
+
+    def _scan(self, data: bytes) -> None:
+        text = _ESCAPE.sub(b"", self._carry + data)
+        self._carry = b""
+        if text.endswith(b"\\"):
+            self._carry, text = b"\\", text[:-1]
+        text = text.translate(None, _STRUCTURAL).replace(b"\\", b"")
+        if self._in_string:
+            end = text.find(b'"')
+            if end < 0:
+                return
+            text, self._in_string = text[end + 1 :], False
+        text = _STRING.sub(b"", text)
+        if b'"' in text:  # a string left open at the chunk's end
+            text, self._in_string = text[: text.index(b'"')], True
+        depth = self._depth
+        for byte in text:
+            depth += _DEPTH_STEP[byte]
+            if depth > self._max_depth:
+                raise JsonTooDeep(f"{self._name} nests deeper than {self._max_depth} levels")
+        self._depth = depth
 
 
 def _skip_bom_and_space(stream: io.BufferedReader) -> bytes:
@@ -485,7 +561,9 @@ def iter_json_array(stream: io.BufferedReader, name: str, limits: ArchiveLimits)
         if isinstance(items, list):
             yield from items
             return
-    budget = _ValueBudget(_Prefixed(head, stream), limits.max_json_value_bytes, name)
+    # Deep nesting is what makes ijson slow (quadratic), so the guard sits on the stream.
+    guarded = JsonDepthGuard(_Prefixed(head, stream), name)
+    budget = _ValueBudget(guarded, limits.max_json_value_bytes, name)
     for item in ijson.items(budget, "item", use_float=True):
         budget.since_item = 0
         yield item
@@ -511,7 +589,13 @@ class _Prefixed:
         return data
 
 
-JSON_ERRORS = (NotAJsonArray, OversizedJsonValue, ijson.JSONError, UnicodeDecodeError)
+JSON_ERRORS = (
+    NotAJsonArray,
+    OversizedJsonValue,
+    JsonTooDeep,
+    ijson.JSONError,
+    UnicodeDecodeError,
+)
 
 
 def report_progress(

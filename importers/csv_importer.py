@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 from importers.archive import (
     CappedWarnings,
+    LineTooLong,
     Member,
     Warn,
     ZipArchive,
@@ -43,18 +44,22 @@ NO_RECORDS = "No valid record found in the import file."
 def read_csv_rows(stream: BinaryIO, name: str, warn: Warn) -> Iterator[tuple[int, list[str]]]:
     """(line number, trimmed fields) for each record, streamed; blank lines are dropped.
 
-    A syntax error the reader cannot step over (a NUL byte, a field beyond the csv
-    module's size limit, which also bounds memory) ends the file with a warning.
+    A syntax error the reader cannot step over (a field beyond the csv module's size
+    limit, a line beyond MAX_LINE_CHARS: both bound memory) ends the file with a
+    warning. A row holding a NUL byte (which the csv module accepts since Python
+    3.11) is skipped with a warning.
     """
     reader = csv.reader(iter_text_lines(stream, name, warn), skipinitialspace=True)
     line = 1
     try:
         for row in reader:
             fields = [field.strip() for field in row]
-            if any(fields):
+            if any("\0" in field for field in fields):
+                warn(f"{name}:{line}: the row holds a NUL byte and was skipped.")
+            elif any(fields):
                 yield line, fields
             line = reader.line_num + 1
-    except csv.Error as exc:
+    except (csv.Error, LineTooLong) as exc:
         warn(f"{name}:{line}: not readable as CSV ({exc}); the rest of this file was skipped.")
 
 

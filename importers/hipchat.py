@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from markdownify import MarkdownConverter, abstract_inline_conversion
 
+from importers.archive import JsonDepthGuard, JsonTooDeep
 from importers.base import ArchiveLimits, ImportFileError, PrepareOptions, Record, RecordSink
 
 SOURCE = "hipchat-enterprise"
@@ -416,7 +417,9 @@ class _HistoryParser:
     ) -> None:
         extracted = archive.extractfile(member)
         assert extracted is not None  # regular files always extract
-        reader = _ValueBoundedReader(extracted, self.limits.max_json_value_bytes, member.name)
+        reader = _ValueBoundedReader(
+            JsonDepthGuard(extracted, member.name), self.limits.max_json_value_bytes, member.name
+        )
         self._skipped = 0
         entries = 0
         try:
@@ -424,7 +427,7 @@ class _HistoryParser:
                 reader.item_done()
                 entries += 1
                 handler(item)
-        except ijson.JSONError as error:
+        except (ijson.JSONError, JsonTooDeep) as error:
             detail = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ImportFileError(
                 f"{INVALID_JSON}: {member.name} is not valid JSON ({detail})"

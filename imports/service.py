@@ -83,6 +83,8 @@ FINISHED = {DONE, FAILED, CANCELLED}
 RECENT_OPERATIONS = 20
 PROGRESS_WRITE_INTERVAL = 1.0
 PENDING_ATTEMPTS = 3
+# At most this many per-file failure reasons are kept on a pending-files operation.
+PENDING_REASONS = 50
 HEADERS_WAIT_SECONDS = 60
 DIRECT_MESSAGES_NAME = "Direct_Messages"
 RESTART_REASON = "The server stopped while this operation was running; start it again."
@@ -433,9 +435,12 @@ class ImportService:
             raise missing
         root = self.import_folder.resolve()
         candidate = Path(raw)
-        resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
-        if not resolved.is_relative_to(root) or not resolved.exists():
-            raise missing
+        try:
+            resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+            if not resolved.is_relative_to(root) or not resolved.exists():
+                raise missing
+        except OSError:  # a name too long for the file system, a loop of links, ...
+            raise missing from None
         return resolved
 
     # --- preparing -------------------------------------------------------------------
@@ -709,10 +714,12 @@ class ImportService:
             known = files.get(pending["id"])
             files[pending["id"]] = (pending, (known[1] if known else 0) + 1)
         completed = errors = 0
+        # Why each file failed, so that a refused or broken link is explained somewhere.
+        reasons: list[str] = []
         for file_id, (pending, messages) in files.items():
             if self._stop.is_set():
                 break
-            record = self._fetch_with_retries(pending, file_id)
+            record, reason = self._fetch_with_retries(pending, file_id)
             if record is not None and record["status"] == COMPLETED:
                 url = f"/{self.uploads_display}/{file_id}/{record['filename']}"
                 attachment = {"title": record["filename"], "title_link": url, "type": "file"}
@@ -721,13 +728,20 @@ class ImportService:
             else:
                 errors += messages
                 completed += messages
+                if record is not None:
+                    reason = f"{record.get('message')} [{record.get('error')}]"
+                if len(reasons) < PENDING_REASONS:
+                    reasons.append(f"file {file_id}: {reason}")
             self._live_counts[op_id] = {"completed": completed, "error": errors}
+        if reasons:
+            self._update(op_id, warnings=reasons)
         self._finish(op_id, DONE if not self._stop.is_set() else FAILED)
 
-    def _fetch_with_retries(self, pending: dict, file_id: str) -> dict | None:
+    def _fetch_with_retries(self, pending: dict, file_id: str) -> tuple[dict | None, str | None]:
+        """The download's final record, or (None, why no download was started)."""
         url = pending.get("downloadUrl") or ""
         if pending.get("external") or not url.startswith("http"):
-            return None
+            return None, "not a downloadable http(s) link"
         directory = (
             self.uploads_dir / "".join(ch for ch in file_id if ch.isalnum() or ch in "-_")[:64]
         )
@@ -738,15 +752,17 @@ class ImportService:
                 handle = self.downloads.start(
                     url, directory, display, filename=pending.get("name"), kind="pending-file"
                 )
-            except FetchError:
-                return None
+            except FetchError as refusal:
+                return None, f"{refusal.message} [{refusal.code}]"
             record = handle.wait()
-            if record is None or record["status"] == COMPLETED:
-                return record
+            if record is None:
+                return None, "the download did not finish"
+            if record["status"] == COMPLETED:
+                return record, None
             if record.get("error") not in (NETWORK_ERROR, DOWNLOAD_TIMEOUT) or self._stop.is_set():
-                return record
+                return record, None
             time.sleep(min(2**attempt, 8))
-        return record
+        return record, None
 
     def download_pending_avatars(self, user_id: str) -> int:
         """downloadPendingAvatars: http(s) avatars through the manager; data: URIs stored
