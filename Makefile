@@ -38,7 +38,10 @@ format: install ## Reformat the code with ruff
 bench-downloads: install ## Benchmark downloads: 1 GiB vs curl/aria2c, 100x5 MiB vs aria2c -j 16, RSS, API latency
 	$(PY) bench/bench_downloads.py $(ARGS)
 
+bench-load: install ## Mixed API load on a live server during 50 downloads and a 100k-message import, twice
+	$(PY) bench/load.py $(ARGS)
+
 clean: ## Remove the virtualenv and caches (not ./data)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
 
-.PHONY: help install run test lint format bench-downloads clean
+.PHONY: help install run test lint format bench-downloads bench-load clean
