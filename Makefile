@@ -41,7 +41,10 @@ bench-downloads: install ## Benchmark downloads: 1 GiB vs curl/aria2c, 100x5 MiB
 bench-import: install ## Benchmark prepare and import of generated CSV and Slack exports
 	$(PY) bench/bench_import.py $(ARGS)
 
+bench-load: install ## Mixed API load on a live server during 50 downloads and a 100k-message import, twice
+	$(PY) bench/load.py $(ARGS)
+
 clean: ## Remove the virtualenv and caches (not ./data)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
 
-.PHONY: help install run test lint format bench-downloads bench-import clean
+.PHONY: help install run test lint format bench-downloads bench-import bench-load clean

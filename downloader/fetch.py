@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import http.client
+import io
 import os
 import secrets
+import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +60,9 @@ from downloader.policy import (
 
 # Large reads keep per-chunk overhead (callbacks, syscalls) far below the transfer cost.
 CHUNK_SIZE = 512 * 1024
+# A plain-HTTP body of known length goes from the socket to the file through a pipe of
+# this size inside the kernel (splice): no copy through Python, the GIL released.
+SPLICE_PIPE_SIZE = 1024 * 1024
 # A file at least this big, from a server that takes byte ranges, is fetched over
 # SEGMENTS connections at once, each writing its own part of the one `.part` file.
 SEGMENTED_MIN_SIZE = 64 * 1024 * 1024
@@ -500,6 +507,98 @@ def _write_all(fd: int, chunk: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
+def _read_failed(
+    transfer: _Transfer, exc: BaseException, target: CheckedUrl, size: int, announced: int | None
+) -> FetchError:
+    error = transfer.explain(exc, target.host)
+    if error.code == NETWORK_ERROR:
+        expected = f" of {announced}" if announced is not None else ""
+        error = FetchError(
+            NETWORK_ERROR, f"connection to {target.host} broke after {size}{expected} bytes"
+        )
+    return error
+
+
+def _too_large(size: int, max_size: int | None) -> None:
+    if max_size is not None and size > max_size:
+        raise FetchError(FILE_TOO_LARGE, f"the file is larger than the limit of {max_size} bytes")
+
+
+def _spliceable_socket(response: requests.Response) -> socket.socket | None:
+    """The plain TCP socket under a length-delimited body, if the rest can be spliced.
+
+    Call only after a read of at least io.DEFAULT_BUFFER_SIZE: that read took what the
+    header parser had buffered, so every remaining body byte is still in the socket.
+    """
+    if not hasattr(os, "splice"):
+        return None
+    original = getattr(response.raw, "_fp", None)  # the http.client response
+    if not isinstance(original, http.client.HTTPResponse) or original.chunked:
+        return None
+    sock = getattr(getattr(original.fp, "raw", None), "_sock", None)
+    if not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket):
+        return None
+    return sock
+
+
+def _splice_rest(
+    sock: socket.socket,
+    fd: int,
+    transfer: _Transfer,
+    target: CheckedUrl,
+    announced: int | None,
+    on_progress: Callable[[int], None] | None,
+    *,
+    offset: int,
+    size: int,
+    total: int,
+) -> int:
+    """Move body bytes `size`..`total` from `sock` to `fd` (at `offset` + position).
+
+    Same checks as reading: cancel and deadline (the watchdog's shutdown ends a wait
+    as end of body), idle timeout, size cap, progress; returns the bytes now written.
+    """
+    max_size = transfer.policy.max_size
+    idle_ms = int(transfer.policy.idle_timeout * 1000)
+    source = sock.fileno()
+    readable = select.poll()
+    readable.register(source, select.POLLIN)
+    pipe_out, pipe_in = os.pipe()
+    try:
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, SPLICE_PIPE_SIZE)
+        while size < total:
+            transfer.check()
+            want = min(SPLICE_PIPE_SIZE, total - size)
+            try:
+                moved = os.splice(
+                    source, pipe_in, want, flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+                )
+            except BlockingIOError:
+                if not readable.poll(idle_ms):
+                    raise _read_failed(
+                        transfer, TimeoutError("idle"), target, size, announced
+                    ) from None
+                continue
+            except OSError as exc:
+                raise _read_failed(transfer, exc, target, size, announced) from None
+            if not moved:
+                break
+            size += moved
+            _too_large(size, max_size)
+            while moved:
+                try:
+                    moved -= os.splice(pipe_out, fd, moved, offset_dst=offset + size - moved)
+                except OSError as exc:
+                    raise _local_error(exc, "write the file") from None
+            if on_progress is not None:
+                on_progress(size)
+    finally:
+        os.close(pipe_out)
+        os.close(pipe_in)
+    return size
+
+
 def _stream_body(
     response: requests.Response,
     fd: int,
@@ -516,6 +615,7 @@ def _stream_body(
     raw = response.raw
     # read1 returns what has arrived instead of waiting for a full chunk (urllib3 >= 2.3).
     read = getattr(raw, "read1", raw.read)
+    total = limit if limit is not None else announced
     size = 0
     while limit is None or size < limit:
         transfer.check()
@@ -523,26 +623,32 @@ def _stream_body(
         try:
             chunk = read(want, decode_content=False)
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
-            error = transfer.explain(exc, target.host)
-            if error.code == NETWORK_ERROR:
-                expected = f" of {announced}" if announced is not None else ""
-                error = FetchError(
-                    NETWORK_ERROR, f"connection to {target.host} broke after {size}{expected} bytes"
-                )
-            raise error from None
+            raise _read_failed(transfer, exc, target, size, announced) from None
         if not chunk:
             break
         size += len(chunk)
-        if max_size is not None and size > max_size:
-            raise FetchError(
-                FILE_TOO_LARGE, f"the file is larger than the limit of {max_size} bytes"
-            )
+        _too_large(size, max_size)
         try:
             _write_all(fd, chunk, offset + size - len(chunk))
         except OSError as exc:
             raise _local_error(exc, "write the file") from None
         if on_progress is not None:
             on_progress(size)
+        if total is not None and size < total and want >= io.DEFAULT_BUFFER_SIZE:
+            sock = _spliceable_socket(response)
+            if sock is not None:
+                size = _splice_rest(
+                    sock,
+                    fd,
+                    transfer,
+                    target,
+                    announced,
+                    on_progress,
+                    offset=offset,
+                    size=size,
+                    total=total,
+                )
+                break
     # A shut-down socket reads as a clean end of body; the watchdog knows better.
     transfer.check()
     if announced is not None and size < announced:

@@ -3,6 +3,10 @@
 A record is written to storage on each state change only: created (`starting`),
 headers accepted (`downloading`) and finished (`completed`, `failed`, `cancelled`).
 Bytes, speed and ETA live in memory and are read from there by `active()`.
+
+The manager's lock guards memory only and is never held while storage writes: a
+state is saved (durably) first and shown in memory after, so readers such as
+`active()` never wait for a disk and never see a state a crash could take back.
 """
 
 from __future__ import annotations
@@ -255,14 +259,24 @@ class DownloadManager:
         record = _named(record, name)
         handle = DownloadHandle(self, record_id)
         job = _Job(record, Path(directory), policy, filename, handle, on_finished)
+        stopped = FetchError(SERVER_STOPPED, "the server is shutting down")
         with self._lock:
             if self._stopping:
-                raise FetchError(SERVER_STOPPED, "the server is shutting down")
-            self._repository.save(record)
-            self._jobs[record_id] = job
-            job.future = self._pool.submit(self._run, job)
-        self._tell("download_started", public_view(record))
-        return handle
+                raise stopped
+        self._repository.save(record)
+        with self._lock:
+            if not self._stopping:
+                self._jobs[record_id] = job
+                job.future = self._pool.submit(self._run, job)
+                started = True
+            else:
+                started = False
+        if started:
+            self._tell("download_started", public_view(record))
+            return handle
+        # Shutdown began while the record was written: close it, as shutdown would have.
+        self._finish(job, error=FetchError(SERVER_STOPPED, _STOPPED_MESSAGE))
+        raise stopped
 
     def _tell(self, what: str, record: dict) -> None:
         if self._listener is None:
@@ -297,15 +311,16 @@ class DownloadManager:
             self._finish(job, result=result)
 
     def _headers(self, job: _Job, info: ResponseInfo) -> None:
+        # Only this job's worker changes job.record before it finishes.
+        record = _named(job.record, info.filename)
+        record.update(
+            status=DOWNLOADING,
+            expected_size=info.content_length,
+            progress_percentage=_percentage(0, info.content_length),
+        )
+        record[_LOCAL] = {**record[_LOCAL], "part_path": str(info.part_path)}
+        self._repository.save(record)
         with self._lock:
-            record = _named(job.record, info.filename)
-            record.update(
-                status=DOWNLOADING,
-                expected_size=info.content_length,
-                progress_percentage=_percentage(0, info.content_length),
-            )
-            record[_LOCAL] = {**record[_LOCAL], "part_path": str(info.part_path)}
-            self._repository.save(record)
             job.record = record
             job.sample_time = time.monotonic()
         job.handle._headers_accepted = True
@@ -345,16 +360,18 @@ class DownloadManager:
                 record = _closed(
                     record, status, error=error.code, message=error.message, total_bytes=None
                 )
-            try:
-                self._repository.save(record)
-                self._repository.prune_history(self._history_limit)
-            finally:
+        # Until the save returns, readers see the job as it was; then the saved record.
+        try:
+            self._repository.save(record)
+            self._repository.prune_history(self._history_limit)
+        finally:
+            with self._lock:
                 job.record = record
                 self._jobs.pop(record["id"], None)
                 self._bytes_finished += result.size if result is not None else max(job.current, 0)
-                job.handle._error = error
-                job.handle._answered.set()
-                job.handle._finished.set()
+            job.handle._error = error
+            job.handle._answered.set()
+            job.handle._finished.set()
         self._tell("download_finished", public_view(record))
         if job.on_finished is not None:
             try:

@@ -51,12 +51,21 @@ class AtomicCachedStorage(Storage):
     TinyDB's own JSONStorage rewrites the file in place, so a kill between write and
     truncate corrupts it; CachingMiddleware delays writes, so a kill loses them. This
     storage does neither: every write is a temp file, fsync and rename.
+
+    With `group_commit`, `write` only changes the copy in memory and `commit` makes it
+    durable: the disk write and fsync then happen outside the store's lock (readers do
+    not wait for the disk), and writers that commit at the same time share one write.
     """
 
-    def __init__(self, path: str | Path, fsync: bool = True):
+    def __init__(self, path: str | Path, fsync: bool = True, group_commit: bool = False):
         self.path = Path(path)
         self.fsync = fsync
+        self.group_commit = group_commit
         self._cache: dict | None = None
+        # Changes made in memory, and how many of them are on disk.
+        self.generation = 0
+        self._durable = 0
+        self._commit_lock = threading.Lock()
 
     def read(self) -> dict | None:
         if self._cache is None:
@@ -68,8 +77,27 @@ class AtomicCachedStorage(Storage):
         return self._cache
 
     def write(self, data: dict) -> None:
+        if self.group_commit:
+            self._cache = data
+            self.generation += 1
+            return
         write_atomically(self.path, orjson.dumps(data), fsync=self.fsync)
         self._cache = data
+
+    def commit(self, store_lock: threading.RLock) -> int:
+        """Make every change made so far durable; returns the generation now on disk.
+
+        Call without holding `store_lock`: the file is encoded under it, written after.
+        """
+        with store_lock:
+            wanted = self.generation
+        with self._commit_lock:
+            if self._durable < wanted:
+                with store_lock:
+                    generation, data = self.generation, orjson.dumps(self._cache)
+                write_atomically(self.path, data, fsync=self.fsync)
+                self._durable = generation
+            return self._durable
 
     def close(self) -> None:
         self._cache = None
@@ -116,16 +144,35 @@ class Store:
             ) from None
         return handle
 
-    def db(self, name: str) -> TinyDB:
-        """The TinyDB file `<name>.json`, opened once. Call with `lock` held."""
+    def db(self, name: str, *, group_commit: bool = False) -> TinyDB:
+        """The TinyDB file `<name>.json`, opened once. Call with `lock` held.
+
+        `group_commit` (fixed by the first call) defers writes to `commit(name)`.
+        """
         database = self._dbs.get(name)
         if database is None:
             storage_path = self.state_dir / f"{name}.json"
             database = _FerryTinyDB(
-                str(storage_path), storage=AtomicCachedStorage, fsync=self.fsync
+                str(storage_path),
+                storage=AtomicCachedStorage,
+                fsync=self.fsync,
+                group_commit=group_commit,
             )
             self._dbs[name] = database
         return database
+
+    def generation(self, name: str) -> int:
+        """How many changes `<name>.json` has had in memory. Call with `lock` held."""
+        return self._dbs[name].storage.generation
+
+    def commit(self, name: str) -> int:
+        """Write a group-commit database's changes durably; call without `lock` held.
+
+        Returns the generation now on disk: every change up to it survives a crash.
+        """
+        with self.lock:
+            storage = self._dbs[name].storage
+        return storage.commit(self.lock)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -133,6 +180,11 @@ class Store:
             yield
 
     def close(self) -> None:
+        # Every save commits before it returns; this catches one whose commit failed.
+        for name, database in list(self._dbs.items()):
+            if database.storage.group_commit:
+                with contextlib.suppress(OSError):
+                    self.commit(name)
         with self.lock:
             for database in self._dbs.values():
                 database.close()

@@ -63,6 +63,25 @@ def test_a_big_file_arrives_byte_for_byte(remote, target_dir):
     assert listing(target_dir) == ["big.bin"]
 
 
+def test_plain_http_bodies_of_known_length_are_spliced_in_the_kernel(
+    remote, target_dir, monkeypatch
+):
+    from downloader import fetch as fetch_module
+
+    spliced: list[int] = []
+    real = fetch_module._splice_rest
+
+    def counting(*args, **kwargs):
+        spliced.append(kwargs["total"] - kwargs["size"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fetch_module, "_splice_rest", counting)
+    size = 3 * 1024 * 1024 + 7
+    result = fetch(remote.generated("/data/spliced.bin", size), target_dir)
+    assert result.path.read_bytes() == pattern_bytes(size)
+    assert spliced and 0 < spliced[0] < size
+
+
 def test_requests_ask_for_the_raw_bytes_and_say_who_is_asking(remote, target_dir):
     url = remote.file("/a.txt", b"hello")
     fetch(url, target_dir)

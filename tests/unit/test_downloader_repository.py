@@ -71,3 +71,69 @@ def test_records_survive_reopening(tmp_path):
         assert DownloadRepository(second).get("kept")["url"] == "https://example.com/a"
     finally:
         second.close()
+
+
+def _blocking_disk(monkeypatch):
+    """Make the store's disk writes wait for `release`; `writing` is set while one waits."""
+    import threading
+
+    from storage import store as store_module
+
+    writing, release, writes = threading.Event(), threading.Event(), []
+    real = store_module.write_atomically
+
+    def slow_write(path, data, **kwargs):
+        writes.append(path)
+        writing.set()
+        assert release.wait(10)
+        real(path, data, **kwargs)
+
+    monkeypatch.setattr(store_module, "write_atomically", slow_write)
+    return writing, release, writes
+
+
+def test_readers_neither_wait_for_the_disk_nor_see_what_is_not_on_it(store, monkeypatch):
+    import threading
+
+    repository = DownloadRepository(store)
+    repository.save(record("a", "downloading", None))
+    writing, release, _ = _blocking_disk(monkeypatch)
+    saver = threading.Thread(target=repository.save, args=(record("a", "completed", 120),))
+    saver.start()
+    assert writing.wait(10)
+    # The change is in memory but not yet durable: shown as it was, and at once.
+    assert repository.get("a")["status"] == "downloading"
+    assert repository.history() == []
+    assert [r["id"] for r in repository.unfinished()] == ["a"]
+    release.set()
+    saver.join(10)
+    assert repository.get("a")["status"] == "completed"
+    assert [r["id"] for r in repository.history()] == ["a"]
+
+
+def test_saves_at_the_same_time_share_disk_writes_and_all_survive(tmp_path, monkeypatch):
+    import threading
+
+    first = Store(tmp_path / "state", fsync=False)
+    repository = DownloadRepository(first)
+    repository.save(record("seed"))
+    writing, release, writes = _blocking_disk(monkeypatch)
+    savers = [
+        threading.Thread(target=repository.save, args=(record(f"r{i}", end_time=100 + i),))
+        for i in range(8)
+    ]
+    savers[0].start()
+    assert writing.wait(10)
+    for saver in savers[1:]:
+        saver.start()
+    release.set()
+    for saver in savers:
+        saver.join(10)
+    assert len(writes) < len(savers)
+    first.close()
+    reopened = Store(tmp_path / "state", fsync=False)
+    try:
+        ids = {r["id"] for r in DownloadRepository(reopened).history()}
+        assert ids == {"seed", *(f"r{i}" for i in range(8))}
+    finally:
+        reopened.close()
