@@ -28,12 +28,13 @@ run: install ## Start ferry serve on 127.0.0.1:3000 with its data in ./data
 test: install ## Run the whole test suite
 	$(PY) -m pytest -q $(T)
 
-lint: install ## ruff, and openapi.yaml through the validator, Spectral and Redocly (needs npx)
+lint: install ## ruff; openapi.yaml through the validator, Spectral, Redocly and generated TypeScript (needs npx)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -c "from openapi_spec_validator import validate; from openapi_spec_validator.readers import read_from_filename; validate(read_from_filename('openapi.yaml')[0]); print('openapi.yaml is valid')"
 	npx --yes @stoplight/spectral-cli@$(SPECTRAL_VERSION) lint --fail-severity=warn openapi.yaml
 	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint openapi.yaml
+	tests/contract/typescript/check.sh
 
 format: install ## Reformat the code with ruff
 	$(VENV)/bin/ruff format .
