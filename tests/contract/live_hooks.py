@@ -1,41 +1,40 @@
 """Schemathesis hooks for the live run (loaded through SCHEMATHESIS_HOOKS).
 
 Every case is authenticated as the run's admin, through an auth provider, so the
-`ignored_auth` check can still send cases without it. Two operations would otherwise end
-the run's own session or rights: `POST /api/v1/logout` revokes the token it is sent with,
-so each logout case logs in afresh; `users.update` may set the admin's password (the
-stateful phase links the `userId` from login to it) and `roles.removeUserFromRole` may take
-its admin role once another admin exists, so such cases are pointed at a spare user.
+`ignored_auth` check can still send cases without it. Tokens come from logins the
+runner made before fuzzing started (fuzzed wrong passwords later get logins from this
+address throttled). Three operations would otherwise end the run's own session or
+rights: `POST /api/v1/logout` revokes the token it is sent with, so logout cases use
+spare tokens, the last one again once they run out; `users.update` may set the admin's
+password (the stateful phase links the `userId` from login to it) and
+`roles.removeUserFromRole` may take its admin role once another admin exists, so such
+cases are pointed at a spare user.
 """
 
 import os
 
-import requests
 import schemathesis
 
 
-def login() -> dict[str, str]:
-    answer = requests.post(
-        f"{os.environ['FERRY_CONTRACT_BASE_URL']}/api/v1/login",
-        json={
-            "user": os.environ["FERRY_ADMIN_USERNAME"],
-            "password": os.environ["FERRY_ADMIN_PASSWORD"],
-        },
-        timeout=10,
-    )
-    answer.raise_for_status()
-    data = answer.json()["data"]
-    return {"X-User-Id": data["userId"], "X-Auth-Token": data["authToken"]}
+def _credentials(pair: str) -> dict[str, str]:
+    user_id, token = pair.split(":", 1)
+    return {"X-User-Id": user_id, "X-Auth-Token": token}
+
+
+_SPARE_TOKENS = [
+    _credentials(pair) for pair in os.environ.get("FERRY_CONTRACT_LOGOUT_TOKENS", "").split(",")
+]
 
 
 @schemathesis.auth(refresh_interval=3600)
 class AdminSession:
     def get(self, case, ctx):
-        return login()
+        return _credentials(os.environ["FERRY_CONTRACT_TOKEN"])
 
     def set(self, case, data, ctx):
-        credentials = login() if case.operation.path == "/api/v1/logout" else data
-        case.headers = {**(case.headers or {}), **credentials}
+        if case.operation.path == "/api/v1/logout":
+            data = _SPARE_TOKENS.pop() if len(_SPARE_TOKENS) > 1 else _SPARE_TOKENS[0]
+        case.headers = {**(case.headers or {}), **data}
 
 
 @schemathesis.hook

@@ -24,14 +24,21 @@ from tests.live.test_serve import free_port, wait_until_up
 ROOT = Path(__file__).resolve().parents[2]
 # The login example in openapi.yaml, so the examples phase logs in for real.
 ADMIN, PASSWORD = "admin", "correct-horse-battery-staple"
+# Logout revokes the token it gets; the first this many logout cases get a live one.
+LOGOUT_TOKENS = 10
 
 
-def _spare_user(base: str) -> str:
-    """A second user for the cases that would change the run's admin."""
-    token = requests.post(
+def _login(base: str) -> dict[str, str]:
+    answer = requests.post(
         f"{base}/api/v1/login", json={"user": ADMIN, "password": PASSWORD}, timeout=10
-    ).json()["data"]
-    headers = {"X-User-Id": token["userId"], "X-Auth-Token": token["authToken"]}
+    )
+    answer.raise_for_status()
+    data = answer.json()["data"]
+    return {"X-User-Id": data["userId"], "X-Auth-Token": data["authToken"]}
+
+
+def _spare_user(base: str, headers: dict[str, str]) -> str:
+    """A second user for the cases that would change the run's admin."""
     body = {"username": "spare", "email": "spare@example.test", "name": "Spare"}
     created = requests.post(
         f"{base}/api/v1/users.create",
@@ -41,6 +48,10 @@ def _spare_user(base: str) -> str:
     )
     created.raise_for_status()
     return created.json()["user"]["_id"]
+
+
+def _pair(headers: dict[str, str]) -> str:
+    return f"{headers['X-User-Id']}:{headers['X-Auth-Token']}"
 
 
 def _schemathesis() -> str:
@@ -59,7 +70,6 @@ def run(max_time: int = 90, max_examples: int = 15, extra: tuple[str, ...] = ())
         **os.environ,
         "FERRY_ADMIN_USERNAME": ADMIN,
         "FERRY_ADMIN_PASSWORD": PASSWORD,
-        "FERRY_CONTRACT_BASE_URL": base,
         "SCHEMATHESIS_HOOKS": "tests.contract.live_hooks",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
@@ -74,7 +84,12 @@ def run(max_time: int = 90, max_examples: int = 15, extra: tuple[str, ...] = ())
     )
     try:
         wait_until_up(port, server, timeout=30)
-        env["FERRY_CONTRACT_SPARE_USER_ID"] = _spare_user(base)
+        admin = _login(base)
+        env["FERRY_CONTRACT_TOKEN"] = _pair(admin)
+        env["FERRY_CONTRACT_LOGOUT_TOKENS"] = ",".join(
+            _pair(_login(base)) for _ in range(LOGOUT_TOKENS)
+        )
+        env["FERRY_CONTRACT_SPARE_USER_ID"] = _spare_user(base, admin)
         command = [
             _schemathesis(),
             f"--config-file={Path(__file__).with_name('schemathesis-live.toml')}",
