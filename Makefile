@@ -6,6 +6,8 @@ FERRY := $(VENV)/bin/ferry
 HOST ?= 127.0.0.1
 PORT ?= 3000
 DATA ?= ./data
+SPECTRAL_VERSION ?= 6.16.3
+REDOCLY_VERSION ?= 1.34.20
 
 .DEFAULT_GOAL := help
 
@@ -26,10 +28,13 @@ run: install ## Start ferry serve on 127.0.0.1:3000 with its data in ./data
 test: install ## Run the whole test suite
 	$(PY) -m pytest -q $(T)
 
-lint: install ## ruff check, ruff format --check, and validate openapi.yaml
+lint: install ## ruff; openapi.yaml through the validator, Spectral, Redocly and generated TypeScript (needs npx)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -c "from openapi_spec_validator import validate; from openapi_spec_validator.readers import read_from_filename; validate(read_from_filename('openapi.yaml')[0]); print('openapi.yaml is valid')"
+	npx --yes @stoplight/spectral-cli@$(SPECTRAL_VERSION) lint --fail-severity=warn openapi.yaml
+	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint openapi.yaml
+	tests/contract/typescript/check.sh
 
 format: install ## Reformat the code with ruff
 	$(VENV)/bin/ruff format .

@@ -49,12 +49,20 @@ def spec() -> dict:
 
 @cache
 def permissions_by_operation() -> dict[str, str | None]:
-    """operationId -> the `x-ferry-permission` the spec gives it (None: any logged-in user)."""
+    """Handler path -> the `x-ferry-permission` the spec gives it (None: any logged-in user).
+
+    The key is what Connexion resolves and puts in the routing scope: the operation's
+    `x-openapi-router-controller` joined to its `operationId`, or the bare operationId.
+    """
     table: dict[str, str | None] = {}
     for item in spec()["paths"].values():
         for operation in item.values():
             if isinstance(operation, dict) and "operationId" in operation:
-                table[operation["operationId"]] = operation.get("x-ferry-permission")
+                controller = operation.get("x-openapi-router-controller")
+                handler = operation["operationId"]
+                if controller:
+                    handler = f"{controller}.{handler}"
+                table[handler] = operation.get("x-ferry-permission")
     return table
 
 

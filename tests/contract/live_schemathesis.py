@@ -1,0 +1,119 @@
+"""Schemathesis's CLI against a live `ferry serve`: every check, every phase (stateful
+included), deterministic and time-boxed. Run it as `python -m tests.contract.live_schemathesis`
+from the repository root; tests/contract/schemathesis-live.toml configures it.
+
+The server downloads, but only from files.example.test, with private networks refused:
+the domain check runs before any name is resolved, so fuzzed URLs never cause a DNS query
+for a made-up host, and nothing the run starts can reach another machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import requests
+
+from tests.live.test_serve import free_port, wait_until_up
+
+ROOT = Path(__file__).resolve().parents[2]
+# The login example in openapi.yaml, so the examples phase logs in for real.
+ADMIN, PASSWORD = "admin", "correct-horse-battery-staple"
+# Logout revokes the token it gets; the first this many logout cases get a live one.
+LOGOUT_TOKENS = 10
+
+
+def _login(base: str) -> dict[str, str]:
+    answer = requests.post(
+        f"{base}/api/v1/login", json={"user": ADMIN, "password": PASSWORD}, timeout=10
+    )
+    answer.raise_for_status()
+    data = answer.json()["data"]
+    return {"X-User-Id": data["userId"], "X-Auth-Token": data["authToken"]}
+
+
+def _spare_user(base: str, headers: dict[str, str]) -> str:
+    """A second user for the cases that would change the run's admin."""
+    body = {"username": "spare", "email": "spare@example.test", "name": "Spare"}
+    created = requests.post(
+        f"{base}/api/v1/users.create",
+        json={**body, "password": "spare-password"},
+        headers=headers,
+        timeout=10,
+    )
+    created.raise_for_status()
+    return created.json()["user"]["_id"]
+
+
+def _pair(headers: dict[str, str]) -> str:
+    return f"{headers['X-User-Id']}:{headers['X-Auth-Token']}"
+
+
+def _schemathesis() -> str:
+    beside_python = Path(sys.executable).with_name("schemathesis")
+    return str(beside_python) if beside_python.exists() else "schemathesis"
+
+
+def run(max_time: int = 90, max_examples: int = 15, extra: tuple[str, ...] = ()) -> int:
+    """Start a server, run `schemathesis run` against it, stop the server; the CLI's exit code."""
+    data = Path(tempfile.mkdtemp(prefix="ferry-live-contract-"))
+    (data / "music" / "2024").mkdir(parents=True)
+    (data / "music" / "2024" / "song.txt").write_text("la la la\n")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "FERRY_ADMIN_USERNAME": ADMIN,
+        "FERRY_ADMIN_PASSWORD": PASSWORD,
+        "SCHEMATHESIS_HOOKS": "tests.contract.live_hooks",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ferry.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--data-dir", str(data), "--allow-download"]
+        + ["--download-allowed-domains", "files.example.test", "--download-timeout", "5"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_up(port, server, timeout=30)
+        admin = _login(base)
+        env["FERRY_CONTRACT_TOKEN"] = _pair(admin)
+        env["FERRY_CONTRACT_LOGOUT_TOKENS"] = ",".join(
+            _pair(_login(base)) for _ in range(LOGOUT_TOKENS)
+        )
+        env["FERRY_CONTRACT_SPARE_USER_ID"] = _spare_user(base, admin)
+        command = [
+            _schemathesis(),
+            f"--config-file={Path(__file__).with_name('schemathesis-live.toml')}",
+            "run",
+            f"{base}/api/v1/openapi.json",
+            "--wait-for-schema=30",
+            "--checks=all",
+            "--phases=examples,coverage,fuzzing,stateful",
+            "--generation-deterministic",
+            f"--max-examples={max_examples}",
+            f"--max-time={max_time}",
+            "--request-timeout=10",
+            "--workers=1",
+            *extra,
+        ]
+        return subprocess.run(command, env=env, cwd=ROOT).returncode
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run(extra=tuple(sys.argv[1:])))
