@@ -33,8 +33,20 @@ def group_info(roomId: str | None = None, roomName: str | None = None):
 
 
 def _history(
-    room_type: str, roomId, roomName, latest, oldest, inclusive, showThreadMessages, offset, count
+    room_type: str,
+    roomId=None,
+    roomName=None,
+    latest=None,
+    oldest=None,
+    inclusive=False,
+    showThreadMessages=False,
+    unreads=None,
+    offset=0,
+    count=20,
+    **connexion_context,
 ):
+    # `unreads` is accepted for Rocket.Chat clients; Ferry keeps no read state.
+    # `connexion_context` swallows the `user` and `token_info` Connexion adds for **kwargs.
     return _ok(
         services().workspace.history(
             room_type,
@@ -51,49 +63,17 @@ def _history(
     )
 
 
-def channel_history(
-    roomId=None,
-    roomName=None,
-    latest=None,
-    oldest=None,
-    inclusive=False,
-    showThreadMessages=False,
-    unreads=None,
-    offset=0,
-    count=20,
-):
+# Connexion hands every validated query parameter to a handler that takes **kwargs.
+def channel_history(**query):
     """GET /api/v1/channels.history"""
-    return _history(
-        "c", roomId, roomName, latest, oldest, inclusive, showThreadMessages, offset, count
-    )
+    return _history("c", **query)
 
 
-def group_history(
-    roomId=None,
-    roomName=None,
-    latest=None,
-    oldest=None,
-    inclusive=False,
-    showThreadMessages=False,
-    unreads=None,
-    offset=0,
-    count=20,
-):
+def group_history(**query):
     """GET /api/v1/groups.history"""
-    return _history(
-        "p", roomId, roomName, latest, oldest, inclusive, showThreadMessages, offset, count
-    )
+    return _history("p", **query)
 
 
-def im_history(
-    roomId=None,
-    latest=None,
-    oldest=None,
-    inclusive=False,
-    showThreadMessages=False,
-    unreads=None,
-    offset=0,
-    count=20,
-):
+def im_history(**query):
     """GET /api/v1/im.history"""
-    return _history("d", roomId, None, latest, oldest, inclusive, showThreadMessages, offset, count)
+    return _history("d", **query)
