@@ -22,6 +22,10 @@ def list_ims(offset: int = 0, count: int = 50):
     return _ok(services().workspace.im_list(offset, count))
 
 
+# Rocket.Chat serves direct messages under both `im.*` and the newer `dm.*` names.
+list_dms = list_ims
+
+
 def channel_info(roomId: str | None = None, roomName: str | None = None):
     """GET /api/v1/channels.info"""
     return _ok(services().workspace.channel_info(roomId, roomName))
@@ -77,3 +81,6 @@ def group_history(**query):
 def im_history(**query):
     """GET /api/v1/im.history"""
     return _history("d", **query)
+
+
+dm_history = im_history
