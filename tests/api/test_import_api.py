@@ -368,45 +368,40 @@ def test_restart_mid_prepare_leaves_no_operation_stuck(tmp_path):
     again.services.close()
 
 
+def import_slack_with_files(client, admin, tmp_path, files: dict[str, str]) -> None:
+    """A one-channel Slack export whose message carries `files` ({id: url}), imported."""
+    users = [
+        {"id": "U1", "name": "ann", "profile": {"email": "ann@example.test", "real_name": "Ann"}}
+    ]
+    channels = [
+        {"id": "C1", "name": "general", "creator": "U1", "members": ["U1"], "created": 1500000000}
+    ]
+    message = {
+        "type": "message",
+        "user": "U1",
+        "text": "see file",
+        "ts": "1500000001.000100",
+        "files": [
+            {"id": file_id, "name": url.rsplit("/", 1)[-1], "size": 17, "url_private_download": url}
+            for file_id, url in files.items()
+        ],
+    }
+    export = build_zip(
+        tmp_path / "slack.zip",
+        {"users.json": users, "channels.json": channels, "general/2017-07-14.json": [message]},
+    )
+    upload(client, admin, export, importer_key="slack")
+    prepared(client, admin)
+    everything = {"input": {"users": {"all": True}, "channels": {"all": True}}}
+    client.post("/api/v1/startImport", headers=admin.headers, json=everything)
+    wait_for(client, admin, state_is("done"))
+
+
 def test_pending_files_fetched_once_and_attached(importing, tmp_path):
     app, client, admin, _ = importing
     with RemoteServer() as remote:
         url = remote.file("/files/F1/report.txt", b"quarterly numbers")
-        users = [
-            {
-                "id": "U1",
-                "name": "ann",
-                "profile": {"email": "ann@example.test", "real_name": "Ann"},
-            }
-        ]
-        channels = [
-            {
-                "id": "C1",
-                "name": "general",
-                "creator": "U1",
-                "members": ["U1"],
-                "created": 1500000000,
-            }
-        ]
-        message = {
-            "type": "message",
-            "user": "U1",
-            "text": "see file",
-            "ts": "1500000001.000100",
-            "files": [{"id": "F1", "name": "report.txt", "size": 17, "url_private_download": url}],
-        }
-        export = build_zip(
-            tmp_path / "slack.zip",
-            {"users.json": users, "channels.json": channels, "general/2017-07-14.json": [message]},
-        )
-        upload(client, admin, export, importer_key="slack")
-        prepared(client, admin)
-        client.post(
-            "/api/v1/startImport",
-            headers=admin.headers,
-            json={"input": {"users": {"all": True}, "channels": {"all": True}}},
-        )
-        wait_for(client, admin, state_is("done"))
+        import_slack_with_files(client, admin, tmp_path, {"F1": url})
         count = client.post("/api/v1/downloadPendingFiles", headers=admin.headers, json={}).json()
         assert count == {"count": 1, "success": True}
         wait_for(client, admin, state_is("done"))
@@ -486,3 +481,30 @@ def test_restart_mid_import_fails_readably_and_a_new_import_works(tmp_path):
         upload(client, admin, csv_export(tmp_path))
         assert prepared(client, admin)["message_count"] == 3
     again.services.close()
+
+
+def test_pending_file_that_answers_404_is_an_error_and_never_saved(importing, tmp_path):
+    app, client, admin, _ = importing
+    with RemoteServer() as remote:
+        good = remote.file("/files/F1/good.txt", b"the real bytes")
+        gone = remote.status("/files/F2/gone.txt", 404)
+        import_slack_with_files(client, admin, tmp_path, {"F1": good, "F2": gone})
+        assert (
+            client.post("/api/v1/downloadPendingFiles", headers=admin.headers, json={}).json()[
+                "count"
+            ]
+            == 2
+        )
+        wait_for(client, admin, state_is("done"))
+    progress = client.get("/api/v1/getImportProgress", headers=admin.headers).json()
+    assert progress["key"] == "pending-files"
+    assert progress["count"] == {"completed": 2, "total": 2, "error": 1}
+    uploads = app.services.config.files_dir / "uploads"
+    assert [p.name for p in uploads.rglob("*") if p.is_file()] == ["good.txt"]
+    operation = client.get("/api/v1/getCurrentImportOperation", headers=admin.headers).json()[
+        "operation"
+    ]
+    assert any(
+        "404" in warning or "not found" in warning.lower()
+        for warning in operation.get("warnings", [])
+    )
