@@ -174,6 +174,13 @@ SERVE_FLAGS = (
         _size,
     ),
     Flag(
+        "--direct-message-max-users",
+        "FERRY_DIRECT_MESSAGE_MAX_USERS",
+        "direct_message_max_users",
+        "Slack group DMs with at most this many members import as DMs, larger as private groups",
+        _positive_int,
+    ),
+    Flag(
         "--metrics-token",
         "FERRY_METRICS_TOKEN",
         "metrics_token",

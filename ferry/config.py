@@ -23,6 +23,9 @@ class Config:
     # Local paths `downloadPublicImportFile` may read; None refuses every local path.
     import_folder: Path | None = None
     max_upload_size: int = 1024**3
+    # Slack group DMs with at most this many members become DMs, larger ones private
+    # groups (Rocket.Chat's DirectMesssage_maxUsers; 1 sends every group DM to a group).
+    direct_message_max_users: int = 1
     # Scrypt cost; tests lower it so that creating users stays fast.
     password_cost: int = 2**14
     admin_username: str | None = None

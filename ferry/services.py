@@ -72,6 +72,7 @@ class Services:
             uploads_display=UPLOADS_FOLDER,
             import_folder=config.import_folder,
             max_upload_size=config.max_upload_size,
+            direct_message_max_users=config.direct_message_max_users,
             on_status=telemetry.import_status,
         )
         imports.recover()

@@ -201,6 +201,7 @@ class ImportService:
         uploads_display: str,
         import_folder: Path | None,
         max_upload_size: int,
+        direct_message_max_users: int = 1,
         on_status: Callable[[dict], None] | None = None,
     ):
         self.operations = operations
@@ -213,6 +214,7 @@ class ImportService:
         self.uploads_display = uploads_display
         self.import_folder = import_folder
         self.max_upload_size = max_upload_size
+        self.direct_message_max_users = direct_message_max_users
         self.store_dir.mkdir(parents=True, exist_ok=True)
         # One prepare or import at a time, like Rocket.Chat's single current operation.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferry-import")
@@ -480,6 +482,7 @@ class ImportService:
         options = PrepareOptions(
             existing_user=lambda username: self._existing_import_id(username),
             password=password,
+            direct_message_max_users=self.direct_message_max_users,
         )
         try:
             parser.prepare(path, sink, options)

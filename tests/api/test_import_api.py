@@ -508,3 +508,38 @@ def test_pending_file_that_answers_404_is_an_error_and_never_saved(importing, tm
         "404" in warning or "not found" in warning.lower()
         for warning in operation.get("warnings", [])
     )
+
+
+def test_group_dm_member_limit_is_a_server_setting(tmp_path):
+    mpim = [
+        {"id": "G9", "name": "mpdm-a--b--c-1", "members": ["U1", "U2", "U3"], "created": 1500000000}
+    ]
+    users = [
+        {"id": f"U{i}", "name": f"u{i}", "profile": {"email": f"u{i}@example.test"}}
+        for i in (1, 2, 3)
+    ]
+    line = [{"type": "message", "user": "U1", "text": "hi all", "ts": "1500000001.000100"}]
+    export = build_zip(
+        tmp_path / "slack.zip",
+        {
+            "users.json": users,
+            "channels.json": [],
+            "mpims.json": mpim,
+            "mpdm-a--b--c-1/2017-07-14.json": line,
+        },
+    )
+    for limit, kind in ((1, "groups"), (3, "ims")):
+        app = create_app(make_config(tmp_path / f"data{limit}", direct_message_max_users=limit))
+        app.services.accounts.ensure_admin("admin", ADMIN_PASSWORD)
+        with app.test_client() as client:
+            admin = log_in(client, "admin", ADMIN_PASSWORD)
+            upload(client, admin, export, importer_key="slack")
+            prepared(client, admin)
+            everything = {"input": {"users": {"all": True}, "channels": {"all": True}}}
+            client.post("/api/v1/startImport", headers=admin.headers, json=everything)
+            wait_for(client, admin, state_is("done"))
+            listed = client.get(
+                f"/api/v1/{'groups' if kind == 'groups' else 'im'}.list", headers=admin.headers
+            )
+            assert listed.json()["total"] == 1, (limit, listed.json())
+        app.services.close()
