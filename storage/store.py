@@ -130,6 +130,19 @@ class Store:
         self.lock = threading.RLock()
         self._dbs: dict[str, TinyDB] = {}
         self._lock_file = self._claim(self.state_dir / ".lock")
+        self._remove_temporaries()
+
+    def _remove_temporaries(self) -> None:
+        """Delete the temp files of atomic writes a killed process left behind.
+
+        Only the owner of the lock writes here, so every `.<name>.<random>.tmp` found now
+        belongs to a write that never reached its rename.
+        """
+        for directory, _, names in os.walk(self.state_dir):
+            for name in names:
+                if name.startswith(".") and name.endswith(".tmp"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(directory, name))
 
     @staticmethod
     def _claim(lock_path: Path):

@@ -92,3 +92,22 @@ def test_writes_are_durable_across_reopen(tmp_path):
     assert UserRepository(reopened).count_active_admins() == 0
     assert UserRepository(reopened).by_username("N7")["_id"] == "u7"
     reopened.close()
+
+
+def test_opening_removes_temp_files_of_writes_a_kill_interrupted(tmp_path):
+    state = tmp_path / "state"
+    room = state / "workspace" / "rooms" / "r1"
+    room.mkdir(parents=True)
+    torn = [state / ".users.json.k3j_x.tmp", room / ".members.json.a8f1.tmp"]
+    for path in torn:
+        path.write_bytes(b'{"half')
+    kept = [state / "users.json", room / "members.json", state / "import-files" / "a.tmp"]
+    kept[2].parent.mkdir()
+    for path in kept:
+        path.write_bytes(b"{}")
+    store = Store(state)
+    try:
+        assert [p.exists() for p in torn] == [False, False]
+        assert all(p.exists() for p in kept)
+    finally:
+        store.close()
