@@ -1,0 +1,147 @@
+"""Faults a real `ferry serve` must survive: kill -9 at random moments of downloads,
+prepares and imports, and a full disk in the middle of an import."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from importers.generate import write_csv_export
+from tests.live.test_downloads_live import Ferry
+from tests.support.remote import RemoteServer, wait_until
+
+pytestmark = [pytest.mark.live, pytest.mark.slow]
+pytest_plugins = ("tests.support.download_fixtures",)
+
+SEED = 20261122
+ROUNDS = 6
+# The longest random wait into each phase before the kill, in seconds.
+DELAYS = {"downloading": 1.0, "preparing": 0.3, "importing": 2.0}
+BIG_MESSAGES = 60_000
+UNFINISHED_DOWNLOADS = {"starting", "downloading"}
+BUSY_STATES = {"loading", "importing"}
+EVERYTHING = {"input": {"users": {"all": True}, "channels": {"all": True}}}
+
+
+def leftovers(data_dir: Path) -> list[Path]:
+    """Part files of downloads and temp files of atomic writes: what a crash leaves."""
+    return [
+        Path(d, n)
+        for d, _, names in os.walk(data_dir)
+        for n in names
+        if n.endswith((".part", ".tmp"))
+    ]
+
+
+def post(ferry: Ferry, path: str, **kwargs) -> requests.Response:
+    return requests.post(f"{ferry.base}{path}", headers=ferry.headers, timeout=60, **kwargs)
+
+
+def upload(ferry: Ferry, export: Path) -> requests.Response:
+    with export.open("rb") as handle:
+        return post(
+            ferry,
+            "/api/v1/uploadImportFile",
+            files={"file": (export.name, handle, "application/zip")},
+            data={"importerKey": "csv"},
+        )
+
+
+def import_status(ferry: Ferry) -> dict:
+    return ferry.get("/api/v1/import.status").json()
+
+
+def step(ferry: Ferry) -> str:
+    return (import_status(ferry).get("operation") or {}).get("status", "")
+
+
+def wait_for_state(ferry: Ferry, states: set[str], timeout: float = 30) -> str:
+    seen = [""]
+
+    def reached() -> bool:
+        seen[0] = import_status(ferry)["state"]
+        return seen[0] in states
+
+    assert wait_until(reached, timeout=timeout), f"import state stayed {seen[0]}"
+    return seen[0]
+
+
+def full_import(ferry: Ferry, export: Path, timeout: float = 30) -> dict:
+    """Upload, prepare and import `export`; the final import.status."""
+    assert upload(ferry, export).status_code == 200
+    assert wait_for_state(ferry, {"ready", "error"}, timeout) == "ready", import_status(ferry)
+    assert post(ferry, "/api/v1/startImport", json=EVERYTHING).status_code == 200
+    assert wait_for_state(ferry, {"done", "error"}, timeout) == "done", import_status(ferry)
+    return import_status(ferry)
+
+
+def slow_downloads(ferry: Ferry, remote: RemoteServer, round_number: int) -> list[str]:
+    ids = []
+    for number in range(2):
+        url = remote.trickle(
+            f"/r{round_number}-{number}.bin", pieces=10_000, piece=b"z" * 1024, pause=0.05
+        )
+        ids.append(ferry.download(f"slow/{round_number}/{number}", url))
+    return ids
+
+
+def kill_9(ferry: Ferry) -> None:
+    ferry.process.send_signal(signal.SIGKILL)
+    ferry.process.wait(timeout=10)
+
+
+@pytest.fixture
+def exports(tmp_path):
+    big, small = tmp_path / "big.zip", tmp_path / "small.zip"
+    write_csv_export(big, messages=BIG_MESSAGES, channels=20)
+    write_csv_export(small, messages=200, channels=3, users=5, seed=1)
+    return big, small
+
+
+def test_random_kill_9_rounds_leave_nothing_running(tmp_path, remote, exports):
+    big, small = exports
+    data_dir = tmp_path / "data"
+    log = tmp_path / "ferry.log"
+    rng = random.Random(SEED)
+    ferry = Ferry(data_dir, log)
+    moments = []
+    order = rng.sample(list(DELAYS) * 2, k=ROUNDS)
+    try:
+        for round_number in range(ROUNDS):
+            # Each phase twice, in a seeded random order, each kill after a random delay
+            # into its phase: downloads only, the big export being parsed, or imported.
+            phase = order[round_number]
+            acknowledged = slow_downloads(ferry, remote, round_number)
+            if phase == "preparing":
+                assert upload(ferry, big).status_code == 200
+                assert wait_until(lambda f=ferry: step(f).startswith("importer_preparing_"))
+            elif phase == "importing":
+                assert upload(ferry, big).status_code == 200
+                assert wait_for_state(ferry, {"ready"}) == "ready"
+                assert post(ferry, "/api/v1/startImport", json=EVERYTHING).status_code == 200
+            time.sleep(rng.uniform(0, DELAYS[phase]))
+            at = step(ferry)
+            kill_9(ferry)
+            moments.append((phase, at))
+
+            ferry.log.close()
+            ferry = Ferry(data_dir, log)  # comes up and logs in on the same data dir
+            finished = {h["id"]: h["status"] for h in ferry.history()}
+            finished.update({a["id"]: a["status"] for a in ferry.active()})
+            for download_id in acknowledged:
+                assert download_id in finished, (moments, download_id)
+                assert finished[download_id] not in UNFINISHED_DOWNLOADS, (moments, finished)
+            status = import_status(ferry)
+            assert status["state"] not in BUSY_STATES, (moments, status)
+            assert leftovers(data_dir) == [], moments
+        assert full_import(ferry, small)["state"] == "done"
+        assert leftovers(data_dir) == []
+    finally:
+        ferry.stop()
+    print("kill moments:", moments)
