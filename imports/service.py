@@ -14,6 +14,7 @@ import base64
 import binascii
 import contextlib
 import dataclasses
+import errno
 import logging
 import shutil
 import threading
@@ -88,6 +89,12 @@ PENDING_REASONS = 50
 HEADERS_WAIT_SECONDS = 60
 DIRECT_MESSAGES_NAME = "Direct_Messages"
 RESTART_REASON = "The server stopped while this operation was running; start it again."
+DISK_FULL_REASON = "The server ran out of disk space; free some space and start it again."
+
+
+def disk_full(failure: BaseException) -> bool:
+    """A write refused for lack of space (or of quota), not a bug."""
+    return isinstance(failure, OSError) and failure.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True)
@@ -340,9 +347,13 @@ class ImportService:
                 target.write_bytes(data)
             else:
                 self._copy_capped(content, target)
-        except BaseException:
+        except BaseException as failure:
             target.unlink(missing_ok=True)
-            self._update(operation["_id"], status=FAILED, error="The upload did not complete.")
+            full = disk_full(failure)
+            reason = DISK_FULL_REASON if full else "The upload did not complete."
+            self._update(operation["_id"], status=FAILED, error=reason)
+            if full:
+                raise MeteorError("error-disk-full", DISK_FULL_REASON, "uploadImportFile") from None
             raise
         self._file_loaded(operation["_id"], target, password)
         return self.operations.get(operation["_id"])
@@ -460,8 +471,16 @@ class ImportService:
         try:
             work(*args)
         except Exception as exc:  # a bug must fail the operation, not leave it running
-            log.exception("import operation %s failed", op_id)
-            self._update(op_id, status=FAILED, error=f"Internal error: {exc}")
+            if disk_full(exc):
+                log.error("import operation %s failed: %s", op_id, exc)
+                # A failed operation never imports: its staging only holds the space
+                # that the operation's status update and the next import need.
+                with contextlib.suppress(OSError):
+                    self.staging.delete(op_id)
+                self._update(op_id, status=FAILED, error=DISK_FULL_REASON)
+            else:
+                log.exception("import operation %s failed", op_id)
+                self._update(op_id, status=FAILED, error=f"Internal error: {exc}")
         finally:
             self._live_counts.pop(op_id, None)
 

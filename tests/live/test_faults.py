@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 import requests
 
 from importers.generate import write_csv_export
+from imports.service import DISK_FULL_REASON
 from tests.live.test_downloads_live import Ferry
 from tests.support.remote import RemoteServer, wait_until
 
@@ -145,3 +148,75 @@ def test_random_kill_9_rounds_leave_nothing_running(tmp_path, remote, exports):
     finally:
         ferry.stop()
     print("kill moments:", moments)
+
+
+def mount_tmpfs(directory: Path, size: str, *, remount: bool = False) -> None:
+    options = f"remount,size={size}" if remount else f"size={size}"
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A directory on a 6 MB tmpfs, unmounted at the end."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    try:
+        mount_tmpfs(disk, "6m")
+    except (OSError, subprocess.CalledProcessError) as failure:
+        reason = getattr(failure, "stderr", "") or failure
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {reason}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def assert_failed_for_lack_of_space(ferry: Ferry, data_dir: Path) -> None:
+    assert wait_for_state(ferry, {"error", "done"}) == "error"
+    operation = import_status(ferry)["operation"]
+    assert (operation["status"], operation["error"]) == ("importer_import_failed", DISK_FULL_REASON)
+    assert ferry.get("/api/info").status_code == 200
+    assert ferry.get("/api/v1/me").status_code == 200
+    assert leftovers(data_dir) == []
+    # A failed operation keeps no staging: the space is given back.
+    assert list((data_dir / "state" / "staging").glob("*")) == []
+
+
+def test_full_disk_fails_the_import_readably_and_the_server_keeps_serving(
+    tmp_path, small_disk, exports
+):
+    big, small = exports
+    data_dir = small_disk / "data"
+    ferry = Ferry(data_dir, tmp_path / "ferry.log")
+    try:
+        # 6 MB: the upload fits, its staging does not.
+        assert upload(ferry, big).status_code == 200
+        assert_failed_for_lack_of_space(ferry, data_dir)
+
+        # 20 MB: the staging fits, the imported workspace does not.
+        mount_tmpfs(small_disk, "20m", remount=True)
+        assert upload(ferry, big).status_code == 200
+        assert wait_for_state(ferry, {"ready", "error"}) == "ready", import_status(ferry)
+        assert post(ferry, "/api/v1/startImport", json=EVERYTHING).status_code == 200
+        assert_failed_for_lack_of_space(ferry, data_dir)
+
+        # A disk filled by something else: the upload itself is refused, readably.
+        filler = small_disk / "filler"
+        free = shutil.disk_usage(small_disk).free
+        filler.write_bytes(b"f" * max(free - 256 * 1024, 0))
+        refused = upload(ferry, big)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["errorType"] == "error-disk-full", refused.text
+        assert ferry.get("/api/info").status_code == 200
+        assert leftovers(data_dir) == []
+
+        filler.unlink()  # space again: a small import goes through
+        assert full_import(ferry, small)["state"] == "done"
+        assert leftovers(data_dir) == []
+    finally:
+        ferry.stop()
