@@ -2,9 +2,10 @@
 included), deterministic and time-boxed. Run it as `python -m tests.contract.live_schemathesis`
 from the repository root; tests/contract/schemathesis-live.toml configures it.
 
-The server downloads, but only from files.example.test, with private networks refused:
-the domain check runs before any name is resolved, so fuzzed URLs never cause a DNS query
-for a made-up host, and nothing the run starts can reach another machine.
+The server downloads, but only from `localhost`, with private networks refused: the
+domain lists are checked before any name is resolved, and `localhost` is refused as a
+loopback name without a lookup, so the run makes no DNS query at all and nothing it
+starts can reach another machine.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def run(max_time: int = 90, max_examples: int = 15, extra: tuple[str, ...] = ())
     server = subprocess.Popen(
         [sys.executable, "-m", "ferry.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
         + ["--data-dir", str(data), "--allow-download"]
-        + ["--download-allowed-domains", "files.example.test", "--download-timeout", "5"],
+        + ["--download-allowed-domains", "localhost", "--download-timeout", "5"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
