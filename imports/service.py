@@ -855,11 +855,14 @@ class ImportService:
 
     def recover(self) -> None:
         """A restart never leaves an operation stuck: whatever was running ends failed
-        with a readable reason, and half-written staging is discarded."""
+        with a readable reason, and half-written staging and import files are discarded."""
         self.staging.discard_incomplete()
         for operation in self.operations.all():
             if operation["status"] in WAITING | IMPORTING:
                 self._update(operation["_id"], status=FAILED, error=RESTART_REASON)
+            if operation["status"] in (UPLOADING, DOWNLOADING_FILE):
+                # The file never finished arriving; nothing can use it.
+                shutil.rmtree(self.store_dir / operation["_id"], ignore_errors=True)
 
     def shutdown(self) -> None:
         self._stop.set()

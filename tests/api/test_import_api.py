@@ -543,3 +543,21 @@ def test_group_dm_member_limit_is_a_server_setting(tmp_path):
             )
             assert listed.json()["total"] == 1, (limit, listed.json())
         app.services.close()
+
+
+def test_restart_mid_upload_removes_the_half_written_file(tmp_path):
+    config = make_config(tmp_path / "data")
+    app = create_app(config)
+    admin_user, _ = app.services.accounts.ensure_admin("admin", ADMIN_PASSWORD)
+    imports = app.services.imports
+    operation = imports._new_operation(admin_user["_id"], imports._importer("csv", "test"))
+    imports._update(operation["_id"], status="importer_uploading")
+    partial = imports.store_dir / operation["_id"] / "export.zip"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"PK\x03\x04 only the start")
+    app.services.store.close()  # killed mid-upload
+
+    again = create_app(config)
+    assert again.services.imports.current_operation()["status"] == "importer_import_failed"
+    assert not partial.parent.exists()
+    again.services.close()
