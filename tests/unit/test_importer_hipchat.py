@@ -19,36 +19,11 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from importers.base import ArchiveLimits, ImportFileError, PrepareOptions
 from importers.hipchat import HipChatImporter, evp_bytes_to_key
+from tests.support.importers import RecordingSink
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.users: list[dict] = []
-        self.channels: list[dict] = []
-        self.messages: list[dict] = []
-        self.warnings: list[str] = []
-
-    def add_user(self, user: dict) -> None:
-        self.users.append(user)
-
-    def add_channel(self, channel: dict) -> None:
-        self.channels.append(channel)
-
-    def add_message(self, message: dict) -> None:
-        self.messages.append(message)
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
-
-    def message(self, _id: str) -> dict:
-        return next(m for m in self.messages if m["_id"] == _id)
-
-    def channel(self, import_id: str) -> dict:
-        return next(c for c in self.channels if import_id in c["importIds"])
-
-
-def prepare(path: Path, **options) -> Recorder:
-    sink = Recorder()
+def prepare(path: Path, **options) -> RecordingSink:
+    sink = RecordingSink()
     HipChatImporter().prepare(path, sink, PrepareOptions(**options))
     return sink
 
@@ -409,7 +384,7 @@ def test_large_history_streams_in_bounded_memory(tmp_path):
     with tarfile.open(path, "w:gz") as archive:
         add(archive, "rooms/1/history.json", data)
 
-    class Counter(Recorder):
+    class Counter(RecordingSink):
         count = 0
 
         def add_message(self, message: dict) -> None:
