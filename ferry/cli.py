@@ -8,6 +8,7 @@ import getpass
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,10 @@ from ferry.config import Config
 from ferry.errors import FerryError
 from ferry.logs import LOG_FORMATS, configure_logging
 from storage.store import DataDirLocked
+
+# Connexion imports Starlette's test client at start-up, which warns about httpx; a
+# server's users should not see a test-tooling notice every time it starts.
+warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
 
 def _bool(value: str) -> bool:
