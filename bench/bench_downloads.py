@@ -240,11 +240,10 @@ def fresh(directory: Path) -> Path:
 
 
 def measure_single(base: str, ferry: Ferry, work: Path, size: int) -> dict[str, float | None]:
+    """One round: Ferry, curl and aria2c fetch the big file once each."""
     url = f"{base}/big.bin"
     out = fresh(work / "out")
     results: dict[str, float | None] = {}
-    # Read once so that every contestant finds the source in the page cache.
-    run_tool(["curl", "-s", "-o", "/dev/null", url]) if shutil.which("curl") else None
 
     def ferry_once() -> None:
         ferry.wait_all({ferry.start("single", url)}, poll=0.01)
@@ -293,6 +292,7 @@ def measure_batch(base: str, ferry: Ferry, work: Path, count: int, jobs: int) ->
     running.clear()
     sampler.join()
     assert len(list((ferry.files / "batch").iterdir())) == count
+    shutil.rmtree(ferry.files / "batch")
     if shutil.which("aria2c"):
         listing = work / "urls.txt"
         listing.write_text("\n".join(urls) + "\n")
@@ -302,14 +302,33 @@ def measure_batch(base: str, ferry: Ferry, work: Path, count: int, jobs: int) ->
         fresh(out)
     else:
         results["aria2c"] = None
-    latencies.sort()
-    results["samples"] = len(latencies)
-    results["p50_ms"] = statistics.median(latencies) * 1000 if latencies else None
-    results["p99_ms"] = (
-        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000 if latencies else None
-    )
+    results["latencies"] = latencies
     results["rss_mb"] = peak[0] / 1e6
     return results
+
+
+def summarize(rounds: list[dict]) -> dict:
+    """Each contestant's median time over the rounds (and the spread), pooled latencies."""
+    summary: dict = {}
+    for name in rounds[0]:
+        if name == "latencies":
+            continue
+        values = [r[name] for r in rounds if r[name] is not None]
+        if name == "rss_mb":
+            summary[name] = max(values)
+            continue
+        summary[name] = statistics.median(values) if values else None
+        summary[f"{name}_spread"] = (min(values), max(values)) if values else None
+    latencies = sorted(x for r in rounds for x in r.get("latencies", []))
+    if "latencies" in rounds[0]:
+        summary["samples"] = len(latencies)
+        summary["p50_ms"] = statistics.median(latencies) * 1000 if latencies else None
+        summary["p99_ms"] = (
+            latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+            if latencies
+            else None
+        )
+    return summary
 
 
 # --- report -------------------------------------------------------------------------------
@@ -327,19 +346,27 @@ def report(single: dict, batch: dict, size: int, args, server: str) -> None:
     def rate(seconds: float | None, total_mib: float) -> str:
         return f"{total_mib / seconds:8.0f} MiB/s" if seconds else "   skipped"
 
-    def row(name: str, seconds: float | None, total: float) -> str:
+    def row(name: str, seconds: float | None, total: float, spread=None) -> str:
         shown = f"{seconds:8.2f} s" if seconds else "  skipped"
-        return f"  {name:<34} {shown}   {rate(seconds, total)}"
+        spread_text = f"   ({spread[0]:.2f}-{spread[1]:.2f} s)" if spread else ""
+        return f"  {name:<34} {shown}   {rate(seconds, total)}{spread_text}"
 
-    print(f"\nStatic server: {server}; {os.cpu_count()} CPUs")
+    print(f"\nStatic server: {server}; {os.cpu_count()} CPUs; medians of {args.rounds} rounds")
     print(f"\nOne file of {mib:.0f} MiB")
-    print(row("ferry (request -> completed)", single["ferry"], mib))
-    print(row("curl -o", single["curl"], mib))
-    print(row("aria2c -x4 -s4", single["aria2c"], mib))
+    print(row("ferry (request -> completed)", single["ferry"], mib, single["ferry_spread"]))
+    print(row("curl -o", single["curl"], mib, single["curl_spread"]))
+    print(row("aria2c -x4 -s4", single["aria2c"], mib, single["aria2c_spread"]))
     batch_mib = args.files * args.file_mib
     print(f"\n{args.files} files of {args.file_mib} MiB, {args.jobs} at a time")
-    print(row(f"ferry --max-concurrent-downloads {args.jobs}", batch["ferry"], batch_mib))
-    print(row(f"aria2c -j {args.jobs}", batch["aria2c"], batch_mib))
+    print(
+        row(
+            f"ferry --max-concurrent-downloads {args.jobs}",
+            batch["ferry"],
+            batch_mib,
+            batch["ferry_spread"],
+        )
+    )
+    print(row(f"aria2c -j {args.jobs}", batch["aria2c"], batch_mib, batch["aria2c_spread"]))
 
     single_ratio = single["ferry"] / single["curl"] if single["curl"] else None
     batch_ratio = batch["ferry"] / batch["aria2c"] if batch["aria2c"] else None
@@ -368,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=100, help="files in the batch")
     parser.add_argument("--file-mib", type=int, default=5, help="size of each batch file")
     parser.add_argument("--jobs", type=int, default=16, help="downloads at a time")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are compared")
     parser.add_argument("--work-dir", type=Path, help="scratch space (default: a temp dir)")
     args = parser.parse_args(argv)
 
@@ -386,8 +414,17 @@ def main(argv: list[str] | None = None) -> int:
         with static_server(source, work) as (base, server):
             ferry = Ferry(work / "ferry-data", args.jobs, work / "ferry.log")
             try:
-                single = measure_single(base, ferry, work, size)
-                batch = measure_batch(base, ferry, work, args.files, args.jobs)
+                # Read once so that every contestant finds the source in the page cache.
+                requests.get(f"{base}/big.bin").raise_for_status()
+                single = summarize(
+                    [measure_single(base, ferry, work, size) for _ in range(args.rounds)]
+                )
+                batch = summarize(
+                    [
+                        measure_batch(base, ferry, work, args.files, args.jobs)
+                        for _ in range(args.rounds)
+                    ]
+                )
             finally:
                 ferry.stop()
         report(single, batch, size, args, server)

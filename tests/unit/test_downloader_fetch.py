@@ -82,6 +82,29 @@ def test_plain_http_bodies_of_known_length_are_spliced_in_the_kernel(
     assert spliced and 0 < spliced[0] < size
 
 
+@pytest.mark.parametrize("announce", [True, False], ids=["spliced", "read"])
+def test_written_windows_are_handed_to_the_disk_while_the_body_arrives(
+    remote, target_dir, monkeypatch, announce
+):
+    # The final fsync then waits for the last window only, not for the whole file.
+    handed: list[tuple[int, int]] = []
+
+    def recording(fd, offset, length, flags):
+        handed.append((offset, length))
+        return 0
+
+    monkeypatch.setattr(fetch_module, "WRITEBACK_WINDOW", 1 << 20)
+    monkeypatch.setattr(fetch_module, "_sync_file_range", recording)
+    size = 5 * 1024 * 1024 + 11
+    result = fetch(remote.generated("/data/window.bin", size, announce=announce), target_dir)
+    assert result.path.read_bytes() == pattern_bytes(size)
+    # Contiguous windows of at least the window size, from the first byte on.
+    assert handed and handed[0][0] == 0
+    assert all(length >= 1 << 20 for _, length in handed)
+    assert all(a + n == b for (a, n), (b, _) in zip(handed, handed[1:], strict=False))
+    assert size - (1 << 20) <= handed[-1][0] + handed[-1][1] <= size
+
+
 def test_requests_ask_for_the_raw_bytes_and_say_who_is_asking(remote, target_dir):
     url = remote.file("/a.txt", b"hello")
     fetch(url, target_dir)
