@@ -45,6 +45,22 @@ def write_atomically(path: Path, data: bytes, *, fsync: bool = True) -> None:
             os.close(dir_fd)
 
 
+def append_durably(fd: int, data: bytes, offset: int) -> None:
+    """Write `data` at `offset` (the end of an append-only file) and make it durable."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+    os.fdatasync(fd)
+
+
+# The journal is folded into the main file once it outgrows both this and the main file,
+# so reading it back at start-up never costs more than reading the main file twice.
+JOURNAL_COMPACT_MIN_BYTES = 256 * 1024
+# The main file's top-level key holding the sequence number of its newest journal entry.
+_SEQUENCE_KEY = "_journal_sequence"
+
+
 class AtomicCachedStorage(Storage):
     """TinyDB storage that keeps the parsed file in memory and writes through atomically.
 
@@ -55,61 +71,219 @@ class AtomicCachedStorage(Storage):
     With `group_commit`, `write` only changes the copy in memory and `commit` makes it
     durable: the disk write and fsync then happen outside the store's lock (readers do
     not wait for the disk), and writers that commit at the same time share one write.
+    A commit appends just the changed documents to `<name>.journal` (one JSON line each,
+    numbered) instead of rewriting the whole file, whose cost grows with every record
+    kept; the journal is folded into the main file when it grows large. A line cut short
+    by a crash was never acknowledged and is dropped on reading; lines numbered at or
+    below the main file's sequence are already in it (a crash between folding and
+    truncating the journal leaves such lines behind).
     """
 
     def __init__(self, path: str | Path, fsync: bool = True, group_commit: bool = False):
         self.path = Path(path)
         self.fsync = fsync
         self.group_commit = group_commit
+        self.journal_path = self.path.with_suffix(".journal")
         self._cache: dict | None = None
         # Changes made in memory, and how many of them are on disk.
         self.generation = 0
         self._durable = 0
         self._commit_lock = threading.Lock()
+        # What the journal must record at the next commit: table -> changed document ids
+        # (None: the whole table). `_snapshot_due` asks for the whole file instead, after
+        # a change the tables did not describe or a journal write that failed.
+        self._changed: dict[str, set[str] | None] = {}
+        self._undescribed_write = False
+        self._snapshot_due = False
+        self._sequence = 0
+        self._journal_fd: int | None = None
+        self._journal_bytes = 0
+        self._file_bytes = 0
 
     def read(self) -> dict | None:
         if self._cache is None:
             try:
                 raw = self.path.read_bytes()
             except FileNotFoundError:
-                return None
-            self._cache = orjson.loads(raw) if raw else None
+                raw = b""
+            self._file_bytes = len(raw)
+            data = orjson.loads(raw) if raw else None
+            if self.group_commit:
+                data = self._replay_journal(data)
+            self._cache = data
         return self._cache
+
+    def _replay_journal(self, data: dict | None) -> dict | None:
+        data = dict(data or {})
+        self._sequence = data.pop(_SEQUENCE_KEY, 0)
+        try:
+            raw = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            raw = b""
+        complete = raw[: raw.rfind(b"\n") + 1]
+        for line in complete.splitlines():
+            try:
+                entry = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if entry["seq"] <= self._sequence:
+                continue
+            table = data.setdefault(entry["table"], {})
+            if "doc" in entry:
+                table[entry["id"]] = entry["doc"]
+            else:
+                table.pop(entry["id"], None)
+            self._sequence = entry["seq"]
+        self._journal_fd = os.open(
+            self.journal_path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644
+        )
+        if len(complete) < len(raw):
+            # The tail a crash cut short goes, so that new lines start on a line of their own.
+            os.ftruncate(self._journal_fd, len(complete))
+        self._journal_bytes = len(complete)
+        return data or None
 
     def write(self, data: dict) -> None:
         if self.group_commit:
             self._cache = data
             self.generation += 1
+            if self._undescribed_write:
+                self._snapshot_due = True
+            self._undescribed_write = True
             return
         write_atomically(self.path, orjson.dumps(data), fsync=self.fsync)
         self._cache = data
 
+    def changed(self, table: str, doc_ids: list[str] | None) -> None:
+        """The write just made changed these documents of `table` (None: any of them)."""
+        if not self.group_commit:
+            return
+        self._undescribed_write = False
+        if doc_ids is None:
+            self._changed[table] = None
+        elif (known := self._changed.setdefault(table, set())) is not None:
+            known.update(doc_ids)
+
     def commit(self, store_lock: threading.RLock) -> int:
         """Make every change made so far durable; returns the generation now on disk.
 
-        Call without holding `store_lock`: the file is encoded under it, written after.
+        Call without holding `store_lock`: the changes are encoded under it, written after.
         """
         with store_lock:
             wanted = self.generation
         with self._commit_lock:
             if self._durable < wanted:
                 with store_lock:
-                    generation, data = self.generation, orjson.dumps(self._cache)
-                write_atomically(self.path, data, fsync=self.fsync)
+                    generation = self.generation
+                    changed, self._changed = self._changed, {}
+                    lines = self._journal_lines(changed)
+                    if lines is None:
+                        snapshot = orjson.dumps(
+                            {**(self._cache or {}), _SEQUENCE_KEY: self._sequence}
+                        )
+                try:
+                    if lines is None:
+                        self._write_snapshot(snapshot)
+                    elif lines:
+                        append_durably(self._journal_fd, lines, self._journal_bytes)
+                        self._journal_bytes += len(lines)
+                except BaseException:
+                    with store_lock:
+                        # The next commit writes the whole file: it also drops any
+                        # half-written line this attempt may have left in the journal.
+                        self._snapshot_due = True
+                    raise
                 self._durable = generation
             return self._durable
 
+    def _journal_lines(self, changed: dict[str, set[str] | None]) -> bytes | None:
+        """The journal lines for `changed`, or None when the whole file is to be written."""
+        if (
+            self._snapshot_due
+            or self._undescribed_write
+            or self._journal_fd is None
+            or None in changed.values()
+            or self._journal_bytes > max(JOURNAL_COMPACT_MIN_BYTES, self._file_bytes)
+        ):
+            self._snapshot_due = self._undescribed_write = False
+            return None
+        cache = self._cache or {}
+        lines = []
+        for table, doc_ids in changed.items():
+            documents = cache.get(table) or {}
+            for doc_id in sorted(doc_ids):
+                self._sequence += 1
+                entry = {"seq": self._sequence, "table": table, "id": doc_id}
+                if doc_id in documents:
+                    entry["doc"] = documents[doc_id]
+                lines.append(orjson.dumps(entry))
+        return b"\n".join(lines) + b"\n" if lines else b""
+
+    def _write_snapshot(self, snapshot: bytes) -> None:
+        write_atomically(self.path, snapshot, fsync=self.fsync)
+        self._file_bytes = len(snapshot)
+        if self._journal_fd is not None:
+            # Safe to lose to a crash: what the journal holds is in the file now.
+            os.ftruncate(self._journal_fd, 0)
+            if self.fsync:
+                os.fsync(self._journal_fd)
+            self._journal_bytes = 0
+
     def close(self) -> None:
         self._cache = None
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+            self._journal_fd = None
 
 
 class KeyedTable(Table):
-    """A table whose document ids are our own string ids, so lookups by id are O(1)."""
+    """A table whose document ids are our own string ids, so lookups by id are O(1).
+
+    Each change tells the storage which documents it touched, so that a journaled
+    storage can record those alone.
+    """
 
     document_id_class = str
 
     def _get_next_id(self):  # pragma: no cover - every insert in Ferry names its id
         raise TypeError("Ferry tables need an explicit string id on insert")
+
+    def _touched(self, doc_ids: list | None) -> None:
+        self.storage.changed(self.name, None if doc_ids is None else [str(i) for i in doc_ids])
+
+    def insert(self, document):
+        doc_id = super().insert(document)
+        self._touched([doc_id])
+        return doc_id
+
+    def insert_multiple(self, documents):
+        doc_ids = super().insert_multiple(documents)
+        self._touched(doc_ids)
+        return doc_ids
+
+    def update(self, fields, cond=None, doc_ids=None):
+        changed = super().update(fields, cond, doc_ids)
+        self._touched(changed)
+        return changed
+
+    def update_multiple(self, updates):
+        changed = super().update_multiple(updates)
+        self._touched(changed)
+        return changed
+
+    def upsert(self, document, cond=None):
+        changed = super().upsert(document, cond)
+        self._touched(changed)
+        return changed
+
+    def remove(self, cond=None, doc_ids=None):
+        removed = super().remove(cond, doc_ids)
+        self._touched(removed)
+        return removed
+
+    def truncate(self) -> None:
+        super().truncate()
+        self._touched(None)
 
 
 class _FerryTinyDB(TinyDB):

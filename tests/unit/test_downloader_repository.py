@@ -80,15 +80,15 @@ def _blocking_disk(monkeypatch):
     from storage import store as store_module
 
     writing, release, writes = threading.Event(), threading.Event(), []
-    real = store_module.write_atomically
+    real_append = store_module.append_durably
 
-    def slow_write(path, data, **kwargs):
-        writes.append(path)
+    def slow_append(fd, data, offset):
+        writes.append(data)
         writing.set()
         assert release.wait(10)
-        real(path, data, **kwargs)
+        real_append(fd, data, offset)
 
-    monkeypatch.setattr(store_module, "write_atomically", slow_write)
+    monkeypatch.setattr(store_module, "append_durably", slow_append)
     return writing, release, writes
 
 
