@@ -1,17 +1,13 @@
 """The store survives being killed mid-write, and refuses a second owner."""
 
-import os
 import random
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
 
 from storage.store import DataDirLocked, Store
 from storage.users import UserRepository
+from tests.support.kills import acknowledged_before_kill
 
 WRITER = textwrap.dedent(
     """
@@ -35,19 +31,8 @@ WRITER = textwrap.dedent(
 def test_sigkill_at_random_moments_never_loses_an_acknowledged_write(tmp_path):
     state = tmp_path / "state"
     rng = random.Random(1234)
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
     for _ in range(25):
-        writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(state)], stdout=subprocess.PIPE, text=True, env=env
-        )
-        deadline = time.monotonic() + rng.uniform(0.3, 0.9)
-        acknowledged = []
-        while time.monotonic() < deadline:
-            line = writer.stdout.readline()
-            if line.startswith("ack"):
-                acknowledged.append(int(line.split()[1]))
-        writer.send_signal(signal.SIGKILL)
-        writer.wait()
+        acknowledged = [int(n) for (n,) in acknowledged_before_kill(WRITER, state, rng)]
         store = Store(state)
         users = UserRepository(store)
         acked = set(acknowledged)

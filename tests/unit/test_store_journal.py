@@ -6,17 +6,14 @@ from __future__ import annotations
 import errno
 import os
 import random
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
 
 from storage import store as store_module
 from storage.downloads import DownloadRepository
 from storage.store import Store
+from tests.support.kills import acknowledged_before_kill
 
 
 def record(record_id: str, status: str = "completed", **extra) -> dict:
@@ -147,21 +144,10 @@ WRITER = textwrap.dedent(
 def test_sigkill_at_random_moments_never_loses_or_reverts_an_acknowledged_save(tmp_path):
     state = tmp_path / "state"
     rng = random.Random(4321)
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    newest: dict[str, int] = {}
     for _ in range(15):
-        writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(state)], stdout=subprocess.PIPE, text=True, env=env
-        )
-        deadline = time.monotonic() + rng.uniform(0.3, 0.8)
-        newest.clear()
-        while time.monotonic() < deadline:
-            line = writer.stdout.readline()
-            if line.startswith("ack"):
-                _, record_id, n = line.split()
-                newest[record_id] = int(n)
-        writer.send_signal(signal.SIGKILL)
-        writer.wait()
+        newest = {
+            record_id: int(n) for record_id, n in acknowledged_before_kill(WRITER, state, rng)
+        }
         assert newest, "the writer never acknowledged a save"
         records = reopened(state)
         for record_id, n in newest.items():
