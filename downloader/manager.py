@@ -319,7 +319,10 @@ class DownloadManager:
             progress_percentage=_percentage(0, info.content_length),
         )
         record[_LOCAL] = {**record[_LOCAL], "part_path": str(info.part_path)}
-        self._repository.save(record)
+        # Not waited for: the finish (or a crash's recovery, which finds the part file by
+        # its tag) supersedes it, and the start of another download must not queue
+        # behind one more disk flush.
+        self._repository.save(record, wait=False)
         with self._lock:
             job.record = record
             job.sample_time = time.monotonic()

@@ -47,8 +47,12 @@ class DownloadRepository:
     def _table(self):
         return self._store.db(_DB, group_commit=True).table("downloads")
 
-    def save(self, record: dict) -> None:
-        """Insert or wholly replace the record with `record["id"]`; durable on return."""
+    def save(self, record: dict, *, wait: bool = True) -> None:
+        """Insert or wholly replace the record with `record["id"]`.
+
+        Durable on return; with `wait=False` it returns at once and the change reaches the
+        disk with the next save that waits (readers see it only from then on).
+        """
         record = detached(record)
         record_id = record["id"]
         with self._store.lock:
@@ -66,7 +70,8 @@ class DownloadRepository:
                 previous = None
                 table.insert(Document(record, doc_id=record_id))
             self._hide(record_id, previous)
-        self._commit()
+        if wait:
+            self._commit()
 
     def _hide(self, record_id: str, previous: dict | None) -> None:
         """Show `previous` for `record_id` until the change just made is durable."""

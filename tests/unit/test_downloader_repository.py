@@ -137,3 +137,20 @@ def test_saves_at_the_same_time_share_disk_writes_and_all_survive(tmp_path, monk
         assert ids == {"seed", *(f"r{i}" for i in range(8))}
     finally:
         reopened.close()
+
+
+def test_a_save_that_does_not_wait_lands_with_the_next_one_that_does(tmp_path):
+    first = Store(tmp_path / "state")
+    repository = DownloadRepository(first)
+    repository.save(record("a", "starting", None))
+    repository.save(record("a", "downloading", None, filename="named.bin"), wait=False)
+    # Not on disk yet, so not shown: a crash now would find the record as it was.
+    assert repository.get("a")["status"] == "starting"
+    repository.save(record("b", "starting", None))
+    assert repository.get("a")["filename"] == "named.bin"
+    first.close()
+    reopened = Store(tmp_path / "state")
+    try:
+        assert DownloadRepository(reopened).get("a")["status"] == "downloading"
+    finally:
+        reopened.close()
