@@ -182,14 +182,18 @@ class Ferry:
         return {entry["id"]: entry for entry in history}
 
     def wait_all(self, ids: set[str], poll: float = 0.02) -> None:
+        """Until every download in `ids` has left the active list, which it does once its
+        final record is stored; then the history must say `completed` for each."""
         while True:
-            done = self.finished()
-            if ids <= done.keys():
-                failed = [done[i] for i in ids if done[i]["status"] != "completed"]
-                if failed:
-                    raise RuntimeError(f"{len(failed)} Ferry downloads failed: {failed[0]}")
-                return
+            active = self.session.get(f"{self.base}/api/v1/downloads").json()["downloads"]
+            if not ids & {entry["id"] for entry in active}:
+                break
             time.sleep(poll)
+        done = self.finished()
+        failed = [done.get(i, {"id": i, "status": "missing"}) for i in ids]
+        failed = [entry for entry in failed if entry["status"] != "completed"]
+        if failed:
+            raise RuntimeError(f"{len(failed)} Ferry downloads failed: {failed[0]}")
 
     def rss(self) -> int:
         with open(f"/proc/{self.process.pid}/status") as status:

