@@ -491,9 +491,25 @@ def _claim(part: Path, target: Path) -> bool:
     return True
 
 
+def _untaken_numbers(directory: Path, name: str):
+    """0, then the numbers n whose `numbered(name, n)` is not in `directory` right now.
+
+    One listing instead of one failed claim per taken number: publishing the hundredth
+    `index.html` into a directory would otherwise try all 99 names before it.
+    """
+    yield 0
+    try:
+        taken = set(os.listdir(directory))
+    except OSError:
+        taken = set()
+    for number in range(1, MAX_NAME_ATTEMPTS):
+        if names.numbered(name, number) not in taken:
+            yield number
+
+
 def publish(part: Path, directory: Path, name: str) -> tuple[Path, str]:
     """Move a finished part file to `name`, or `name (1)`, `name (2)`... if taken."""
-    for number in range(MAX_NAME_ATTEMPTS):
+    for number in _untaken_numbers(directory, name):
         candidate = names.numbered(name, number)
         try:
             if _claim(part, directory / candidate):

@@ -169,6 +169,22 @@ def test_existing_files_are_never_overwritten(remote, target_dir):
     assert first.path.read_bytes() == b"theirs"
 
 
+def test_a_much_taken_name_is_published_without_trying_every_taken_number(target_dir, monkeypatch):
+    for number in range(200):
+        (target_dir / fetch_module.names.numbered("index.html", number)).write_bytes(b"old")
+    (target_dir / "index (57).html").unlink()
+    part = target_dir / ".index.html.abc.part"
+    part.write_bytes(b"new")
+    claims = []
+    real_claim = fetch_module._claim
+    monkeypatch.setattr(
+        fetch_module, "_claim", lambda p, t: claims.append(t.name) or real_claim(p, t)
+    )
+    path, name = fetch_module.publish(part, target_dir, "index.html")
+    assert name == "index (57).html" and path.read_bytes() == b"new"
+    assert claims == ["index.html", "index (57).html"]
+
+
 def test_a_symlink_holding_the_name_is_not_followed(remote, target_dir, tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_bytes(b"keep")
