@@ -1,6 +1,6 @@
 """The client's pieces without a Ferry server: where the token comes from, the saved
-login, the streamed multipart body, error texts, the numbered selection, and concurrent
-starts against a small stand-in server on 127.0.0.1."""
+login, the streamed multipart body, error texts, the numbered selection, input files, and
+concurrent starts against a small stand-in server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from ferry.client import (
     resolve_target,
     save_login,
 )
-from ferry.client_cli import parse_choice
+from ferry.client_cli import parse_choice, urls_from_lines
 
 SAVED = {"server": "http://ferry.test:3000", "userId": "u1", "authToken": "saved-token"}
 
@@ -140,6 +140,16 @@ def test_parse_choice(text, chosen):
 def test_parse_choice_refuses_what_is_out_of_range(text):
     with pytest.raises(ValueError):
         parse_choice(text, 5)
+
+
+def test_input_file_lines_skip_blanks_and_comments():
+    lines = ["# mirrors\n", "\n", "  https://a.test/1.iso \n", "\t\n", "   # https://b.test/\n"]
+    lines += ["https://c.test/#fragment\r\n", "http://d.test/x"]
+    assert urls_from_lines(lines) == [
+        "https://a.test/1.iso",
+        "https://c.test/#fragment",
+        "http://d.test/x",
+    ]
 
 
 # --- concurrent starts against a stand-in for the server's start endpoint -----------------
