@@ -205,20 +205,16 @@ def test_import_of_a_broken_file_fails_with_the_operations_error(logged_in, tmp_
     assert "state: error" in run(logged_in["env"], "import", "status").stdout
 
 
-def test_live_progress_in_a_terminal_shows_bytes_speed_and_eta(ferry, logged_in, remote):
-    url = remote.trickle("/cli-tty.bin", pieces=400, piece=b"t" * 16_384, pause=0.1)
-    started = requests.get(
-        f"{ferry['base']}/cli/tty",
-        params={"download": url},
-        headers=api(ferry, logged_in),
-        timeout=5,
-    ).json()
+@contextlib.contextmanager
+def in_terminal(env: dict, *args: str, rows: int = 30, columns: int = 140):
+    """`ferry ARGS` in a pseudo-terminal of that size; yields the process and a function
+    returning what the screen has shown so far, without escape codes."""
     master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 140, 0, 0))
-    env = {**logged_in["env"], "TERM": "xterm-256color", "COLUMNS": "140", "LINES": "30"}
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    env = {**env, "TERM": "xterm-256color", "COLUMNS": str(columns), "LINES": str(rows)}
     env.pop("NO_COLOR", None)
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "ferry.cli", "downloads"],
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ferry.cli", *args],
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -237,8 +233,25 @@ def test_live_progress_in_a_terminal_shows_bytes_speed_and_eta(ferry, logged_in,
                 screen.append(chunk.decode(errors="replace"))
         return ANSI.sub("", "".join(screen))
 
-    bar = re.compile(r"cli-tty\.bin.*━.*\d+%\s+[\d.]+/6\.6 MB\s+[\d.]+ [kM]B/s\s+ETA \d+:\d\d:\d\d")
     try:
+        yield process, shown
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+
+
+def test_live_progress_in_a_terminal_shows_bytes_speed_and_eta(ferry, logged_in, remote):
+    url = remote.trickle("/cli-tty.bin", pieces=400, piece=b"t" * 16_384, pause=0.1)
+    started = requests.get(
+        f"{ferry['base']}/cli/tty",
+        params={"download": url},
+        headers=api(ferry, logged_in),
+        timeout=5,
+    ).json()
+    bar = re.compile(r"cli-tty\.bin.*━.*\d+%\s+[\d.]+/6\.6 MB\s+[\d.]+ [kM]B/s\s+ETA \d+:\d\d:\d\d")
+    with in_terminal(logged_in["env"], "downloads") as (watcher, shown):
         assert wait_until(lambda: bar.search(shown()) is not None, timeout=15), shown()[-2000:]
         # A download that ends while watched leaves a line with its outcome.
         requests.delete(
@@ -249,11 +262,6 @@ def test_live_progress_in_a_terminal_shows_bytes_speed_and_eta(ferry, logged_in,
         assert wait_until(lambda: "DOWNLOAD_CANCELLED" in shown(), timeout=10), shown()[-2000:]
         os.killpg(watcher.pid, signal.SIGINT)
         assert watcher.wait(timeout=10) == 0
-    finally:
-        if watcher.poll() is None:
-            watcher.kill()
-            watcher.wait()
-        os.close(master)
 
 
 def test_many_urls_and_an_input_file_all_start_and_complete(ferry, logged_in, remote, tmp_path):
@@ -373,3 +381,43 @@ def test_an_input_file_without_urls_is_a_usage_error(logged_in, tmp_path):
     assert empty.returncode == 2 and "no URL to download" in empty.stderr
     missing = run(logged_in["env"], "download", "-i", str(tmp_path / "nope.txt"), "--to", "cli")
     assert missing.returncode == 2 and "cannot read the input file" in missing.stderr
+
+
+def test_many_downloads_in_a_terminal_get_a_row_each_and_ctrl_c_leaves_them_going(
+    ferry, logged_in, remote
+):
+    slow = [
+        remote.trickle(f"/tty-many/slow-{n}.bin", pieces=2000, piece=b"s" * 1024, pause=0.05)
+        for n in range(1, 5)
+    ]
+    fast = remote.generated("/tty-many/fast.bin", 5000)
+    # Five lines: room for three rows and the line counting the rest.
+    args = ("download", fast, *slow, "--to", "cli/tty-many", "--wait")
+    with in_terminal(logged_in["env"], *args, rows=5) as (follower, shown):
+        ids = []
+
+        def rows_and_footer_shown() -> bool:
+            screen = shown()
+            ids[:] = re.findall(r"Download (\S+) started", screen)
+            return (
+                "✓ completed cli/tty-many/fast.bin" in screen
+                and re.search(r"slow-1\.bin.*━", screen) is not None
+                and "… and 1 more" in screen
+            )
+
+        try:
+            assert wait_until(rows_and_footer_shown, timeout=20), shown()[-2000:]
+            os.killpg(follower.pid, signal.SIGINT)
+            assert follower.wait(timeout=10) == 130
+            assert wait_until(lambda: "stopped watching; the downloads go on" in shown())
+            active = requests.get(
+                f"{ferry['base']}/api/v1/downloads", headers=api(ferry, logged_in), timeout=5
+            ).json()["downloads"]
+            assert len(ids) == 5 and set(ids[1:]) <= {entry["id"] for entry in active}
+        finally:
+            for download_id in ids[1:]:
+                requests.delete(
+                    f"{ferry['base']}/api/v1/downloads/{download_id}",
+                    headers=api(ferry, logged_in),
+                    timeout=5,
+                )
