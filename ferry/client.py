@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
+import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -201,8 +203,18 @@ class MultipartUpload:
 # --- the API ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class StartOutcome:
+    """What the server answered for one URL of `start_downloads`: the start or the error."""
+
+    url: str
+    started: dict | None = None
+    error: ClientError | None = None
+
+
 class FerryClient:
     def __init__(self, target: Target, session: requests.Session | None = None):
+        self.target = target
         self.server = target.server
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = "ferry-cli"
@@ -243,6 +255,53 @@ class FerryClient:
         if timeout:
             params["timeout"] = timeout
         return self.request("GET", "/" + quote(directory.strip("/"), safe="/"), params=params)
+
+    def start_downloads(
+        self,
+        directory: str,
+        urls: Iterable[str],
+        *,
+        timeout: int | None = None,
+        connections: int = 8,
+    ) -> Iterator[StartOutcome]:
+        """Starts every URL with at most `connections` requests in flight, yielding one
+        outcome per URL in the order given; a refused URL does not stop the others.
+
+        Each worker thread has its own session because `requests.Session` is not
+        thread-safe, so `connections` is also the number of connections opened. Once the
+        server cannot be reached the URLs not yet sent get that failure without a try:
+        with a server that times out, trying each would take minutes to say the same.
+        """
+        per_thread = threading.local()
+        opened: list[FerryClient] = []
+        opened_lock = threading.Lock()
+        unreachable: list[ConnectionFailed] = []
+
+        def start_one(url: str) -> StartOutcome:
+            if unreachable:
+                return StartOutcome(url, error=unreachable[0])
+            client = getattr(per_thread, "client", None)
+            if client is None:
+                client = per_thread.client = FerryClient(self.target)
+                with opened_lock:
+                    opened.append(client)
+            try:
+                answer = client.start_download(directory, url, timeout=timeout)
+                return StartOutcome(url, started=answer)
+            except ConnectionFailed as exc:
+                unreachable.append(exc)
+                return StartOutcome(url, error=exc)
+            except ClientError as exc:
+                return StartOutcome(url, error=exc)
+
+        pool = ThreadPoolExecutor(max_workers=connections, thread_name_prefix="ferry-start")
+        try:
+            yield from pool.map(start_one, urls)
+        finally:
+            # On Ctrl-C the starts not yet sent are dropped; those in flight finish.
+            pool.shutdown(wait=False, cancel_futures=True)
+        for client in opened:
+            client.session.close()
 
     def download(self, download_id: str) -> dict:
         return self.request("GET", f"/api/v1/downloads/{quote(download_id, safe='')}")["download"]

@@ -50,8 +50,11 @@ EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 POLL_SECONDS = 0.5
 FINISHED_DOWNLOAD = {"completed", "failed", "cancelled"}
+# The status shown for a download whose record the server no longer has.
+LOST_DOWNLOAD = "unknown"
 IMPORT_FINAL = {"importer_done", "importer_import_failed", "importer_import_cancelled"}
 SHOWN_ROWS = 15
+LOGIN_HINT = "ferry: log in with `ferry login`, or pass --token / FERRY_TOKEN"
 
 # soft_wrap: lines are never broken mid-message when the output is a file or a pipe.
 out = Console(highlight=False, soft_wrap=True)
@@ -77,7 +80,7 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
         except ApiError as exc:
             err.print(f"ferry: error {exc.code}" + (f": {exc.message}" if exc.message else ""))
             if exc.status == 401 and hint_login:
-                err.print("ferry: log in with `ferry login`, or pass --token / FERRY_TOKEN")
+                err.print(LOGIN_HINT)
             return EXIT_FAILED
         except ConnectionFailed as exc:
             err.print(f"ferry: {exc}")
@@ -148,8 +151,19 @@ class ServerEtaColumn(ProgressColumn):
         return Text(f"ETA {_duration(task.fields['eta'])}", style="progress.remaining")
 
 
-def _download_progress(console: Console) -> Progress:
-    return Progress(
+class DownloadProgress(Progress):
+    """Progress rows with an optional line of text below them."""
+
+    footer = ""
+
+    def get_renderables(self):
+        yield from super().get_renderables()
+        if self.footer:
+            yield Text(self.footer, style="progress.remaining")
+
+
+def _download_progress(console: Console) -> DownloadProgress:
+    return DownloadProgress(
         TextColumn("[bold]{task.description}", table_column=None),
         BarColumn(bar_width=30),
         TaskProgressColumn(),
@@ -217,10 +231,44 @@ def cmd_login(args: argparse.Namespace) -> int:
 # --- downloads ---------------------------------------------------------------------------
 
 
+def urls_from_lines(lines: Iterable[str]) -> list[str]:
+    """The URLs of an input file: one a line; blank lines and `#` comments skipped."""
+    stripped = (line.strip() for line in lines)
+    return [line for line in stripped if line and not line.startswith("#")]
+
+
+def _read_input_file(name: str) -> list[str]:
+    if name == "-":
+        return urls_from_lines(sys.stdin)
+    # utf-8-sig: a file saved by an editor that writes a byte-order mark still parses.
+    with open(name, encoding="utf-8-sig") as lines:
+        return urls_from_lines(lines)
+
+
+def _requested_urls(args: argparse.Namespace) -> list[str]:
+    """The URLs given on the command line, then those of each --input-file, in order."""
+    if args.parallel < 1:
+        args.usage_error("--parallel needs at least 1")
+    urls = list(args.urls)
+    for name in args.input_files or ():
+        try:
+            urls += _read_input_file(name)
+        except (OSError, UnicodeDecodeError) as exc:
+            args.usage_error(f"cannot read the input file {name}: {exc}")
+    if not urls:
+        args.usage_error("no URL to download: give URLs, or --input-file with one URL a line")
+    if args.filename and len(urls) > 1:
+        args.usage_error(f"--filename names a single file, but {len(urls)} URLs were given")
+    return urls
+
+
 @_guarded
 def cmd_download(args: argparse.Namespace) -> int:
+    urls = _requested_urls(args)
     client = _client(args)
-    started = client.start_download(args.to, args.url, args.filename, args.timeout)
+    if len(urls) > 1:
+        return _download_many(client, urls, args)
+    started = client.start_download(args.to, urls[0], args.filename, args.timeout)
     download_id = started["download_id"]
     out.print(f"Download {download_id} started: {started['path']}")
     if not args.wait:
@@ -253,6 +301,119 @@ def _follow_download(client: FerryClient, download_id: str, label: str) -> int:
         return 0
     err.print(f"ferry: error {line}")
     return EXIT_FAILED
+
+
+def _download_many(client: FerryClient, urls: list[str], args: argparse.Namespace) -> int:
+    """Starts every URL (printing the answers in the order given), then with --wait follows
+    them all. A refused URL is reported and the others go on; any failure exits 1."""
+    started: list[dict] = []
+    failures: list[str] = []
+    unauthorized = False
+    try:
+        for outcome in client.start_downloads(
+            args.to, urls, timeout=args.timeout, connections=args.parallel
+        ):
+            if outcome.started is not None:
+                started.append(outcome.started)
+                out.print(
+                    f"Download {outcome.started['download_id']} started: {outcome.started['path']}"
+                )
+            else:
+                # Worded as the single-URL path words its failures, plus the URL.
+                kind = "error " if isinstance(outcome.error, ApiError) else ""
+                failures.append(f"{kind}{outcome.error} ({outcome.url})")
+                err.print(f"ferry: {failures[-1]}")
+                unauthorized |= getattr(outcome.error, "status", None) == 401
+    except KeyboardInterrupt:
+        err.print("ferry: interrupted; the downloads started above go on")
+        return EXIT_INTERRUPTED
+    if unauthorized:
+        err.print(LOGIN_HINT)
+    if not args.wait:
+        if failures:
+            err.print(f"ferry: {len(failures)} of {len(urls)} downloads could not be started")
+        return EXIT_FAILED if failures else 0
+    try:
+        finished = _follow_downloads(client, started)
+    except KeyboardInterrupt:
+        err.print(
+            "ferry: stopped watching; the downloads go on "
+            "(see `ferry downloads`; cancel one with `ferry cancel ID`)"
+        )
+        return EXIT_INTERRUPTED
+    failures += [f"error {line}" for ok, line in map(_outcome_line, finished) if not ok]
+    out.print(f"{len(urls) - len(failures)} completed, {len(failures)} failed")
+    for line in failures:
+        err.print(f"ferry: {line}")
+    return EXIT_FAILED if failures else 0
+
+
+def _follow_downloads(client: FerryClient, started: list[dict]) -> list[dict]:
+    """A row per download until every one has ended; each that ends leaves its outcome line.
+
+    One poll asks for the active list, plus one record for each download that has left
+    it. Returns the final records in the order of `started`.
+    """
+    finished: dict[str, dict] = {}
+    with _download_progress(out) as progress:
+        rows = {
+            answer["download_id"]: progress.add_task(
+                answer.get("filename") or answer["download_id"],
+                total=None,
+                speed=0,
+                eta=None,
+                visible=False,
+            )
+            for answer in started
+        }
+        _show_what_fits(progress, list(rows.values()))
+        while True:
+            active = {entry["id"]: entry for entry in client.active_downloads()}
+            for download_id, row in rows.items():
+                if download_id in finished:
+                    continue
+                entry = active.get(download_id) or _record_of_ended(client, download_id)
+                if entry["status"] in FINISHED_DOWNLOAD or entry["status"] == LOST_DOWNLOAD:
+                    finished[download_id] = entry
+                    progress.remove_task(row)
+                    ok, line = _outcome_line(entry)
+                    if out.is_terminal:
+                        line = ("✓ " if ok else "✗ ") + line
+                    progress.console.print(line, markup=False)
+                    continue
+                progress.update(
+                    row, description=entry.get("filename") or download_id, **_download_fields(entry)
+                )
+            if len(finished) == len(rows):
+                break
+            _show_what_fits(progress, [row for id_, row in rows.items() if id_ not in finished])
+            time.sleep(POLL_SECONDS)
+    return [finished[answer["download_id"]] for answer in started]
+
+
+def _record_of_ended(client: FerryClient, download_id: str) -> dict:
+    try:
+        return client.download(download_id)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        # The history keeps a bounded number of records; this one was already dropped.
+        return {
+            "id": download_id,
+            "status": LOST_DOWNLOAD,
+            "error": exc.code,
+            "message": "the server no longer has a record of this download",
+        }
+
+
+def _show_what_fits(progress: DownloadProgress, rows: list[int]) -> None:
+    """Rows beyond the terminal's height would scroll the display apart; they wait hidden,
+    counted in the footer, and move up as those above end."""
+    room = max(1, progress.console.size.height - 2)
+    for index, row in enumerate(rows):
+        progress.update(row, visible=index < room)
+    hidden = len(rows) - room
+    progress.footer = f"… and {hidden} more" if hidden > 0 else ""
 
 
 def _print_downloads(entries: list[dict]) -> None:
@@ -648,6 +809,21 @@ def _import_status(client: FerryClient) -> int:
 
 # --- registration ----------------------------------------------------------------------
 
+DOWNLOAD_DESCRIPTION = """\
+Have the server download each URL given, and each URL of every --input-file, into
+DIR. Several URLs are started concurrently (--parallel) and their answers printed in
+the order given; a refused URL is reported on stderr and does not stop the others.
+
+exit status: 0 when every download started (with --wait: completed), 1 when any
+failed, 2 for a usage error, 130 on Ctrl-C (which stops the watching, not the downloads)."""
+
+DOWNLOAD_EXAMPLES = """\
+examples:
+  ferry download https://example.com/a.iso --to Downloads --wait
+  ferry download https://example.com/1.csv https://example.com/2.csv --to data
+  ferry download -i urls.txt -j 16 --to Downloads --wait
+  list-mirror-urls | ferry download -i - --to Downloads"""
+
 
 def add_client_commands(subparsers) -> None:
     """Registers the client commands on `ferry`'s subparsers."""
@@ -669,18 +845,45 @@ def add_client_commands(subparsers) -> None:
     login.set_defaults(run=cmd_login)
 
     download = subparsers.add_parser(
-        "download", parents=[common], help="have the server download a URL into a directory"
+        "download",
+        parents=[common],
+        help="have the server download one or many URLs into a directory",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=DOWNLOAD_DESCRIPTION,
+        epilog=DOWNLOAD_EXAMPLES,
     )
-    download.add_argument("url")
+    download.add_argument("urls", nargs="*", metavar="URL", help="http or https URL")
+    download.add_argument(
+        "-i",
+        "--input-file",
+        action="append",
+        dest="input_files",
+        metavar="FILE",
+        help="read URLs from FILE, one a line; blank lines and lines starting with # are "
+        "skipped; '-' reads standard input (may be repeated)",
+    )
     download.add_argument(
         "--to", required=True, metavar="DIR", help="directory under the file root ('/' for the top)"
     )
-    download.add_argument("--filename", help="name for the file (default: from the server)")
-    download.add_argument("--timeout", type=int, metavar="S", help="seconds the download may take")
     download.add_argument(
-        "--wait", action="store_true", help="show its progress until it ends; fail if it fails"
+        "--filename", help="name for the file (default: from the server); one URL only"
     )
-    download.set_defaults(run=cmd_download)
+    download.add_argument("--timeout", type=int, metavar="S", help="seconds each download may take")
+    download.add_argument(
+        "-j",
+        "--parallel",
+        type=int,
+        default=8,
+        metavar="N",
+        help="start requests in flight at once (default 8); how many transfer at once is "
+        "the server's --max-concurrent-downloads",
+    )
+    download.add_argument(
+        "--wait",
+        action="store_true",
+        help="show progress until every download ends, then a summary; fail if any fails",
+    )
+    download.set_defaults(run=cmd_download, usage_error=download.error)
 
     downloads = subparsers.add_parser(
         "downloads",

@@ -33,7 +33,8 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]")
 
 @pytest.fixture(scope="module")
 def ferry(tmp_path_factory):
-    """One server for the module, with downloads on and loopback allowed."""
+    """One server for the module, with downloads on, loopback allowed and one domain
+    blocked (the start of a URL there is refused without any network access)."""
     home = tmp_path_factory.mktemp("client-cli")
     port = free_port()
     with (home / "ferry.log").open("w") as log:
@@ -42,6 +43,8 @@ def ferry(tmp_path_factory):
             port,
             "--allow-download",
             "--allow-private-networks",
+            "--download-blocked-domains",
+            "blocked.test",
             env={**ADMIN, "PYTHONPATH": _pythonpath()},
             output=log,
         )
@@ -94,6 +97,10 @@ def logged_in(ferry):
     done = run(env, "login", "--server", ferry["base"], "--user", "root", stdin="client-cli-pw-1\n")
     assert done.returncode == 0, done.stderr
     return {"env": env, "config": config_home / "ferry" / "client.json", "output": done.stdout}
+
+
+def started_paths(stdout: str) -> list[str]:
+    return re.findall(r"^Download \S+ started: (.+)$", stdout, re.MULTILINE)
 
 
 def api(ferry, logged_in) -> dict[str, str]:
@@ -198,20 +205,16 @@ def test_import_of_a_broken_file_fails_with_the_operations_error(logged_in, tmp_
     assert "state: error" in run(logged_in["env"], "import", "status").stdout
 
 
-def test_live_progress_in_a_terminal_shows_bytes_speed_and_eta(ferry, logged_in, remote):
-    url = remote.trickle("/cli-tty.bin", pieces=400, piece=b"t" * 16_384, pause=0.1)
-    started = requests.get(
-        f"{ferry['base']}/cli/tty",
-        params={"download": url},
-        headers=api(ferry, logged_in),
-        timeout=5,
-    ).json()
+@contextlib.contextmanager
+def in_terminal(env: dict, *args: str, rows: int = 30, columns: int = 140):
+    """`ferry ARGS` in a pseudo-terminal of that size; yields the process and a function
+    returning what the screen has shown so far, without escape codes."""
     master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 140, 0, 0))
-    env = {**logged_in["env"], "TERM": "xterm-256color", "COLUMNS": "140", "LINES": "30"}
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    env = {**env, "TERM": "xterm-256color", "COLUMNS": str(columns), "LINES": str(rows)}
     env.pop("NO_COLOR", None)
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "ferry.cli", "downloads"],
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ferry.cli", *args],
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -230,8 +233,25 @@ def test_live_progress_in_a_terminal_shows_bytes_speed_and_eta(ferry, logged_in,
                 screen.append(chunk.decode(errors="replace"))
         return ANSI.sub("", "".join(screen))
 
-    bar = re.compile(r"cli-tty\.bin.*━.*\d+%\s+[\d.]+/6\.6 MB\s+[\d.]+ [kM]B/s\s+ETA \d+:\d\d:\d\d")
     try:
+        yield process, shown
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+
+
+def test_live_progress_in_a_terminal_shows_bytes_speed_and_eta(ferry, logged_in, remote):
+    url = remote.trickle("/cli-tty.bin", pieces=400, piece=b"t" * 16_384, pause=0.1)
+    started = requests.get(
+        f"{ferry['base']}/cli/tty",
+        params={"download": url},
+        headers=api(ferry, logged_in),
+        timeout=5,
+    ).json()
+    bar = re.compile(r"cli-tty\.bin.*━.*\d+%\s+[\d.]+/6\.6 MB\s+[\d.]+ [kM]B/s\s+ETA \d+:\d\d:\d\d")
+    with in_terminal(logged_in["env"], "downloads") as (watcher, shown):
         assert wait_until(lambda: bar.search(shown()) is not None, timeout=15), shown()[-2000:]
         # A download that ends while watched leaves a line with its outcome.
         requests.delete(
@@ -242,8 +262,162 @@ def test_live_progress_in_a_terminal_shows_bytes_speed_and_eta(ferry, logged_in,
         assert wait_until(lambda: "DOWNLOAD_CANCELLED" in shown(), timeout=10), shown()[-2000:]
         os.killpg(watcher.pid, signal.SIGINT)
         assert watcher.wait(timeout=10) == 0
-    finally:
-        if watcher.poll() is None:
-            watcher.kill()
-            watcher.wait()
-        os.close(master)
+
+
+def test_many_urls_and_an_input_file_all_start_and_complete(ferry, logged_in, remote, tmp_path):
+    sizes = {"one.bin": 200_000, "two.bin": 1, "three.bin": 70_000, "four.bin": 300_001}
+    urls = {name: remote.generated(f"/many/{name}", size) for name, size in sizes.items()}
+    skipped = remote.generated("/many/commented-out.bin", 10)
+    listing = tmp_path / "urls.txt"
+    listing.write_text(
+        f"# mirror list\n\n{urls['three.bin']}\n   \n#{skipped}\n  {urls['four.bin']}  \n"
+    )
+
+    done = run(
+        logged_in["env"],
+        "download",
+        urls["one.bin"],
+        urls["two.bin"],
+        "-i",
+        str(listing),
+        "--to",
+        "cli/many",
+        "--parallel",
+        "2",
+        "--wait",
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert started_paths(done.stdout) == [f"cli/many/{name}" for name in sizes]
+    for name, size in sizes.items():
+        assert f"completed cli/many/{name} (" in done.stdout
+        assert (ferry["data"] / "files" / "cli" / "many" / name).read_bytes() == pattern_bytes(size)
+    assert done.stdout.splitlines()[-1] == "4 completed, 0 failed"
+    assert done.stderr == ""
+    assert not (ferry["data"] / "files" / "cli" / "many" / "commented-out.bin").exists()
+    assert not any(r.path == "/many/commented-out.bin" for r in remote.requests)
+
+
+def test_refused_urls_are_reported_while_the_others_complete(ferry, logged_in, remote):
+    good = [remote.generated(f"/mixed/good-{n}.bin", 50_000 * n) for n in (1, 2)]
+    blocked = "http://files.blocked.test/mixed/blocked.bin"
+    invalid = "ftp://127.0.0.1/mixed/invalid.bin"
+    gone = remote.status("/mixed/gone.bin", 404)
+
+    done = run(
+        logged_in["env"],
+        "download",
+        good[0],
+        blocked,
+        gone,
+        invalid,
+        good[1],
+        "--to",
+        "cli/mixed",
+        "--wait",
+    )
+
+    assert done.returncode == 1
+    assert started_paths(done.stdout) == [
+        "cli/mixed/good-1.bin",
+        "cli/mixed/gone.bin",
+        "cli/mixed/good-2.bin",
+    ]
+    for n in (1, 2):
+        assert f"completed cli/mixed/good-{n}.bin" in done.stdout
+        saved = ferry["data"] / "files" / "cli" / "mixed" / f"good-{n}.bin"
+        assert saved.read_bytes() == pattern_bytes(50_000 * n)
+    summary = done.stdout.splitlines().index("2 completed, 3 failed")
+    assert summary == len(done.stdout.splitlines()) - 1
+    errors = done.stderr.splitlines()
+    assert f"({blocked})" in next(line for line in errors if "DOMAIN_BLOCKED" in line)
+    assert f"({invalid})" in next(line for line in errors if "INVALID_URL" in line)
+    assert "cli/mixed/gone.bin failed" in next(
+        line for line in errors if "REMOTE_FILE_NOT_FOUND" in line
+    )
+    assert not (ferry["data"] / "files" / "cli" / "mixed" / "blocked.bin").exists()
+
+
+def test_without_wait_a_refusal_still_exits_non_zero_after_starting_the_rest(
+    ferry, logged_in, remote
+):
+    good = remote.generated("/nowait/good.bin", 1000)
+    blocked = "https://blocked.test/nowait/no.bin"
+    done = run(
+        logged_in["env"], "download", "-i", "-", "--to", "cli/nowait", stdin=f"{blocked}\n{good}\n"
+    )
+    assert done.returncode == 1
+    assert started_paths(done.stdout) == ["cli/nowait/good.bin"]
+    refusal, count = done.stderr.splitlines()
+    assert refusal.startswith("ferry: error DOMAIN_BLOCKED: ") and refusal.endswith(f"({blocked})")
+    assert count == "ferry: 1 of 2 downloads could not be started"
+    saved = ferry["data"] / "files" / "cli" / "nowait" / "good.bin"
+    assert wait_until(saved.exists, timeout=20)
+
+
+def test_filename_with_more_than_one_url_is_a_usage_error(ferry, logged_in, remote, tmp_path):
+    urls = [remote.generated(f"/named/{n}.bin", 10) for n in (1, 2)]
+    listing = tmp_path / "urls.txt"
+    listing.write_text(f"# only one\n{urls[1]}\n")
+    env = logged_in["env"]
+
+    both = run(env, "download", *urls, "--to", "cli/named", "--filename", "x.bin")
+    assert both.returncode == 2 and both.stdout == ""
+    assert "--filename names a single file, but 2 URLs were given" in both.stderr
+    mixed = run(env, "download", urls[0], "-i", str(listing), "--to", "cli", "--filename", "x")
+    assert mixed.returncode == 2 and "--filename" in mixed.stderr
+    assert not any(r.path.startswith("/named/") for r in remote.requests)
+
+    # One URL from a file is the single-URL form, so the name applies.
+    one = run(env, "download", "-i", str(listing), "--to", "cli/named", "--filename", "x.bin")
+    assert one.returncode == 0, one.stderr
+    assert started_paths(one.stdout) == ["cli/named/x.bin"]
+
+
+def test_an_input_file_without_urls_is_a_usage_error(logged_in, tmp_path):
+    listing = tmp_path / "urls.txt"
+    listing.write_text("# nothing yet\n\n")
+    empty = run(logged_in["env"], "download", "-i", str(listing), "--to", "cli")
+    assert empty.returncode == 2 and "no URL to download" in empty.stderr
+    missing = run(logged_in["env"], "download", "-i", str(tmp_path / "nope.txt"), "--to", "cli")
+    assert missing.returncode == 2 and "cannot read the input file" in missing.stderr
+
+
+def test_many_downloads_in_a_terminal_get_a_row_each_and_ctrl_c_leaves_them_going(
+    ferry, logged_in, remote
+):
+    slow = [
+        remote.trickle(f"/tty-many/slow-{n}.bin", pieces=2000, piece=b"s" * 1024, pause=0.05)
+        for n in range(1, 5)
+    ]
+    fast = remote.generated("/tty-many/fast.bin", 5000)
+    # Five lines: room for three rows and the line counting the rest.
+    args = ("download", fast, *slow, "--to", "cli/tty-many", "--wait")
+    with in_terminal(logged_in["env"], *args, rows=5) as (follower, shown):
+        ids = []
+
+        def rows_and_footer_shown() -> bool:
+            screen = shown()
+            ids[:] = re.findall(r"Download (\S+) started", screen)
+            return (
+                "✓ completed cli/tty-many/fast.bin" in screen
+                and re.search(r"slow-1\.bin.*━", screen) is not None
+                and "… and 1 more" in screen
+            )
+
+        try:
+            assert wait_until(rows_and_footer_shown, timeout=20), shown()[-2000:]
+            os.killpg(follower.pid, signal.SIGINT)
+            assert follower.wait(timeout=10) == 130
+            assert wait_until(lambda: "stopped watching; the downloads go on" in shown())
+            active = requests.get(
+                f"{ferry['base']}/api/v1/downloads", headers=api(ferry, logged_in), timeout=5
+            ).json()["downloads"]
+            assert len(ids) == 5 and set(ids[1:]) <= {entry["id"] for entry in active}
+        finally:
+            for download_id in ids[1:]:
+                requests.delete(
+                    f"{ferry['base']}/api/v1/downloads/{download_id}",
+                    headers=api(ferry, logged_in),
+                    timeout=5,
+                )

@@ -1,11 +1,18 @@
-"""The client's pieces without a server: where the token comes from, the saved login,
-the streamed multipart body, error texts and the numbered selection."""
+"""The client's pieces without a Ferry server: where the token comes from, the saved
+login, the streamed multipart body, error texts, the numbered selection, input files, and
+concurrent starts against a small stand-in server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import json
+import socket
 import stat
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -13,13 +20,16 @@ from ferry.client import (
     UPLOAD_BLOCK,
     ApiError,
     ClientError,
+    ConnectionFailed,
+    FerryClient,
     MultipartUpload,
+    Target,
     config_path,
     load_saved,
     resolve_target,
     save_login,
 )
-from ferry.client_cli import parse_choice
+from ferry.client_cli import parse_choice, urls_from_lines
 
 SAVED = {"server": "http://ferry.test:3000", "userId": "u1", "authToken": "saved-token"}
 
@@ -130,3 +140,146 @@ def test_parse_choice(text, chosen):
 def test_parse_choice_refuses_what_is_out_of_range(text):
     with pytest.raises(ValueError):
         parse_choice(text, 5)
+
+
+def test_input_file_lines_skip_blanks_and_comments():
+    lines = ["# mirrors\n", "\n", "  https://a.test/1.iso \n", "\t\n", "   # https://b.test/\n"]
+    lines += ["https://c.test/#fragment\r\n", "http://d.test/x"]
+    assert urls_from_lines(lines) == [
+        "https://a.test/1.iso",
+        "https://c.test/#fragment",
+        "http://d.test/x",
+    ]
+
+
+# --- concurrent starts against a stand-in for the server's start endpoint -----------------
+
+
+class StartServer:
+    """Answers `GET /DIR?download=URL` like Ferry; `hold(url, seen)` decides, under
+    `self.changed`, whether a request may be answered yet."""
+
+    def __init__(self, hold: Callable[[str, StartServer], bool] = lambda url, seen: False):
+        self.changed = threading.Condition()
+        self.arrived: list[str] = []
+        self.answered: list[str] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.connections: set[tuple[str, int]] = set()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                url = parse_qs(urlsplit(self.path).query)["download"][0]
+                with owner.changed:
+                    owner.arrived.append(url)
+                    owner.connections.add(self.client_address)
+                    owner.in_flight += 1
+                    owner.most_in_flight = max(owner.most_in_flight, owner.in_flight)
+                    owner.changed.notify_all()
+                    # The timeout only keeps a broken client from hanging the test.
+                    owner.changed.wait_for(lambda: not hold(url, owner), timeout=30)
+                if "blocked" in url:
+                    status, body = 403, {"success": False, "error": "DOMAIN_BLOCKED"}
+                    body["message"] = "blocked.test is on the blocked list"
+                else:
+                    name = url.rsplit("/", 1)[-1]
+                    status, body = 200, {"download_id": f"id-{name}", "path": f"in/{name}"}
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                # Counted out before the body: the client cannot send its next start on
+                # this connection until the body is in.
+                with owner.changed:
+                    owner.in_flight -= 1
+                    owner.answered.append(url)
+                    owner.changed.notify_all()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.client = FerryClient(Target(f"http://127.0.0.1:{self.server.server_port}", "t"))
+
+    def __enter__(self) -> StartServer:
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        with self.changed:
+            self.changed.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_starts_come_back_in_the_order_given_and_a_refusal_stops_nothing():
+    urls = [
+        "https://a.test/first",
+        "https://blocked.test/x",
+        "https://a.test/b",
+        "https://a.test/c",
+    ]
+
+    def first_answers_last(url: str, seen: StartServer) -> bool:
+        return url == urls[0] and len(seen.answered) < len(urls) - 1
+
+    with StartServer(first_answers_last) as server:
+        outcomes = list(server.client.start_downloads("in", urls, connections=4))
+    assert server.answered[-1] == urls[0]
+    assert [o.url for o in outcomes] == urls
+    assert [o.started and o.started["download_id"] for o in outcomes] == [
+        "id-first",
+        None,
+        "id-b",
+        "id-c",
+    ]
+    refusal = outcomes[1].error
+    assert isinstance(refusal, ApiError) and (refusal.status, refusal.code) == (
+        403,
+        "DOMAIN_BLOCKED",
+    )
+
+
+def test_at_most_the_given_number_of_starts_are_in_flight():
+    urls = [f"https://a.test/{n}" for n in range(7)]
+
+    def until_the_slots_are_full(url: str, seen: StartServer) -> bool:
+        return seen.in_flight < 3 and len(seen.arrived) < len(urls)
+
+    with StartServer(until_the_slots_are_full) as server:
+        outcomes = list(server.client.start_downloads("in", urls, connections=3))
+    assert all(o.started for o in outcomes)
+    assert sorted(server.arrived) == sorted(urls)
+    assert server.most_in_flight == 3
+    assert len(server.connections) == 3
+
+
+def test_once_the_server_is_unreachable_the_rest_are_not_tried():
+    accepted = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def hang_up() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = listener.accept()
+                accepted.append(connection)
+                connection.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    client = FerryClient(Target(f"http://127.0.0.1:{listener.getsockname()[1]}", "t"))
+    try:
+        outcomes = list(
+            client.start_downloads("in", [f"https://a.test/{n}" for n in range(5)], connections=1)
+        )
+    finally:
+        listener.close()
+    assert all(isinstance(o.error, ConnectionFailed) for o in outcomes)
+    assert len(accepted) == 1
