@@ -146,17 +146,30 @@ http {{
 
 
 class Ferry:
-    def __init__(self, data_dir: Path, jobs: int, log: Path):
+    def __init__(
+        self,
+        data_dir: Path,
+        jobs: int,
+        log: Path,
+        env: dict | None = None,
+        history_limit: int = 10000,
+    ):
         self.port = free_port()
         env = {
             **os.environ,
+            **(env or {}),
             "PYTHONPATH": str(REPO),
             "FERRY_ADMIN_USERNAME": ADMIN_USER,
             "FERRY_ADMIN_PASSWORD": ADMIN_PASSWORD,
         }
         command = [sys.executable, "-m", "ferry.cli", "serve", "--port", str(self.port)]
         command += ["--data-dir", str(data_dir), "--allow-download", "--allow-private-networks"]
-        command += ["--max-concurrent-downloads", str(jobs), "--download-history-limit", "10000"]
+        command += [
+            "--max-concurrent-downloads",
+            str(jobs),
+            "--download-history-limit",
+            str(history_limit),
+        ]
         self.log = log.open("w")
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(self.port)

@@ -246,6 +246,7 @@ def config_from(args: argparse.Namespace, environ: dict[str, str]) -> Config:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ferry import memdiag
     from ferry.app import create_app
     from ferry.services import Services
 
@@ -277,6 +278,9 @@ def _serve(args: argparse.Namespace) -> int:
     # handler that was there before it; a no-op one lets a clean stop exit with status 0.
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, lambda *_: None)
+    # Off unless FERRY_MEMORY_DIAGNOSTICS is set. Installed after start-up, which
+    # allocation tracing (FERRY_MEMORY_TRACE) would slow down several times.
+    memdiag.install_from_env(dict(os.environ))
     # Ferry writes its own request log (redacted, with operation and user), so uvicorn's
     # access log is off, and uvicorn's other messages go through Ferry's formatter.
     uvicorn.run(
