@@ -246,10 +246,13 @@ def config_from(args: argparse.Namespace, environ: dict[str, str]) -> Config:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ferry import memdiag
+    from ferry import allocator, memdiag
     from ferry.app import create_app
     from ferry.services import Services
 
+    # Before any thread starts: with glibc's default of 8 arenas per core, the free
+    # memory each arena keeps grew run after run (see ferry/allocator.py).
+    allocator.limit_arenas(dict(os.environ))
     config = config_from(args, dict(os.environ))
     configure_logging(config.log_format)
     try:
