@@ -172,18 +172,22 @@ class Ferry:
         ]
         self.log = log.open("w")
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for_port(self.port)
         self.base = f"http://127.0.0.1:{self.port}"
         self.session = requests.Session()
-        login = self.session.post(
-            f"{self.base}/api/v1/login", json={"user": ADMIN_USER, "password": ADMIN_PASSWORD}
-        )
-        login.raise_for_status()
-        self.session.headers["Authorization"] = f"Bearer {login.json()['data']['authToken']}"
-        # The first authorised request loads the permission table from openapi.yaml
-        # (about 0.8 s here); pay it before anything is timed.
-        self.session.get(f"{self.base}/api/v1/downloads").raise_for_status()
         self.files = data_dir / "files"
+        try:
+            wait_for_port(self.port)
+            login = self.session.post(
+                f"{self.base}/api/v1/login", json={"user": ADMIN_USER, "password": ADMIN_PASSWORD}
+            )
+            login.raise_for_status()
+            self.session.headers["Authorization"] = f"Bearer {login.json()['data']['authToken']}"
+            # The first authorised request loads the permission table from openapi.yaml
+            # (about 0.8 s here); pay it before anything is timed.
+            self.session.get(f"{self.base}/api/v1/downloads").raise_for_status()
+        except BaseException:
+            self.stop()  # the caller never gets an object to stop: a server left running
+            raise
 
     def start(self, directory: str, url: str) -> str:
         response = self.session.get(f"{self.base}/{directory}?download={quote(url, safe='')}")
