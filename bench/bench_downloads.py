@@ -146,31 +146,48 @@ http {{
 
 
 class Ferry:
-    def __init__(self, data_dir: Path, jobs: int, log: Path):
+    def __init__(
+        self,
+        data_dir: Path,
+        jobs: int,
+        log: Path,
+        env: dict | None = None,
+        history_limit: int = 10000,
+    ):
         self.port = free_port()
         env = {
             **os.environ,
+            **(env or {}),
             "PYTHONPATH": str(REPO),
             "FERRY_ADMIN_USERNAME": ADMIN_USER,
             "FERRY_ADMIN_PASSWORD": ADMIN_PASSWORD,
         }
         command = [sys.executable, "-m", "ferry.cli", "serve", "--port", str(self.port)]
         command += ["--data-dir", str(data_dir), "--allow-download", "--allow-private-networks"]
-        command += ["--max-concurrent-downloads", str(jobs), "--download-history-limit", "10000"]
+        command += [
+            "--max-concurrent-downloads",
+            str(jobs),
+            "--download-history-limit",
+            str(history_limit),
+        ]
         self.log = log.open("w")
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for_port(self.port)
         self.base = f"http://127.0.0.1:{self.port}"
         self.session = requests.Session()
-        login = self.session.post(
-            f"{self.base}/api/v1/login", json={"user": ADMIN_USER, "password": ADMIN_PASSWORD}
-        )
-        login.raise_for_status()
-        self.session.headers["Authorization"] = f"Bearer {login.json()['data']['authToken']}"
-        # The first authorised request loads the permission table from openapi.yaml
-        # (about 0.8 s here); pay it before anything is timed.
-        self.session.get(f"{self.base}/api/v1/downloads").raise_for_status()
         self.files = data_dir / "files"
+        try:
+            wait_for_port(self.port)
+            login = self.session.post(
+                f"{self.base}/api/v1/login", json={"user": ADMIN_USER, "password": ADMIN_PASSWORD}
+            )
+            login.raise_for_status()
+            self.session.headers["Authorization"] = f"Bearer {login.json()['data']['authToken']}"
+            # The first authorised request loads the permission table from openapi.yaml
+            # (about 0.8 s here); pay it before anything is timed.
+            self.session.get(f"{self.base}/api/v1/downloads").raise_for_status()
+        except BaseException:
+            self.stop()  # the caller never gets an object to stop: a server left running
+            raise
 
     def start(self, directory: str, url: str) -> str:
         response = self.session.get(f"{self.base}/{directory}?download={quote(url, safe='')}")

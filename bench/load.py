@@ -1,7 +1,8 @@
 """Mixed API load on a live `ferry serve` while downloads and a big CSV import run.
 
     python bench/load.py [--seconds 60] [--runs 2] [--clients 2] [--threads 4]
-                         [--downloads 50] [--messages 100000]
+                         [--downloads 50] [--messages 100000] [--history-limit 10000]
+                         [--memory-snapshots DIR [--trace-frames N]]
 
 Starts one `ferry serve` on 127.0.0.1 (--allow-download --allow-private-networks) and a
 local static server (nginx if installed, else a Python sendfile server), then runs the
@@ -11,7 +12,10 @@ over a mix of read endpoints for `--seconds`, while `--downloads` downloads are 
 spread over the run and one CSV export of `--messages` messages is uploaded and
 imported. It prints requests/s, p50/p99 latency per endpoint and overall, errors
 (anything but the expected status, or no answer), and the server's RSS: its peak during
-each run and its level after each run, so that growth across runs shows. Everything
+each run and its level after each run, so that growth across runs shows. With
+--memory-snapshots it also prints, before the first run and after each, how the
+server's memory divides between glibc's malloc (in use, free but kept) and Python's
+allocator, and which object types grew (ferry/memdiag.py). Everything
 stops by itself; nothing listens beyond 127.0.0.1. Linux only (/proc for RSS).
 """
 
@@ -21,6 +25,7 @@ import argparse
 import multiprocessing
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -36,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_downloads import Ferry, make_file, static_server  # noqa: E402
 
+from ferry import memdiag  # noqa: E402
 from importers.generate import write_csv_export  # noqa: E402
 
 DOWNLOAD_DIR = "load"
@@ -284,6 +290,30 @@ def wait_downloads(ferry: Ferry, ids: set[str], deadline: float) -> dict[str, in
     return counts
 
 
+def snapshot(ferry: Ferry, directory: Path, number: int) -> None:
+    """Ask the server for its `number`th memory snapshot, wait for it, print what grew."""
+    done = directory / f"snapshot-{number}.done"
+    ferry.process.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 300
+    while not done.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no memory snapshot {number} after 300 s")
+        time.sleep(0.5)
+    stem = directory / f"snapshot-{number}"
+    when = f"after run {number}" if number else "before the runs"
+    print(f"Memory {when}: {memdiag.summary(stem.with_suffix('.json'))}")
+    if number == 0:
+        return
+    older = directory / f"snapshot-{number - 1}"
+    for line in memdiag.compare_types(older.with_suffix(".json"), stem.with_suffix(".json")):
+        print("  objects " + line)
+    if stem.with_suffix(".tracemalloc").exists():
+        print("  Python allocations that grew:")
+        traces = (older.with_suffix(".tracemalloc"), stem.with_suffix(".tracemalloc"))
+        for line in memdiag.compare(*traces):
+            print("  " + line)
+
+
 # --- report -------------------------------------------------------------------------------
 
 
@@ -340,7 +370,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--downloads", type=int, default=50, help="downloads per run")
     parser.add_argument("--messages", type=int, default=100_000, help="messages in the import")
     parser.add_argument("--jobs", type=int, default=16, help="--max-concurrent-downloads")
+    parser.add_argument(
+        "--history-limit",
+        type=int,
+        default=10000,
+        help="--download-history-limit; at most --downloads keeps the history's size flat",
+    )
     parser.add_argument("--work-dir", type=Path, help="scratch space (default: a temp dir)")
+    parser.add_argument(
+        "--memory-snapshots",
+        type=Path,
+        help="write the server's memory figures to this directory before the first run "
+        "and after each run, and print what grew; see ferry/memdiag.py",
+    )
+    parser.add_argument(
+        "--trace-frames",
+        type=int,
+        default=0,
+        help="with --memory-snapshots: also trace Python allocations with this many frames "
+        "(several times slower, so imports may not finish within a run)",
+    )
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="ferry-load-", dir=args.work_dir))
@@ -357,11 +406,28 @@ def main(argv: list[str] | None = None) -> int:
         write_csv_export(export, messages=args.messages, channels=IMPORT_CHANNELS)
         runs = []
         with static_server(source, work) as (base, server):
-            ferry = Ferry(work / "ferry-data", args.jobs, work / "ferry.log")
+            env = {}
+            if args.memory_snapshots:
+                args.memory_snapshots.mkdir(parents=True, exist_ok=True)
+                for stale in args.memory_snapshots.glob("snapshot-*"):
+                    stale.unlink()  # an old `.done` would pass for a new snapshot
+                env[memdiag.ENV] = str(args.memory_snapshots.resolve())
+                env[memdiag.TRACE_ENV] = str(args.trace_frames)
+            ferry = Ferry(
+                work / "ferry-data",
+                args.jobs,
+                work / "ferry.log",
+                env=env,
+                history_limit=args.history_limit,
+            )
             try:
+                if args.memory_snapshots:
+                    snapshot(ferry, args.memory_snapshots, 0)
                 for number in range(1, args.runs + 1):
                     print(f"Run {number} of {args.runs}: {args.seconds:g} s", flush=True)
                     runs.append(one_run(ferry, base, args, export, number))
+                    if args.memory_snapshots:
+                        snapshot(ferry, args.memory_snapshots, number)
             finally:
                 ferry.stop()
         report(runs, args, server)

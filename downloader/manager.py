@@ -33,6 +33,7 @@ from downloader.policy import (
     FetchPolicy,
     check_url,
 )
+from ferry import allocator
 from ferry.ids import download_id
 from storage.downloads import DownloadRepository
 
@@ -372,6 +373,7 @@ class DownloadManager:
                 job.record = record
                 self._jobs.pop(record["id"], None)
                 self._bytes_finished += result.size if result is not None else max(job.current, 0)
+                idle = not self._jobs
             job.handle._error = error
             job.handle._answered.set()
             job.handle._finished.set()
@@ -381,6 +383,10 @@ class DownloadManager:
                 job.on_finished(public_view(record))
             except Exception:
                 log.exception("on_finished callback for download %s failed", record["id"])
+        if idle:
+            # The last transfer of a burst has ended: hand the memory its workers freed
+            # back to the system, so that the resting size is what is really in use.
+            allocator.release_free_memory()
 
     # --- reading -------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -38,6 +39,10 @@ disable_created_metrics()
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 # The `operation` label of requests no spec operation matched.
 UNMATCHED = "unmatched"
+
+# Import operations whose last status is remembered (to report changes only): the
+# newest ones, as one runs at a time; an unbounded table would grow with every import.
+IMPORT_STATUSES_KEPT = 1000
 
 request_log = logging.getLogger("ferry.access")
 download_log = logging.getLogger("ferry.downloads")
@@ -96,7 +101,7 @@ class Telemetry:
         registry.register(_Live(self))
         self._download_stats: Callable[[], dict] | None = None
         self._lock = threading.Lock()
-        self._import_status: dict[str, str] = {}
+        self._import_status: OrderedDict[str, str] = OrderedDict()
 
     def uptime(self) -> float:
         return time.monotonic() - self.started
@@ -170,8 +175,10 @@ class Telemetry:
         with self._lock:
             if self._import_status.get(op_id) == status:
                 return
-            previous = self._import_status.get(op_id)
-            self._import_status[op_id] = status
+            previous = self._import_status.pop(op_id, None)
+            self._import_status[op_id] = status  # newest last
+            if len(self._import_status) > IMPORT_STATUSES_KEPT:
+                self._import_status.popitem(last=False)
         importer = operation.get("importerKey") or "unknown"
         self.import_statuses.labels(importer, status).inc()
         failed = status == "importer_import_failed"

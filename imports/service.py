@@ -27,6 +27,7 @@ from typing import IO
 
 from downloader.manager import COMPLETED, DownloadManager
 from downloader.policy import DOMAIN_BLOCKED, DOWNLOAD_TIMEOUT, NETWORK_ERROR, FetchError, check_url
+from ferry import allocator
 from ferry.errors import InvalidInput, MeteorError, PlainRocketChatError
 from ferry.ids import now_iso, operation_id
 from ferry.logs import redact_text
@@ -483,6 +484,9 @@ class ImportService:
                 self._update(op_id, status=FAILED, error=f"Internal error: {exc}")
         finally:
             self._live_counts.pop(op_id, None)
+            # A prepare or import allocates tens of MB of short-lived records; give the
+            # pages back now rather than keep them as free space in the allocator.
+            allocator.release_free_memory()
 
     def _still_valid(self, op_id: str) -> bool:
         operation = self.operations.get(op_id)
