@@ -14,6 +14,7 @@ from ferry.services import Services
 from handlers import errors
 from handlers.context import ServicesMiddleware
 from handlers.observe import RequestLogMiddleware
+from handlers.speedups import decorate_handlers_once
 
 SPEC_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 
@@ -30,6 +31,7 @@ def create_app(
         yield
         services.close()
 
+    decorate_handlers_once()
     app = connexion.AsyncApp(
         __name__,
         specification_dir=SPEC_PATH.parent,

@@ -26,7 +26,18 @@ AUTH = {"X-User-Id": _admin["_id"], "X-Auth-Token": TOKEN}
 (app.services.config.files_dir / "music" / "2024").mkdir(parents=True)
 (app.services.config.files_dir / "music" / "2024" / "song.txt").write_text("la la la")
 
-schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
+
+
+async def _without_lifespan(scope, receive, send):
+    # Schemathesis ends every lifespan it started when each test ends, and the app's
+    # shutdown closes its services, which every later operation's test needs open.
+    # Refusing the lifespan scope is how an app says it has none.
+    if scope["type"] == "lifespan":
+        raise RuntimeError("the services live as long as this module")
+    await app(scope, receive, send)
+
+
+schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", _without_lifespan)
 
 
 @schema.parametrize()
