@@ -27,7 +27,6 @@ AUTH = {"X-User-Id": _admin["_id"], "X-Auth-Token": TOKEN}
 (app.services.config.files_dir / "music" / "2024" / "song.txt").write_text("la la la")
 
 
-
 async def _without_lifespan(scope, receive, send):
     # Schemathesis ends every lifespan it started when each test ends, and the app's
     # shutdown closes its services, which every later operation's test needs open.
