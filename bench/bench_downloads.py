@@ -233,6 +233,9 @@ class Ferry:
 
 
 def timed(run) -> float:
+    # Each contestant starts with the disk idle, not still writing out what the one
+    # before it left in the page cache (curl and aria2c do not flush; Ferry does).
+    os.sync()
     began = time.perf_counter()
     run()
     return time.perf_counter() - began
@@ -372,7 +375,10 @@ def report(single: dict, batch: dict, size: int, args, server: str) -> None:
         spread_text = f"   ({spread[0]:.2f}-{spread[1]:.2f} s)" if spread else ""
         return f"  {name:<34} {shown}   {rate(seconds, total)}{spread_text}"
 
-    print(f"\nStatic server: {server}; {os.cpu_count()} CPUs; medians of {args.rounds} rounds")
+    print(
+        f"\nStatic server: {server}; {os.cpu_count()} CPUs; medians of {args.rounds} rounds;"
+        " each run starts after a sync"
+    )
     print(f"\nOne file of {mib:.0f} MiB")
     print(row("ferry (request -> completed)", single["ferry"], mib, single["ferry_spread"]))
     print(row("curl -o", single["curl"], mib, single["curl_spread"]))
