@@ -44,13 +44,14 @@ def write_atomically(path: Path, data: bytes, *, fsync: bool = True) -> None:
             os.close(dir_fd)
 
 
-def append_durably(fd: int, data: bytes, offset: int) -> None:
+def append_durably(fd: int, data: bytes, offset: int, *, fsync: bool = True) -> None:
     """Write `data` at `offset` (the end of an append-only file) and make it durable."""
     view = memoryview(data)
     while view:
         written = os.pwrite(fd, view, offset)
         view, offset = view[written:], offset + written
-    os.fdatasync(fd)
+    if fsync:
+        os.fdatasync(fd)
 
 
 # The journal is folded into the main file once it outgrows both this and the main file,
@@ -123,16 +124,17 @@ class AtomicCachedStorage(Storage):
         for line in complete.splitlines():
             try:
                 entry = orjson.loads(line)
-            except orjson.JSONDecodeError:
+                sequence, table_name, doc_id = entry["seq"], entry["table"], entry["id"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue  # not a line this storage wrote whole: nothing to apply
+            if not isinstance(sequence, int) or sequence <= self._sequence:
                 continue
-            if entry["seq"] <= self._sequence:
-                continue
-            table = data.setdefault(entry["table"], {})
+            table = data.setdefault(table_name, {})
             if "doc" in entry:
-                table[entry["id"]] = entry["doc"]
+                table[doc_id] = entry["doc"]
             else:
-                table.pop(entry["id"], None)
-            self._sequence = entry["seq"]
+                table.pop(doc_id, None)
+            self._sequence = sequence
         self._journal_fd = os.open(
             self.journal_path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644
         )
@@ -184,7 +186,9 @@ class AtomicCachedStorage(Storage):
                     if lines is None:
                         self._write_snapshot(snapshot)
                     elif lines:
-                        append_durably(self._journal_fd, lines, self._journal_bytes)
+                        append_durably(
+                            self._journal_fd, lines, self._journal_bytes, fsync=self.fsync
+                        )
                         self._journal_bytes += len(lines)
                 except BaseException:
                     with store_lock:

@@ -82,11 +82,11 @@ def _blocking_disk(monkeypatch):
     writing, release, writes = threading.Event(), threading.Event(), []
     real_append = store_module.append_durably
 
-    def slow_append(fd, data, offset):
+    def slow_append(fd, data, offset, **options):
         writes.append(data)
         writing.set()
         assert release.wait(10)
-        real_append(fd, data, offset)
+        real_append(fd, data, offset, **options)
 
     monkeypatch.setattr(store_module, "append_durably", slow_append)
     return writing, release, writes

@@ -108,7 +108,7 @@ def test_a_failed_append_fails_the_save_and_the_next_save_keeps_everything(tmp_p
     repository.save(record("a"))
     real_append = store_module.append_durably
 
-    def full_disk(fd, data, offset):
+    def full_disk(fd, data, offset, **options):
         # Half the line reaches the file before the disk is full.
         os.pwrite(fd, data[: len(data) // 2], offset)
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -155,3 +155,16 @@ def test_sigkill_at_random_moments_never_loses_or_reverts_an_acknowledged_save(t
             assert records[record_id]["n"] >= n, f"{record_id} lost or reverted"
         for leftover in state.iterdir():
             leftover.unlink()
+
+
+def test_lines_that_are_json_but_not_entries_are_skipped(tmp_path):
+    state = tmp_path / "state"
+    store = Store(state)
+    DownloadRepository(store).save(record("a"))
+    store.close()
+    with (state / "downloads.journal").open("ab") as journal:
+        journal.write(b'[1, 2]\n{"seq": "x", "table": "downloads", "id": "b", "doc": {}}\n{}\n')
+    store = Store(state)
+    DownloadRepository(store).save(record("c"))
+    store.close()
+    assert sorted(reopened(state)) == ["a", "c"]
