@@ -9,6 +9,7 @@ import pytest
 
 from ferry.app import create_app
 from ferry.config import Config
+from storage.store import Store
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 # Scrypt at full cost takes ~50 ms per hash; tests only need the same code path.
@@ -37,6 +38,14 @@ def make_config(data_dir: Path, **overrides) -> Config:
     }
     settings.update(overrides)
     return Config(**settings)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    """A state store without fsync; tests that prove durability open their own."""
+    store = Store(tmp_path / "state", fsync=False)
+    yield store
+    store.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from downloader import fetch
-from storage.store import Store
 from tests.support.downloads import FakeInternet
 from tests.support.remote import RemoteServer
 
@@ -14,13 +13,6 @@ from tests.support.remote import RemoteServer
 def remote():
     with RemoteServer() as server:
         yield server
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "state", fsync=False)
-    yield store
-    store.close()
 
 
 @pytest.fixture

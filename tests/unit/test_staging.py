@@ -10,13 +10,6 @@ from storage.store import Store
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path, fsync=False)
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def area(store):
     return StagingArea(store)
 

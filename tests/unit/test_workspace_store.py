@@ -7,7 +7,6 @@ import random
 import pytest
 
 from storage import workspace as workspace_module
-from storage.store import Store
 from storage.workspace import WorkspaceStore
 
 SECOND = 1_000_000
@@ -17,13 +16,6 @@ SECOND = 1_000_000
 def small_shards(monkeypatch):
     # Small shards make every test cross shard boundaries.
     monkeypatch.setattr(workspace_module, "SHARD_MAX", 7)
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path, fsync=False)
-    yield store
-    store.close()
 
 
 @pytest.fixture
@@ -176,9 +168,9 @@ def test_pending_files_are_found_and_marked_downloaded_by_file_id(ws, store):
     assert stored["m002"]["attachments"] == [attachment]
 
 
-def test_everything_survives_a_restart_and_a_crashed_write_leaves_no_trace(ws, store, tmp_path):
+def test_everything_survives_a_restart_and_a_crashed_write_leaves_no_trace(ws, store):
     _write(ws, [_msg(i) for i in range(30)])
-    room_dir = tmp_path / "workspace" / "rooms" / "R1"
+    room_dir = store.state_dir / "workspace" / "rooms" / "R1"
     # A write that died after its new shard and before the new index.
     (room_dir / "999.json").write_bytes(b'[{"_id": "ghost", "_sort": 1, "rid": "R1"}]')
 
