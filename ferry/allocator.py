@@ -28,7 +28,8 @@ ARENAS = 2
 
 
 @functools.cache
-def _glibc() -> ctypes.CDLL | None:
+def glibc() -> ctypes.CDLL | None:
+    """This process's C library if it is glibc, else None."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:
@@ -48,7 +49,7 @@ def limit_arenas(environ: dict[str, str], arenas: int = ARENAS) -> bool:
     """
     if "MALLOC_ARENA_MAX" in environ or "arena_max" in environ.get("GLIBC_TUNABLES", ""):
         return False
-    libc = _glibc()
+    libc = glibc()
     return bool(libc is not None and libc.mallopt(_M_ARENA_MAX, arenas))
 
 
@@ -57,5 +58,5 @@ def release_free_memory() -> bool:
 
     ctypes releases the GIL for the call, so Python threads go on meanwhile.
     """
-    libc = _glibc()
+    libc = glibc()
     return bool(libc is not None and libc.malloc_trim(0))

@@ -31,6 +31,8 @@ import tracemalloc
 from collections import Counter
 from pathlib import Path
 
+from ferry import allocator
+
 ENV = "FERRY_MEMORY_DIAGNOSTICS"
 TRACE_ENV = "FERRY_MEMORY_TRACE"
 # Object types listed in a snapshot: the most numerous ones.
@@ -55,18 +57,11 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
-
-
 def malloc_stats() -> dict[str, int]:
     """glibc's mallinfo2 over all arenas, in bytes: `arena` taken from the system (not
     counting big blocks), `uordblks` of it in use, `fordblks` free but kept, `hblkhd`
     in big blocks mapped on their own. Empty without glibc 2.33+."""
-    libc = _libc()
+    libc = allocator.glibc()
     mallinfo2 = getattr(libc, "mallinfo2", None)
     if mallinfo2 is None:
         return {}
@@ -77,7 +72,7 @@ def malloc_stats() -> dict[str, int]:
 
 def malloc_info(path: Path) -> int:
     """Write glibc's malloc_info XML (one <heap> per arena) to `path`; returns the arenas."""
-    libc = _libc()
+    libc = allocator.glibc()
     if libc is None or not hasattr(libc, "malloc_info"):
         return 0
     libc.fopen.restype = ctypes.c_void_p
