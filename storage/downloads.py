@@ -12,7 +12,6 @@ a new one): nothing is ever shown that a crash could take back.
 
 from __future__ import annotations
 
-import orjson
 from tinydb.table import Document
 
 from storage.store import Store, detached
@@ -29,12 +28,6 @@ def _newest_first(record: dict) -> tuple:
         local.get("finished_ns") or 0,
         record.get("start_time") or 0,
     )
-
-
-def _copies(records: list) -> list[dict]:
-    # Records are JSON documents; a JSON round trip copies a list of them far faster
-    # than deepcopy, which matters for a history of thousands.
-    return orjson.loads(orjson.dumps(records))
 
 
 class DownloadRepository:
@@ -111,12 +104,12 @@ class DownloadRepository:
             records = self._finished()
             if limit is not None:
                 records = records[:limit]
-            return _copies(records)
+            return detached(records)
 
     def unfinished(self) -> list[dict]:
         """Records still marked `starting` or `downloading` (after a crash, orphans)."""
         with self._store.lock:
-            return _copies(
+            return detached(
                 [r for r in self._durable_records() if r.get("status") in ACTIVE_STATUSES]
             )
 
