@@ -142,9 +142,12 @@ class TextFormatter(logging.Formatter):
         return super().formatMessage(record).replace("\n", "\\n")
 
 
+_NEEDS_QUOTES = re.compile(r'[\s"]')
+
+
 def _text_value(value: Any) -> str:
     text = str(value)
-    if not text or any(ch.isspace() for ch in text) or '"' in text:
+    if not text or _NEEDS_QUOTES.search(text):
         return orjson.dumps(text).decode()
     return text
 

@@ -96,3 +96,20 @@ def test_log_format_and_metrics_token_flags():
         build_parser().parse_args(["serve", "--log-format", "xml"])
     with pytest.raises(SystemExit, match="FERRY_METRICS_TOKEN"):
         config_from(build_parser().parse_args(["serve"]), {"FERRY_METRICS_TOKEN": "short"})
+
+
+def test_text_fields_are_quoted_only_when_a_reader_could_misparse_them():
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "done", (), None)
+    record.ferry_fields = {
+        "plain": "a/b.bin",
+        "spaced": "my file.bin",
+        "tabbed": "a\tb",
+        "quoted": 'say "hi"',
+        "empty": "",
+        "count": 3,
+        "skipped": None,
+    }
+    line = TextFormatter().format(record)
+    assert line.endswith(
+        ' plain=a/b.bin spaced="my file.bin" tabbed="a\\tb" quoted="say \\"hi\\"" empty="" count=3'
+    )
