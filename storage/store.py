@@ -254,12 +254,38 @@ class KeyedTable(Table):
     def _touched(self, doc_ids: list | None) -> None:
         self.storage.changed(self.name, None if doc_ids is None else [str(i) for i in doc_ids])
 
+    def _update_table(self, updater) -> None:
+        # TinyDB copies the whole table twice per change, to convert ids to and from the
+        # id class; ours are strings both ways, so the stored table is changed in place
+        # and a save costs what it changes, not what the table holds.
+        tables = self._storage.read()
+        if tables is None:
+            tables = {}
+        table = tables.get(self.name)
+        if table is None:
+            table = tables[self.name] = {}
+        updater(table)
+        self._storage.write(tables)
+        self.clear_cache()
+
     def insert(self, document):
         doc_id = super().insert(document)
         self._touched([doc_id])
         return doc_id
 
     def insert_multiple(self, documents):
+        # Refused before any change: the table is changed in place, so an insert that
+        # failed half-way would otherwise leave its first documents behind.
+        documents = list(documents)
+        existing = self._read_table()
+        seen: set[str] = set()
+        for document in documents:
+            doc_id = getattr(document, "doc_id", None)
+            if doc_id is None:
+                self._get_next_id()  # refuses, as for a single insert
+            if doc_id in existing or doc_id in seen:
+                raise ValueError(f"Document with ID {doc_id} already exists")
+            seen.add(doc_id)
         doc_ids = super().insert_multiple(documents)
         self._touched(doc_ids)
         return doc_ids
