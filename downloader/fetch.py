@@ -33,12 +33,16 @@ from importlib import metadata
 from pathlib import Path
 from urllib.parse import urljoin
 
-import requests
+import certifi
 import urllib3
-from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.connection import create_connection
 
 from downloader import names
@@ -110,13 +114,49 @@ class FetchResult:
 # --- the transfer: deadline, cancel and the sockets it owns ---------------------------
 
 
-class _Transfer:
-    """State shared by one fetch's connections, and a watchdog that ends it.
+class _Watchdog:
+    """One thread that ends every transfer in flight once it is cancelled or overdue.
 
     Socket timeouts only bound single reads, and a blocked read does not look at the
-    cancel flag; so the watchdog shuts the sockets down when the deadline passes or the
-    fetch is cancelled, and the reading thread then reports why.
+    cancel flag; so the watchdog shuts a transfer's sockets down, and the reading thread
+    then reports why. One thread serves them all (it stops when none is left): a thread
+    per transfer would wake twenty times a second each and contend for the GIL with the
+    transfers it watches.
     """
+
+    def __init__(self):
+        self._transfers: set[_Transfer] = set()
+        self._lock = threading.Lock()
+        self._running = False
+
+    def watch(self, transfer: _Transfer) -> None:
+        with self._lock:
+            self._transfers.add(transfer)
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="ferry-fetch-watchdog", daemon=True).start()
+
+    def forget(self, transfer: _Transfer) -> None:
+        with self._lock:
+            self._transfers.discard(transfer)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(_WATCH_INTERVAL)
+            with self._lock:
+                if not self._transfers:
+                    self._running = False
+                    return
+                transfers = list(self._transfers)
+            for transfer in transfers:
+                transfer.enforce()
+
+
+_WATCHDOG = _Watchdog()
+
+
+class _Transfer:
+    """State shared by one fetch's connections: its deadline, cancel flag and sockets."""
 
     def __init__(self, policy: FetchPolicy, cancel: threading.Event | None):
         self.policy = policy
@@ -125,18 +165,13 @@ class _Transfer:
         self.aborted: FetchError | None = None
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._watchdog = threading.Thread(
-            target=self._watch, name="ferry-fetch-watchdog", daemon=True
-        )
 
     def __enter__(self) -> _Transfer:
-        self._watchdog.start()
+        _WATCHDOG.watch(self)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._done.set()
-        self._watchdog.join()
+        _WATCHDOG.forget(self)
 
     def _reason(self) -> FetchError | None:
         if self.cancel.is_set():
@@ -147,16 +182,13 @@ class _Transfer:
             )
         return None
 
-    def _watch(self) -> None:
-        while not self._done.wait(_WATCH_INTERVAL):
-            reason = self._reason()
-            if reason is not None:
-                with self._lock:
-                    self.aborted = reason
-                    for sock in self._sockets:
-                        with contextlib.suppress(OSError):
-                            sock.shutdown(socket.SHUT_RDWR)
-                return
+    def enforce(self) -> None:
+        """The watchdog's look: end the connections if cancelled or past the deadline."""
+        if self.aborted is not None:
+            return
+        reason = self._reason()
+        if reason is not None:
+            self.fail(reason)
 
     def fail(self, error: FetchError) -> None:
         """End every connection of this fetch because one part of it failed."""
@@ -194,7 +226,7 @@ def _root_cause(exc: BaseException) -> BaseException:
         seen.add(id(exc))
         inner = getattr(exc, "reason", None)
         if not isinstance(inner, BaseException):
-            inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+            inner = next((arg for arg in exc.args if isinstance(arg, BaseException)), None)
         if inner is None:
             inner = exc.__cause__ or exc.__context__
         if inner is None:
@@ -205,16 +237,17 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 def _network_error(exc: BaseException, host: str, policy: FetchPolicy) -> FetchError:
     cause = _root_cause(exc)
-    if isinstance(exc, requests.ConnectTimeout) or isinstance(cause, ConnectTimeoutError):
+    # urllib3 derives NewConnectionError (refused, unreachable) from ConnectTimeoutError.
+    if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):
         return FetchError(
             DOWNLOAD_TIMEOUT, f"could not connect to {host} within {policy.connect_timeout:g} s"
         )
-    if isinstance(exc, (requests.ReadTimeout, ReadTimeoutError)) or isinstance(
+    if isinstance(exc, ReadTimeoutError) or isinstance(
         cause, (ReadTimeoutError, TimeoutError, socket.timeout)
     ):
         return FetchError(DOWNLOAD_TIMEOUT, f"{host} sent nothing for {policy.idle_timeout:g} s")
-    if isinstance(exc, requests.exceptions.SSLError) or isinstance(
-        cause, urllib3.exceptions.SSLError
+    if isinstance(exc, urllib3.exceptions.SSLError) or isinstance(
+        cause, (urllib3.exceptions.SSLError, ssl.SSLError)
     ):
         return FetchError(NETWORK_ERROR, f"TLS connection to {host} failed: {cause}")
     if isinstance(cause, ConnectionRefusedError):
@@ -317,57 +350,52 @@ class _VettedPoolManager(urllib3.PoolManager):
         return super()._new_pool(scheme, host, port, request_context=context)
 
 
-class _VettedAdapter(HTTPAdapter):
-    def __init__(self, transfer: _Transfer):
-        self._ferry_transfer = transfer
-        super().__init__(max_retries=0)
-
-    def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
-        self.poolmanager = _VettedPoolManager(
-            self._ferry_transfer, num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs
-        )
-
-    def proxy_manager_for(self, proxy, **proxy_kwargs):  # pragma: no cover - trust_env is off
-        raise FetchError(NETWORK_ERROR, "downloads never go through a proxy")
-
-
-def _session(transfer: _Transfer) -> requests.Session:
-    session = requests.Session()
-    # Proxy variables would make the address check vet the proxy instead of the target.
-    session.trust_env = False
-    adapter = _VettedAdapter(transfer)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers.clear()
-    session.headers.update(
-        {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", "Accept": "*/*"}
+def _connections(transfer: _Transfer) -> _VettedPoolManager:
+    """The connections of one fetch. urllib3 directly, not requests: a session, its
+    adapter and request preparation cost more CPU than the rest of a small download.
+    Never through a proxy (the address check would vet the proxy, not the target);
+    certificates checked against `policy.ca_bundle`, else certifi's bundle.
+    """
+    bundle = transfer.policy.ca_bundle or certifi.where()
+    trust = {"ca_cert_dir": bundle} if os.path.isdir(bundle) else {"ca_certs": bundle}
+    return _VettedPoolManager(
+        transfer, num_pools=4, maxsize=SEGMENTS, cert_reqs="CERT_REQUIRED", **trust
     )
-    return session
 
 
 # --- request, redirects, status ---------------------------------------------------
 
 
 def _get(
-    session: requests.Session, transfer: _Transfer, target: CheckedUrl, headers: dict | None = None
-) -> requests.Response:
+    connections: _VettedPoolManager,
+    transfer: _Transfer,
+    target: CheckedUrl,
+    headers: dict | None = None,
+) -> BaseHTTPResponse:
     policy = transfer.policy
     try:
-        return session.get(
+        return connections.urlopen(
+            "GET",
             target.url,
-            headers=headers,
-            stream=True,
-            allow_redirects=False,
-            timeout=(policy.connect_timeout, policy.idle_timeout),
-            verify=policy.ca_bundle or True,
+            headers={
+                "User-Agent": USER_AGENT,
+                "Accept-Encoding": "identity",
+                "Accept": "*/*",
+                **(headers or {}),
+            },
+            redirect=False,
+            retries=False,
+            preload_content=False,
+            decode_content=False,
+            timeout=urllib3.Timeout(connect=policy.connect_timeout, read=policy.idle_timeout),
         )
     except FetchError:
         raise
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
         raise transfer.explain(exc, target.host) from None
 
 
-def _location(response: requests.Response) -> str | None:
+def _location(response: BaseHTTPResponse) -> str | None:
     location = response.headers.get("Location")
     if location is None:
         return None
@@ -377,8 +405,8 @@ def _location(response: requests.Response) -> str | None:
     return location
 
 
-def _check_status(response: requests.Response, target: CheckedUrl) -> None:
-    status = response.status_code
+def _check_status(response: BaseHTTPResponse, target: CheckedUrl) -> None:
+    status = response.status
     if 200 <= status < 300:
         return
     reason = f"HTTP {status} {response.reason or ''}".rstrip()
@@ -387,20 +415,20 @@ def _check_status(response: requests.Response, target: CheckedUrl) -> None:
     raise FetchError(NETWORK_ERROR, f"{target.host} answered {reason}")
 
 
-def _open(session: requests.Session, transfer: _Transfer, target: CheckedUrl):
+def _open(connections: _VettedPoolManager, transfer: _Transfer, target: CheckedUrl):
     """Follow redirects by hand, re-checking each target; return the final response."""
     policy = transfer.policy
     hops = 0
     while True:
         try:
-            response = _get(session, transfer, target)
+            response = _get(connections, transfer, target)
         except FetchError as exc:
             if hops and exc.code == DOMAIN_BLOCKED:
                 raise FetchError(
                     exc.code, f"redirect to {target.url} refused: {exc.message}"
                 ) from None
             raise
-        if response.status_code not in REDIRECT_STATUSES:
+        if response.status not in REDIRECT_STATUSES:
             try:
                 _check_status(response, target)
             except FetchError:
@@ -422,14 +450,14 @@ def _open(session: requests.Session, transfer: _Transfer, target: CheckedUrl):
             raise FetchError(exc.code, f"redirect to {location} refused: {exc.message}") from None
 
 
-def _header_length(response: requests.Response) -> int | None:
+def _header_length(response: BaseHTTPResponse) -> int | None:
     if "chunked" in response.headers.get("Transfer-Encoding", "").lower():
         return None
     value = response.headers.get("Content-Length", "").strip()
     return int(value) if value.isdigit() else None
 
 
-def _identity_encoded(response: requests.Response) -> bool:
+def _identity_encoded(response: BaseHTTPResponse) -> bool:
     return response.headers.get("Content-Encoding", "identity").strip().lower() in ("", "identity")
 
 
@@ -579,7 +607,7 @@ def _too_large(size: int, max_size: int | None) -> None:
         raise FetchError(FILE_TOO_LARGE, f"the file is larger than the limit of {max_size} bytes")
 
 
-def _spliceable_socket(response: requests.Response) -> socket.socket | None:
+def _spliceable_socket(response: BaseHTTPResponse) -> socket.socket | None:
     """The plain TCP socket under a length-delimited body, if the rest can be spliced.
 
     Call only after a read of at least io.DEFAULT_BUFFER_SIZE: that read took what the
@@ -587,7 +615,7 @@ def _spliceable_socket(response: requests.Response) -> socket.socket | None:
     """
     if not hasattr(os, "splice"):
         return None
-    original = getattr(response.raw, "_fp", None)  # the http.client response
+    original = getattr(response, "_fp", None)  # the http.client response
     if not isinstance(original, http.client.HTTPResponse) or original.chunked:
         return None
     sock = getattr(getattr(original.fp, "raw", None), "_sock", None)
@@ -657,7 +685,7 @@ def _splice_rest(
 
 
 def _stream_body(
-    response: requests.Response,
+    response: BaseHTTPResponse,
     fd: int,
     transfer: _Transfer,
     target: CheckedUrl,
@@ -669,9 +697,8 @@ def _stream_body(
 ) -> int:
     """Write the body at `offset` in `fd`, stopping after `limit` bytes if given."""
     max_size = transfer.policy.max_size
-    raw = response.raw
     # read1 returns what has arrived instead of waiting for a full chunk (urllib3 >= 2.3).
-    read = getattr(raw, "read1", raw.read)
+    read = getattr(response, "read1", response.read)
     total = limit if limit is not None else announced
     size = 0
     writeback = _Writeback(fd, offset)
@@ -725,14 +752,18 @@ def _segments(length: int, count: int) -> list[tuple[int, int]]:
 
 
 def _open_range(
-    session: requests.Session, transfer: _Transfer, target: CheckedUrl, start: int, size: int
-) -> requests.Response | None:
+    connections: _VettedPoolManager,
+    transfer: _Transfer,
+    target: CheckedUrl,
+    start: int,
+    size: int,
+) -> BaseHTTPResponse | None:
     """A 206 for exactly bytes start..start+size-1 of the same identity-encoded entity."""
     end = start + size - 1
-    response = _get(session, transfer, target, headers={"Range": f"bytes={start}-{end}"})
+    response = _get(connections, transfer, target, headers={"Range": f"bytes={start}-{end}"})
     total = response.headers.get("Content-Range", "").rpartition("/")[2]
     if (
-        response.status_code == 206
+        response.status == 206
         and response.headers.get("Content-Range", "").startswith(f"bytes {start}-{end}/")
         and _header_length(response) == size
         and _identity_encoded(response)
@@ -743,19 +774,19 @@ def _open_range(
     return None
 
 
-def _can_segment(response: requests.Response, length: int | None) -> bool:
+def _can_segment(response: BaseHTTPResponse, length: int | None) -> bool:
     return (
         length is not None
         and length >= SEGMENTED_MIN_SIZE
-        and response.status_code == 200
+        and response.status == 200
         and response.headers.get("Accept-Ranges", "").strip().lower() == "bytes"
         and _identity_encoded(response)
     )
 
 
 def _stream(
-    session: requests.Session,
-    response: requests.Response,
+    connections: _VettedPoolManager,
+    response: BaseHTTPResponse,
     fd: int,
     transfer: _Transfer,
     target: CheckedUrl,
@@ -764,7 +795,7 @@ def _stream(
 ) -> int:
     """The body into `fd`: over one connection, or in segments when the server allows.
 
-    Segments go through the same session, so every extra connection is vetted like the
+    Segments go through the same connections, so every extra connection is vetted like the
     first, and share the transfer, so cancel and the deadline end them all. The first
     segment is the response already open; if any other range is refused, the fetch
     goes on over that one connection alone.
@@ -772,10 +803,10 @@ def _stream(
     if not _can_segment(response, length):
         return _stream_body(response, fd, transfer, target, length, on_progress)
     pieces = _segments(length, SEGMENTS)
-    extra: list[requests.Response] = []
+    extra: list[BaseHTTPResponse] = []
     with contextlib.ExitStack() as closing:
         for start, size in pieces[1:]:
-            ranged = _open_range(session, transfer, target, start, size)
+            ranged = _open_range(connections, transfer, target, start, size)
             if ranged is None:
                 break
             closing.enter_context(contextlib.closing(ranged))
@@ -789,7 +820,7 @@ def _stream(
 
 
 def _stream_segments(
-    responses: list[requests.Response],
+    responses: list[BaseHTTPResponse],
     pieces: list[tuple[int, int]],
     fd: int,
     transfer: _Transfer,
@@ -859,9 +890,9 @@ def fetch_to_directory(
     directory = Path(directory)
     target = check_url(url, policy)
     tag = part_tag or secrets.token_hex(6)
-    with _Transfer(policy, cancel) as transfer, _session(transfer) as session:
+    with _Transfer(policy, cancel) as transfer, _connections(transfer) as connections:
         transfer.check()
-        response, target = _open(session, transfer, target)
+        response, target = _open(connections, transfer, target)
         with contextlib.closing(response):
             wire_length = _header_length(response)
             if (
@@ -888,7 +919,7 @@ def fetch_to_directory(
                         on_headers(
                             ResponseInfo(
                                 url=target.url,
-                                status=response.status_code,
+                                status=response.status,
                                 content_length=wire_length if _identity_encoded(response) else None,
                                 content_type=content_type,
                                 filename=name,
@@ -896,7 +927,7 @@ def fetch_to_directory(
                             )
                         )
                     size = _stream(
-                        session, response, fd, transfer, target, wire_length, on_progress
+                        connections, response, fd, transfer, target, wire_length, on_progress
                     )
                     try:
                         os.fsync(fd)
