@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import email.utils
 import errno
 import fcntl
 import http.client
@@ -29,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from importlib import metadata
 from pathlib import Path
 from urllib.parse import urljoin
@@ -81,6 +83,13 @@ MAX_NAME_ATTEMPTS = 10_000
 _SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 # How often the watchdog looks at the cancel flag and the deadline.
 _WATCH_INTERVAL = 0.05
+# Segments start on multiples of this, so no file-system block holds bytes of two
+# segments (a resume reads each segment's progress off the file's holes).
+SEGMENT_ALIGNMENT = 1024 * 1024
+# A resume fetches again this much before the first hole of each segment: the block
+# the hole starts in may be only partly written.
+RESUME_MARGIN = 1024 * 1024
+MAX_VALIDATOR_LENGTH = 1024
 
 
 def _version() -> str:
@@ -94,6 +103,55 @@ USER_AGENT = f"Ferry/{_version()}"
 
 
 @dataclass(frozen=True)
+class Resumable:
+    """What lets a fetch cut short by a crash go on where it stopped: the entity's size,
+    the validator that proves it unchanged (sent as If-Range), and where each segment
+    of the file began (`(0,)` for a file written in order)."""
+
+    length: int
+    validator: str
+    starts: tuple[int, ...] = (0,)
+
+    @property
+    def segmented(self) -> bool:
+        return len(self.starts) > 1
+
+    def to_dict(self) -> dict:
+        return {"length": self.length, "validator": self.validator, "starts": list(self.starts)}
+
+    @classmethod
+    def from_dict(cls, data: object) -> Resumable | None:
+        """None for anything this module did not write."""
+        if not isinstance(data, dict):
+            return None
+        length, validator, starts = (data.get(k) for k in ("length", "validator", "starts"))
+        if not (
+            isinstance(length, int)
+            and not isinstance(length, bool)
+            and length > 0
+            and isinstance(validator, str)
+            and 0 < len(validator) <= MAX_VALIDATOR_LENGTH
+            and validator.isprintable()
+            and isinstance(starts, list)
+            and 0 < len(starts) <= SEGMENTS
+            and all(isinstance(s, int) and not isinstance(s, bool) for s in starts)
+        ):
+            return None
+        if starts[0] != 0 or starts != sorted(set(starts)) or starts[-1] >= length:
+            return None
+        return cls(length, validator, tuple(starts))
+
+
+@dataclass(frozen=True)
+class PartialFile:
+    """A part file an earlier run left behind, to be finished instead of fetched again."""
+
+    path: Path
+    name: str
+    resumable: Resumable
+
+
+@dataclass(frozen=True)
 class ResponseInfo:
     url: str
     status: int
@@ -101,6 +159,10 @@ class ResponseInfo:
     content_type: str | None
     filename: str
     part_path: Path
+    # How the transfer could be resumed after a crash (None: it could not).
+    resumable: Resumable | None = None
+    # Bytes the part file already held when this transfer began (a resume).
+    present: int = 0
 
 
 @dataclass(frozen=True)
@@ -415,19 +477,29 @@ def _check_status(response: BaseHTTPResponse, target: CheckedUrl) -> None:
     raise FetchError(NETWORK_ERROR, f"{target.host} answered {reason}")
 
 
-def _open(connections: _VettedPoolManager, transfer: _Transfer, target: CheckedUrl):
-    """Follow redirects by hand, re-checking each target; return the final response."""
+def _open(
+    connections: _VettedPoolManager,
+    transfer: _Transfer,
+    target: CheckedUrl,
+    headers: dict | None = None,
+    *,
+    passing: frozenset[int] = frozenset(),
+):
+    """Follow redirects by hand, re-checking each target; return the final response,
+    which is a success or has a status in `passing`."""
     policy = transfer.policy
     hops = 0
     while True:
         try:
-            response = _get(connections, transfer, target)
+            response = _get(connections, transfer, target, headers)
         except FetchError as exc:
             if hops and exc.code == DOMAIN_BLOCKED:
                 raise FetchError(
                     exc.code, f"redirect to {target.url} refused: {exc.message}"
                 ) from None
             raise
+        if response.status in passing:
+            return response, target
         if response.status not in REDIRECT_STATUSES:
             try:
                 _check_status(response, target)
@@ -459,6 +531,40 @@ def _header_length(response: BaseHTTPResponse) -> int | None:
 
 def _identity_encoded(response: BaseHTTPResponse) -> bool:
     return response.headers.get("Content-Encoding", "identity").strip().lower() in ("", "identity")
+
+
+def _strong_validator(response: BaseHTTPResponse) -> str | None:
+    """What If-Range may carry for this response (RFC 9110 13.1.5), if anything: a strong
+    ETag, else a Last-Modified at least a second older than the response's Date."""
+    etag = response.headers.get("ETag", "").strip()
+    if etag:
+        strong = not etag.startswith("W/") and etag.isprintable()
+        return etag if strong and len(etag) <= MAX_VALIDATOR_LENGTH else None
+    modified = response.headers.get("Last-Modified", "").strip()
+    try:
+        modified_at = email.utils.parsedate_to_datetime(modified)
+        sent_at = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if (sent_at - modified_at).total_seconds() < 1 or len(modified) > MAX_VALIDATOR_LENGTH:
+        return None
+    return modified
+
+
+def _resumable(response: BaseHTTPResponse, length: int | None) -> Resumable | None:
+    if (
+        length is None
+        or length <= 0
+        or response.status != 200
+        or not _identity_encoded(response)
+        or response.headers.get("Accept-Ranges", "").strip().lower() != "bytes"
+    ):
+        return None
+    validator = _strong_validator(response)
+    if validator is None:
+        return None
+    pieces = _segments(length, SEGMENTS) if _can_segment(response, length) else [(0, length)]
+    return Resumable(length, validator, tuple(start for start, _ in pieces))
 
 
 # --- files ------------------------------------------------------------------------
@@ -746,9 +852,35 @@ def _stream_body(
 
 
 def _segments(length: int, count: int) -> list[tuple[int, int]]:
-    """`count` (start, size) pieces covering `length` bytes in order."""
+    """At most `count` (start, size) pieces covering `length` bytes in order, each
+    starting on a multiple of SEGMENT_ALIGNMENT."""
     step = -(-length // count)
+    step = -(-step // SEGMENT_ALIGNMENT) * SEGMENT_ALIGNMENT
     return [(start, min(step, length - start)) for start in range(0, length, step)]
+
+
+def _range_headers(start: int, size: int, validator: str | None = None) -> dict:
+    headers = {"Range": f"bytes={start}-{start + size - 1}"}
+    if validator is not None:
+        headers["If-Range"] = validator
+    return headers
+
+
+def _serves_range(
+    response: BaseHTTPResponse, start: int, size: int, length: int | None = None
+) -> bool:
+    """Whether `response` is a 206 of exactly bytes start..start+size-1 of an
+    identity-encoded entity (of `length` bytes, if given)."""
+    end = start + size - 1
+    total = response.headers.get("Content-Range", "").rpartition("/")[2]
+    return (
+        response.status == 206
+        and response.headers.get("Content-Range", "").startswith(f"bytes {start}-{end}/")
+        and _header_length(response) == size
+        and _identity_encoded(response)
+        and total.isdigit()
+        and (length is None or int(total) == length)
+    )
 
 
 def _open_range(
@@ -757,18 +889,13 @@ def _open_range(
     target: CheckedUrl,
     start: int,
     size: int,
+    resumable: Resumable | None = None,
 ) -> BaseHTTPResponse | None:
-    """A 206 for exactly bytes start..start+size-1 of the same identity-encoded entity."""
-    end = start + size - 1
-    response = _get(connections, transfer, target, headers={"Range": f"bytes={start}-{end}"})
-    total = response.headers.get("Content-Range", "").rpartition("/")[2]
-    if (
-        response.status == 206
-        and response.headers.get("Content-Range", "").startswith(f"bytes {start}-{end}/")
-        and _header_length(response) == size
-        and _identity_encoded(response)
-        and total.isdigit()
-    ):
+    """A 206 for exactly bytes start..start+size-1 of the same entity, else None."""
+    validator = resumable.validator if resumable is not None else None
+    length = resumable.length if resumable is not None else None
+    response = _get(connections, transfer, target, _range_headers(start, size, validator))
+    if _serves_range(response, start, size, length):
         return response
     response.close()
     return None
@@ -803,20 +930,35 @@ def _stream(
     if not _can_segment(response, length):
         return _stream_body(response, fd, transfer, target, length, on_progress)
     pieces = _segments(length, SEGMENTS)
-    extra: list[BaseHTTPResponse] = []
     with contextlib.ExitStack() as closing:
-        for start, size in pieces[1:]:
-            ranged = _open_range(connections, transfer, target, start, size)
-            if ranged is None:
-                break
-            closing.enter_context(contextlib.closing(ranged))
-            extra.append(ranged)
-        if len(extra) < len(pieces) - 1:
-            closing.close()
+        extra = _open_ranges(connections, transfer, target, pieces[1:], closing)
+        if extra is None:
             return _stream_body(response, fd, transfer, target, length, on_progress)
         return _stream_segments(
             [response, *extra], pieces, fd, transfer, target, length, on_progress
         )
+
+
+def _open_ranges(
+    connections: _VettedPoolManager,
+    transfer: _Transfer,
+    target: CheckedUrl,
+    pieces: list[tuple[int, int]],
+    closing: contextlib.ExitStack,
+    resumable: Resumable | None = None,
+) -> list[BaseHTTPResponse] | None:
+    """One open 206 per piece, closed with `closing`; None (and none open) if the
+    server refuses any of them."""
+    opened: list[BaseHTTPResponse] = []
+    with contextlib.ExitStack() as on_refusal:
+        for start, size in pieces:
+            ranged = _open_range(connections, transfer, target, start, size, resumable)
+            if ranged is None:
+                return None
+            on_refusal.enter_context(contextlib.closing(ranged))
+            opened.append(ranged)
+        closing.push(on_refusal.pop_all())
+    return opened
 
 
 def _stream_segments(
@@ -871,6 +1013,142 @@ def _stream_segments(
     return length
 
 
+# --- resuming -----------------------------------------------------------------------
+
+
+def missing_ranges(fd: int, resumable: Resumable) -> list[tuple[int, int]]:
+    """The (start, size) pieces a part file still lacks, read off its holes.
+
+    Each segment is written in order from its start, so its bytes run from there to the
+    first hole; RESUME_MARGIN before that hole is fetched again. Needs a file system that
+    reports holes when the file was written in segments (see `reports_holes`).
+    """
+    length, starts = resumable.length, list(resumable.starts)
+    missing = []
+    for start, end in zip(starts, [*starts[1:], length], strict=True):
+        try:
+            written_to = min(os.lseek(fd, start, os.SEEK_HOLE), end)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: the file ends before `start`
+                raise
+            written_to = start
+        resume_at = max(start, written_to - RESUME_MARGIN)
+        if resume_at < end:
+            missing.append((resume_at, end - resume_at))
+    return missing
+
+
+def reports_holes(directory: Path) -> bool:
+    """Whether the file system under `directory` tells written bytes from holes.
+
+    Without that, every byte before a file's end counts as written, which is true of
+    a file written in order but not of one written in segments.
+    """
+    probe = directory / f".ferry-holes.{secrets.token_hex(6)}.part"
+    try:
+        fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        os.pwrite(fd, b"x", SEGMENT_ALIGNMENT)
+        return os.lseek(fd, 0, os.SEEK_DATA) > 0
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
+
+
+def _resume(
+    connections: _VettedPoolManager,
+    transfer: _Transfer,
+    target: CheckedUrl,
+    directory: Path,
+    partial: PartialFile,
+    on_headers: Callable[[ResponseInfo], None] | None,
+    on_progress: Callable[[int], None] | None,
+) -> FetchResult | None:
+    """Fetch what `partial` lacks and publish it. None, with the part file gone, when the
+    bytes cannot be trusted or the server no longer serves the same entity by range."""
+    resumable = partial.resumable
+    max_size = transfer.policy.max_size
+    published = False
+    try:
+        if max_size is not None and resumable.length > max_size:
+            raise FetchError(
+                FILE_TOO_LARGE,
+                f"the file is {resumable.length} bytes, over the limit of {max_size} bytes",
+            )
+        flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(partial.path, flags)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _local_error(exc, f"open {partial.path.name} in {directory}") from None
+        with contextlib.ExitStack() as closing:
+            closing.callback(os.close, fd)
+            if resumable.segmented and not reports_holes(directory):
+                return None
+            missing = missing_ranges(fd, resumable)
+            if not missing:  # only with no margin at all; nothing to prove the file by
+                return None
+            if os.fstat(fd).st_size > resumable.length:
+                os.ftruncate(fd, resumable.length)
+            (start, size), rest = missing[0], missing[1:]
+            response, target = _open(
+                connections,
+                transfer,
+                target,
+                _range_headers(start, size, resumable.validator),
+                # The file shrank: not an error, a different file to fetch whole.
+                passing=frozenset({HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE}),
+            )
+            closing.enter_context(contextlib.closing(response))
+            if not _serves_range(response, start, size, resumable.length):
+                return None
+            extra = _open_ranges(connections, transfer, target, rest, closing, resumable)
+            if extra is None:
+                return None
+            present = resumable.length - sum(piece for _, piece in missing)
+            content_type = response.headers.get("Content-Type")
+            if on_headers is not None:
+                on_headers(
+                    ResponseInfo(
+                        url=target.url,
+                        status=response.status,
+                        content_length=resumable.length,
+                        content_type=content_type,
+                        filename=partial.name,
+                        part_path=partial.path,
+                        resumable=resumable,
+                        present=present,
+                    )
+                )
+            progress = None if on_progress is None else (lambda done: on_progress(present + done))
+            _stream_segments(
+                [response, *extra], missing, fd, transfer, target, resumable.length, progress
+            )
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                raise _local_error(exc, "write the file") from None
+        transfer.check()
+        final_path, final_name = publish(partial.path, directory, partial.name)
+        published = True
+    finally:
+        if not published:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial.path)
+    return FetchResult(
+        path=final_path, filename=final_name, size=resumable.length, content_type=content_type
+    )
+
+
+# --- the one entry point ----------------------------------------------------------
+
+
 def fetch_to_directory(
     url: str,
     directory: Path,
@@ -881,17 +1159,26 @@ def fetch_to_directory(
     on_progress: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
     part_tag: str | None = None,
+    partial: PartialFile | None = None,
 ) -> FetchResult:
     """Download `url` into `directory`; raises FetchError, leaving no partial file.
 
     `part_tag` names the temporary file (`.<name>.<tag>.part`) so that a caller can
-    find it again after a crash.
+    find it again after a crash, and `partial` is such a file: only what it lacks is
+    fetched, when the server still serves the same entity by range; otherwise it is
+    removed and the download starts over.
     """
     directory = Path(directory)
     target = check_url(url, policy)
     tag = part_tag or secrets.token_hex(6)
     with _Transfer(policy, cancel) as transfer, _connections(transfer) as connections:
         transfer.check()
+        if partial is not None:
+            resumed = _resume(
+                connections, transfer, target, directory, partial, on_headers, on_progress
+            )
+            if resumed is not None:
+                return resumed
         response, target = _open(connections, transfer, target)
         with contextlib.closing(response):
             wire_length = _header_length(response)
@@ -924,6 +1211,7 @@ def fetch_to_directory(
                                 content_type=content_type,
                                 filename=name,
                                 part_path=part,
+                                resumable=_resumable(response, wire_length),
                             )
                         )
                     size = _stream(

@@ -177,21 +177,39 @@ class RemoteServer:
 
         return self.route(path, handler)
 
-    def ranged(self, path: str, size: int, *, honour_range: bool = True, pause: float = 0) -> str:
+    def ranged(
+        self,
+        path: str,
+        size: int,
+        *,
+        honour_range: bool = True,
+        pause: float = 0,
+        validators: Iterable[tuple[str, str]] = (),
+        version: int = 0,
+    ) -> str:
         """`size` pattern bytes advertising `Accept-Ranges: bytes`; a `Range: bytes=a-b`
-        gets a 206 unless `honour_range` is off. `pause` slows every block down."""
+        gets a 206 unless `honour_range` is off. `pause` slows every block down.
+
+        `validators` (such as `("ETag", '"v1"')`) are sent with every answer, and a Range
+        whose If-Range names anything else gets the whole file, as RFC 9110 has it.
+        Another `version` is other content of the same size.
+        """
 
         # Built once: pattern_bytes(n, offset) is not a slice of a longer pattern.
-        body = pattern_bytes(size)
+        body = pattern_bytes(size, version * 7919)
+        validators = list(validators)
 
         def handler(h: _RequestHandler) -> None:
             start, end = 0, size - 1
             asked = h.headers.get("Range", "")
-            ranged = honour_range and asked.startswith("bytes=")
+            condition = h.headers.get("If-Range")
+            unchanged = condition is None or condition in (value for _, value in validators)
+            ranged = honour_range and asked.startswith("bytes=") and unchanged
             if ranged:
                 first, _, last = asked[len("bytes=") :].partition("-")
-                start, end = int(first), min(int(last), size - 1)
+                start, end = int(first), min(int(last or size - 1), size - 1)
             headers = [("Content-Length", str(end - start + 1)), ("Accept-Ranges", "bytes")]
+            headers += validators
             if ranged:
                 headers.append(("Content-Range", f"bytes {start}-{end}/{size}"))
             h.send_head(206 if ranged else 200, headers)
