@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Protocol
 
 from downloader import names
-from downloader.fetch import FetchResult, ResponseInfo, fetch_to_directory
+from downloader.fetch import (
+    FetchResult,
+    PartialFile,
+    ResponseInfo,
+    Resumable,
+    fetch_to_directory,
+)
 from downloader.policy import (
     DOWNLOAD_CANCELLED,
     NETWORK_ERROR,
@@ -50,6 +56,11 @@ _LOCAL = "_local"
 # Speed is averaged over windows of this many seconds, then smoothed.
 _SPEED_WINDOW = 0.5
 _SPEED_SMOOTHING = 0.3
+# A download that could be resumed after a crash has its record (which says how) made
+# durable once it has run this long or holds this much; for a smaller, quicker one a
+# disk flush costs more than fetching it again would.
+CHECKPOINT_AFTER_SECONDS = 1.0
+CHECKPOINT_AFTER_BYTES = 64 * 1024 * 1024
 
 _MESSAGES = {COMPLETED: "Download completed"}
 _STOPPED_MESSAGE = "the server stopped before the download finished"
@@ -107,6 +118,8 @@ class DownloadListener(Protocol):
 
     def download_answered(self, record: dict) -> None: ...
 
+    def download_resumed(self, record: dict) -> None: ...
+
     def download_finished(self, record: dict) -> None: ...
 
 
@@ -153,6 +166,7 @@ class _Job:
     requested_name: str | None
     handle: DownloadHandle
     on_finished: Callable[[dict], None] | None
+    partial: PartialFile | None = None
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     stop_code: str | None = None
     future: Future | None = None
@@ -161,11 +175,19 @@ class _Job:
     speed: float = 0.0
     sample_time: float = 0.0
     sample_bytes: int = 0
+    answered_time: float = 0.0
+    # Set while the record that would let this download resume is not yet durable.
+    checkpoint: Callable[[], None] | None = None
 
     def progress(self, size: int) -> None:
         # Called per chunk from the worker: plain arithmetic, no locks, no storage.
         self.current = size
         now = time.monotonic()
+        if self.checkpoint is not None and (
+            size >= CHECKPOINT_AFTER_BYTES or now - self.answered_time >= CHECKPOINT_AFTER_SECONDS
+        ):
+            checkpoint, self.checkpoint = self.checkpoint, None
+            checkpoint()
         elapsed = now - self.sample_time
         if elapsed >= _SPEED_WINDOW:
             rate = (size - self.sample_bytes) / elapsed
@@ -255,7 +277,14 @@ class DownloadManager:
             "expected_size": None,
             "progress_percentage": None,
             "start_time": _now(),
-            _LOCAL: {"directory": str(directory), "part_path": None, "tag": _part_tag(record_id)},
+            _LOCAL: {
+                "directory": str(directory),
+                "part_path": None,
+                "tag": _part_tag(record_id),
+                # What a resume after a crash must ask for again.
+                "requested_name": filename,
+                "timeout": timeout,
+            },
         }
         record = _named(record, name)
         handle = DownloadHandle(self, record_id)
@@ -302,6 +331,7 @@ class DownloadManager:
                 on_progress=job.progress,
                 cancel=job.cancel,
                 part_tag=job.record[_LOCAL]["tag"],
+                partial=job.partial,
             )
         except FetchError as exc:
             self._finish(job, error=exc)
@@ -319,17 +349,36 @@ class DownloadManager:
             expected_size=info.content_length,
             progress_percentage=_percentage(0, info.content_length),
         )
-        record[_LOCAL] = {**record[_LOCAL], "part_path": str(info.part_path)}
+        record[_LOCAL] = {
+            **record[_LOCAL],
+            "part_path": str(info.part_path),
+            "resume": info.resumable.to_dict() if info.resumable is not None else None,
+        }
         # Not waited for: the finish (or a crash's recovery, which finds the part file by
         # its tag) supersedes it, and the start of another download must not queue
         # behind one more disk flush.
         self._repository.save(record, wait=False)
         with self._lock:
             job.record = record
-            job.sample_time = time.monotonic()
+            job.current = job.sample_bytes = info.present
+            job.sample_time = job.answered_time = time.monotonic()
+            if info.resumable is not None:
+                job.checkpoint = self._checkpoint
         job.handle._headers_accepted = True
         job.handle._answered.set()
         self._tell("download_answered", public_view(record))
+
+    def _checkpoint(self) -> None:
+        """Make the saves not yet durable so, without holding up the caller (a transfer,
+        which may be holding its segments' lock)."""
+
+        def flush() -> None:
+            try:
+                self._repository.flush()
+            except Exception:  # the store closing under it, a disk error: the finish retries
+                log.debug("could not flush download records", exc_info=True)
+
+        threading.Thread(target=flush, name="ferry-download-checkpoint", daemon=True).start()
 
     def _finish(
         self, job: _Job, *, result: FetchResult | None = None, error: FetchError | None = None
@@ -438,16 +487,22 @@ class DownloadManager:
             self._stop(job, DOWNLOAD_CANCELLED)
             return True
 
-    def recover(self) -> list[str]:
-        """At start-up: fail what a previous run left unfinished and delete its partial files.
+    def recover(self, *, resume: bool = False) -> list[str]:
+        """At start-up: deal with what a previous run left unfinished.
 
-        Returns the ids of the records it closed.
+        With `resume`, a file download whose server took byte ranges and gave a validator
+        goes on from its part file (its record keeps its id); every other one is failed
+        with SERVER_STOPPED and its part file deleted. Returns the ids of the records
+        it closed.
         """
         closed = []
         for record in self._repository.unfinished():
             with self._lock:
                 if record["id"] in self._jobs:
                     continue
+            partial = _partial_file(record) if resume else None
+            if partial is not None and self._resume(record, partial):
+                continue
             _remove_leftovers(record.get(_LOCAL) or {})
             record = _closed(
                 record, FAILED, error=SERVER_STOPPED, message=_STOPPED_MESSAGE, total_bytes=None
@@ -458,6 +513,31 @@ class DownloadManager:
         if closed:
             self._repository.prune_history(self._history_limit)
         return closed
+
+    def _resume(self, record: dict, partial: PartialFile) -> bool:
+        """Queue the rest of a download a crash cut short; False once shutdown has begun."""
+        local = record[_LOCAL]
+        policy = self._policy
+        if local.get("timeout") is not None:
+            policy = dataclasses.replace(policy, timeout=float(local["timeout"]))
+        record = {**record, "status": STARTING}
+        job = _Job(
+            record,
+            Path(local["directory"]),
+            policy,
+            local.get("requested_name"),
+            DownloadHandle(self, record["id"]),
+            None,
+            partial=partial,
+        )
+        self._repository.save(record, wait=False)
+        with self._lock:
+            if self._stopping:
+                return False
+            self._jobs[record["id"]] = job
+            job.future = self._pool.submit(self._run, job)
+        self._tell("download_resumed", public_view(record))
+        return True
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop every download (recorded as SERVER_STOPPED) and wait for the workers."""
@@ -474,6 +554,31 @@ class DownloadManager:
 
 
 _PART_NAME = re.compile(r"\..*\.[0-9a-f]+\.part")
+
+
+def _partial_file(record: dict) -> PartialFile | None:
+    """The part file a file download left, if the download can go on from it."""
+    local = record.get(_LOCAL) or {}
+    resumable = Resumable.from_dict(local.get("resume"))
+    directory, part_path, tag = local.get("directory"), local.get("part_path"), local.get("tag")
+    if (
+        record.get("kind", "file") != "file"
+        or resumable is None
+        or not (directory and part_path and tag)
+        or not isinstance(local.get("requested_name"), str | None)
+        or not isinstance(local.get("timeout"), int | float | None)
+    ):
+        return None
+    path = Path(part_path)
+    if (
+        path.parent != Path(directory)
+        or not _PART_NAME.fullmatch(path.name)
+        or not path.name.endswith(f".{tag}.part")
+        or path.is_symlink()
+        or not path.is_file()
+    ):
+        return None
+    return PartialFile(path, record["filename"], resumable)
 
 
 def _remove_leftovers(local: dict) -> None:

@@ -57,8 +57,9 @@ class Services:
             listener=telemetry,
         )
         telemetry.watch_downloads(downloads.stats)
-        # Transfers cut off by a crash are recorded as failed and their partial files removed.
-        downloads.recover()
+        # Transfers a crash cut off go on from their part files where the server allows it
+        # (and downloads are on); the rest are recorded as failed, their part files removed.
+        downloads.recover(resume=config.allow_download)
         transfers = Transfers(downloads, files, accounts, allowed=config.allow_download)
         workspace = WorkspaceStore(store)
         imports = ImportService(

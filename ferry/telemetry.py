@@ -60,6 +60,12 @@ class Telemetry:
             ["kind"],
             registry=registry,
         )
+        self.downloads_resumed = Counter(
+            "ferry_downloads_resumed",
+            "Downloads a crash cut short that went on from their part files, by kind.",
+            ["kind"],
+            registry=registry,
+        )
         self.downloads_completed = Counter(
             "ferry_downloads_completed",
             "Downloads that finished with the whole file, by kind.",
@@ -122,10 +128,18 @@ class Telemetry:
 
     def download_started(self, record: dict) -> None:
         self.downloads_started.labels(record.get("kind") or "file").inc()
+        self._queued(record, "download.started", f"download {record['id']} queued")
+
+    def download_resumed(self, record: dict) -> None:
+        self.downloads_resumed.labels(record.get("kind") or "file").inc()
+        self._queued(record, "download.resumed", f"download {record['id']} resumes after a restart")
+
+    @staticmethod
+    def _queued(record: dict, name: str, message: str) -> None:
         event(
             download_log,
-            "download.started",
-            f"download {record['id']} queued",
+            name,
+            message,
             download_id=record["id"],
             kind=record.get("kind") or "file",
             status=record["status"],

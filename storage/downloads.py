@@ -72,6 +72,10 @@ class DownloadRepository:
             previous = self._pending[record_id][1]  # the durable one is older still
         self._pending[record_id] = (self._store.generation(_DB), previous)
 
+    def flush(self) -> None:
+        """Make every save so far durable, those made with `wait=False` included."""
+        self._commit()
+
     def _commit(self) -> None:
         durable = self._store.commit(_DB)
         with self._store.lock:

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -168,3 +169,35 @@ def test_sigterm_mid_download_exits_0_and_records_the_downloads(servers, remote,
     again = servers()
     assert_stopped_in_history(again.history(), ids)
     assert_new_downloads_work(again, remote, data_dir)
+
+
+def test_kill_9_mid_download_resumes_where_it_stopped_on_the_next_start(servers, remote, tmp_path):
+    data_dir = tmp_path / "data"
+    size = 8 * 1024 * 1024
+    validators = [("ETag", '"big-v1"')]
+    url = remote.ranged("/big.bin", size, pause=0.05, validators=validators)
+    ferry = servers()
+    download_id = ferry.download("big", url)
+    assert wait_until(
+        lambda: any(e["current_size"] >= 2 * 1024 * 1024 for e in ferry.active()), timeout=30
+    )
+    time.sleep(1)  # the record that says how to resume is made durable after a second
+
+    ferry.process.send_signal(signal.SIGKILL)
+    ferry.process.wait(timeout=10)
+    assert len(partials(data_dir)) == 1
+    asked_before = len(remote.requests)
+    remote.ranged("/big.bin", size, validators=validators)  # fast from now on
+
+    again = servers()
+    assert wait_until(lambda: any(h["id"] == download_id for h in again.history()), timeout=30)
+    (entry,) = [h for h in again.history() if h["id"] == download_id]
+    assert (entry["status"], entry["total_bytes"], entry["error"]) == ("completed", size, None)
+    assert again.get("/big/big.bin").content == pattern_bytes(size)
+    assert partials(data_dir) == []
+    (resumed,) = remote.requests[asked_before:]
+    assert resumed.headers["If-Range"] == '"big-v1"'
+    first = int(resumed.headers["Range"].removeprefix("bytes=").split("-")[0])
+    assert first >= 1024 * 1024  # what the first run wrote, less the margin, was kept
+    metrics = again.get("/api/v1/metrics").text
+    assert 'ferry_downloads_resumed_total{kind="file"} 1.0' in metrics

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from downloader import fetch as fetch_module
 from downloader.manager import DownloadManager
 from downloader.policy import (
     DOMAIN_BLOCKED,
@@ -20,7 +21,7 @@ from downloader.policy import (
 from storage.downloads import DownloadRepository
 from storage.store import Store
 from tests.support.downloads import LOCAL, StubResolver, listing, run_python
-from tests.support.remote import wait_until
+from tests.support.remote import pattern_bytes, wait_until
 
 BASE_FIELDS = {
     "id",
@@ -272,6 +273,7 @@ def test_shutdown_stops_everything_as_server_stopped(managers, remote, target_di
 CRASHING_CHILD = """
 import os, sys, time
 from pathlib import Path
+from downloader import fetch as fetch_module
 from downloader.manager import DownloadManager
 from downloader.policy import FetchPolicy
 from storage.downloads import DownloadRepository
@@ -309,6 +311,98 @@ def test_recover_closes_what_a_crash_left_behind(remote, target_dir, tmp_path):
         assert manager.history()[0]["id"] == crashed_id
         assert listing(target_dir) == [innocent.name]
         assert manager.recover() == []
+        manager.shutdown(timeout=5)
+    finally:
+        store.close()
+
+
+RESUMABLE_CRASHING_CHILD = """
+import os, sys, time
+from pathlib import Path
+from downloader import fetch, manager as manager_module
+from downloader import fetch as fetch_module
+from downloader.manager import DownloadManager
+from downloader.policy import FetchPolicy
+from storage.downloads import DownloadRepository
+from storage.store import Store
+fetch.SEGMENTED_MIN_SIZE, fetch.SEGMENT_ALIGNMENT = 1 << 20, 1 << 18
+manager_module.CHECKPOINT_AFTER_BYTES = 1
+repository = DownloadRepository(Store(Path(sys.argv[1])))
+manager = DownloadManager(repository, FetchPolicy(allow_private_networks=True))
+handle = manager.start(sys.argv[2], Path(sys.argv[3]), "files")
+handle.wait_for_headers(10)
+# Until half the file is written and the record that says how to resume it is on disk
+# (the repository shows durable records only).
+while (
+    manager.get(handle.id)["current_size"] < int(sys.argv[4])
+    or (repository.get(handle.id) or {}).get("status") != "downloading"
+):
+    time.sleep(0.01)
+print(handle.id, flush=True)
+os._exit(9)
+"""
+
+
+class Recorder:
+    def __init__(self):
+        self.resumed: list[str] = []
+
+    def download_started(self, record: dict) -> None:
+        pass
+
+    def download_answered(self, record: dict) -> None:
+        pass
+
+    def download_resumed(self, record: dict) -> None:
+        self.resumed.append(record["id"])
+
+    def download_finished(self, record: dict) -> None:
+        pass
+
+
+@pytest.mark.parametrize("resume", [True, False])
+def test_recover_goes_on_with_a_download_the_server_can_resume(
+    remote, target_dir, tmp_path, monkeypatch, resume
+):
+    monkeypatch.setattr(fetch_module, "RESUME_MARGIN", 1 << 16)
+    size = 1 << 20
+    url = remote.ranged("/big.bin", size, pause=0.2, validators=[("ETag", '"v1"')])
+    state = tmp_path / "crashed-state"
+    child = run_python(RESUMABLE_CRASHING_CHILD, str(state), url, str(target_dir), str(size // 2))
+    crashed_id = child.stdout.strip()
+    assert child.returncode == 9, child.stderr
+    assert len([n for n in listing(target_dir) if n.endswith(".part")]) == 1
+    asked_before = len(remote.requests)
+    remote.ranged("/big.bin", size, validators=[("ETag", '"v1"')])  # no longer slow
+
+    store = Store(state, fsync=False)
+    recorder = Recorder()
+    try:
+        manager = DownloadManager(DownloadRepository(store), LOCAL, listener=recorder)
+        if not resume:
+            assert manager.recover() == [crashed_id]
+            assert manager.get(crashed_id)["error"] == SERVER_STOPPED
+            assert listing(target_dir) == []
+            return
+        assert manager.recover(resume=True) == []
+        assert recorder.resumed == [crashed_id]
+        assert wait_until(lambda: manager.get(crashed_id)["status"] == "completed")
+        record = manager.get(crashed_id)
+        assert (record["total_bytes"], record["error"], record["file_path"]) == (
+            size,
+            None,
+            "files/big.bin",
+        )
+        assert manager.history()[0]["id"] == crashed_id
+        assert listing(target_dir) == ["big.bin"]
+        assert (target_dir / "big.bin").read_bytes() == pattern_bytes(size)
+        again = remote.requests[asked_before:]
+        assert again and all(r.headers.get("If-Range") == '"v1"' for r in again)
+        fetched = sum(
+            int(last) - int(first) + 1
+            for first, last in (r.headers["Range"][6:].split("-") for r in again)
+        )
+        assert fetched < size  # what the crashed run had written was kept
         manager.shutdown(timeout=5)
     finally:
         store.close()
