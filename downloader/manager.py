@@ -2,7 +2,9 @@
 
 A record is written to storage on each state change only: created (`starting`),
 headers accepted (`downloading`) and finished (`completed`, `failed`, `cancelled`).
-Bytes, speed and ETA live in memory and are read from there by `active()`.
+Bytes, speed and ETA live in memory and are read from there by `active()`. The
+headers-accepted record of a download that could resume after a crash says how, and is
+flushed to disk in the background once the download has run a while.
 
 The manager's lock guards memory only and is never held while storage writes: a
 state is saved (durably) first and shown in memory after, so readers such as
@@ -556,6 +558,12 @@ class DownloadManager:
 _PART_NAME = re.compile(r"\..*\.[0-9a-f]+\.part")
 
 
+def _valid_timeout(timeout: object) -> bool:
+    if timeout is None:
+        return True
+    return isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0
+
+
 def _partial_file(record: dict) -> PartialFile | None:
     """The part file a file download left, if the download can go on from it."""
     local = record.get(_LOCAL) or {}
@@ -566,7 +574,7 @@ def _partial_file(record: dict) -> PartialFile | None:
         or resumable is None
         or not (directory and part_path and tag)
         or not isinstance(local.get("requested_name"), str | None)
-        or not isinstance(local.get("timeout"), int | float | None)
+        or not _valid_timeout(local.get("timeout"))
     ):
         return None
     path = Path(part_path)

@@ -408,6 +408,70 @@ def test_recover_goes_on_with_a_download_the_server_can_resume(
         store.close()
 
 
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        pytest.param(lambda record, part: record["_local"].update(timeout=-1), id="timeout"),
+        pytest.param(lambda record, part: record.update(kind="import"), id="import-kind"),
+        pytest.param(lambda record, part: record["_local"].update(resume=None), id="no-validator"),
+        pytest.param(lambda record, part: record["_local"].update(tag="ffff"), id="other-tag"),
+        pytest.param(
+            lambda record, part: record["_local"].update(
+                part_path=str(part.parent.parent / part.name)
+            ),
+            id="outside",
+        ),
+        pytest.param(lambda record, part: part.unlink(), id="part-gone"),
+    ],
+)
+def test_recover_resumes_only_what_its_record_and_part_file_vouch_for(
+    store, remote, target_dir, spoil
+):
+    url = remote.ranged("/big.bin", 1000, validators=[("ETag", '"v1"')])
+    part = target_dir / ".big.bin.00112233aabb.part"
+    part.write_bytes(pattern_bytes(500))
+    record = {
+        "id": "d1",
+        "kind": "file",
+        "filename": "big.bin",
+        "file_path": "files/big.bin",
+        "directory": "files",
+        "url": url,
+        "status": "downloading",
+        "current_size": 0,
+        "expected_size": 1000,
+        "progress_percentage": 0.0,
+        "start_time": 1,
+        "_local": {
+            "directory": str(target_dir),
+            "part_path": str(part),
+            "tag": "00112233aabb",
+            "requested_name": None,
+            "timeout": 30,
+            "resume": {"length": 1000, "validator": '"v1"', "starts": [0]},
+        },
+    }
+    repository = DownloadRepository(store)
+    repository.save(record)
+    manager = DownloadManager(repository, LOCAL)
+    try:
+        assert manager.recover(resume=True) == []  # as recorded, it resumes
+        assert wait_until(lambda: manager.get("d1")["status"] == "completed")
+        assert (target_dir / "big.bin").read_bytes() == pattern_bytes(1000)
+
+        (target_dir / "big.bin").unlink()
+        part.write_bytes(pattern_bytes(500))
+        spoil(record, part)
+        repository.save({**record, "status": "downloading"})
+        assert manager.recover(resume=True) == ["d1"]
+        assert (manager.get("d1")["status"], manager.get("d1")["error"]) == (
+            "failed",
+            SERVER_STOPPED,
+        )
+    finally:
+        manager.shutdown(timeout=5)
+
+
 def test_history_is_newest_first_and_capped(managers, remote, target_dir):
     manager = managers(history_limit=3)
     ids = []
