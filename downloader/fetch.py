@@ -21,6 +21,7 @@ import errno
 import fcntl
 import http.client
 import io
+import logging
 import os
 import secrets
 import select
@@ -64,6 +65,8 @@ from downloader.policy import (
     check_url,
     literal_address,
 )
+
+log = logging.getLogger(__name__)
 
 # Large reads keep per-chunk overhead (callbacks, syscalls) far below the transfer cost.
 CHUNK_SIZE = 512 * 1024
@@ -193,10 +196,14 @@ class _Watchdog:
 
     def watch(self, transfer: _Transfer) -> None:
         with self._lock:
-            self._transfers.add(transfer)
             if not self._running:
+                thread = threading.Thread(
+                    target=self._run, name="ferry-fetch-watchdog", daemon=True
+                )
+                # Started before anything changes: if it cannot start, the fetch fails.
+                thread.start()
                 self._running = True
-                threading.Thread(target=self._run, name="ferry-fetch-watchdog", daemon=True).start()
+            self._transfers.add(transfer)
 
     def forget(self, transfer: _Transfer) -> None:
         with self._lock:
@@ -211,7 +218,10 @@ class _Watchdog:
                     return
                 transfers = list(self._transfers)
             for transfer in transfers:
-                transfer.enforce()
+                try:
+                    transfer.enforce()
+                except Exception:  # one transfer's trouble must not end the watch over the rest
+                    log.exception("the download watchdog could not stop a transfer")
 
 
 _WATCHDOG = _Watchdog()
@@ -1027,7 +1037,10 @@ def missing_ranges(fd: int, resumable: Resumable) -> list[tuple[int, int]]:
     missing = []
     for start, end in zip(starts, [*starts[1:], length], strict=True):
         try:
-            written_to = min(os.lseek(fd, start, os.SEEK_HOLE), end)
+            if hasattr(os, "SEEK_HOLE"):
+                written_to = min(os.lseek(fd, start, os.SEEK_HOLE), end)
+            else:  # then the whole file counts as written, as a file system without holes has it
+                written_to = min(max(os.fstat(fd).st_size, start), end)
         except OSError as exc:
             if exc.errno != errno.ENXIO:  # ENXIO: the file ends before `start`
                 raise
@@ -1044,6 +1057,8 @@ def reports_holes(directory: Path) -> bool:
     Without that, every byte before a file's end counts as written, which is true of
     a file written in order but not of one written in segments.
     """
+    if not hasattr(os, "SEEK_DATA"):
+        return False
     probe = directory / f".ferry-holes.{secrets.token_hex(6)}.part"
     try:
         fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0))

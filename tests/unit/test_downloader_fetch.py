@@ -384,6 +384,30 @@ def test_the_total_deadline_also_covers_waiting_for_headers(remote, target_dir):
     )
 
 
+def test_one_watchdog_ends_many_transfers_each_at_its_own_deadline(remote, target_dir, tmp_path):
+    deadlines = [0.3, 0.6, 0.9]
+    outcomes: dict[float, FetchError] = {}
+
+    def run(deadline: float) -> None:
+        policy = dataclasses.replace(LOCAL, timeout=deadline, idle_timeout=30)
+        directory = tmp_path / str(deadline)
+        directory.mkdir()
+        with pytest.raises(FetchError) as caught:
+            fetch(remote.stall(f"/stall-{deadline}"), directory, policy)
+        outcomes[deadline] = caught.value
+
+    threads = [threading.Thread(target=run, args=(d,)) for d in deadlines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert {d: e.code for d, e in outcomes.items()} == dict.fromkeys(deadlines, DOWNLOAD_TIMEOUT)
+    for deadline, error in outcomes.items():
+        assert f"longer than {deadline:g} s" in error.message
+    # With nothing left to watch, its thread goes too.
+    assert wait_until(lambda: "ferry-fetch-watchdog" not in {t.name for t in threading.enumerate()})
+
+
 @pytest.mark.timeout(20)
 def test_cancelling_stops_a_stalled_transfer(remote, target_dir):
     policy = dataclasses.replace(LOCAL, idle_timeout=60)
