@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -579,7 +580,10 @@ def _partial_file(record: dict) -> PartialFile | None:
         return None
     path = Path(part_path)
     if (
-        path.parent != Path(directory)
+        # The directory was a real path when the download started; a symlink put on
+        # the way since could lead anywhere.
+        os.path.realpath(directory) != directory
+        or path.parent != Path(directory)
         or not _PART_NAME.fullmatch(path.name)
         or not path.name.endswith(f".{tag}.part")
         or path.is_symlink()

@@ -422,12 +422,20 @@ def test_recover_goes_on_with_a_download_the_server_can_resume(
             id="outside",
         ),
         pytest.param(lambda record, part: part.unlink(), id="part-gone"),
+        pytest.param(
+            lambda record, part: (
+                part.parent.rename(part.parent.with_name("moved")),
+                part.parent.symlink_to(part.parent.with_name("moved")),
+            ),
+            id="symlinked-directory",
+        ),
     ],
 )
 def test_recover_resumes_only_what_its_record_and_part_file_vouch_for(
     store, remote, target_dir, spoil
 ):
     url = remote.ranged("/big.bin", 1000, validators=[("ETag", '"v1"')])
+    target_dir = target_dir.resolve()  # as a download's directory is recorded
     part = target_dir / ".big.bin.00112233aabb.part"
     part.write_bytes(pattern_bytes(500))
     record = {
