@@ -7,7 +7,7 @@ import fcntl
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +280,8 @@ class KeyedTable(Table):
         existing = self._read_table()
         seen: set[str] = set()
         for document in documents:
+            if not isinstance(document, Mapping):
+                raise ValueError("Document is not a Mapping")
             doc_id = getattr(document, "doc_id", None)
             if doc_id is None:
                 self._get_next_id()  # refuses, as for a single insert
