@@ -718,6 +718,21 @@ def _read_failed(
     return error
 
 
+def _refuse_announced_size(length: int | None, max_size: int | None) -> None:
+    """Refuse, before any body byte, a file whose stated size is over the cap."""
+    if max_size is not None and length is not None and length > max_size:
+        raise FetchError(
+            FILE_TOO_LARGE, f"the file is {length} bytes, over the limit of {max_size} bytes"
+        )
+
+
+def _flush(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise _local_error(exc, "write the file") from None
+
+
 def _too_large(size: int, max_size: int | None) -> None:
     if max_size is not None and size > max_size:
         raise FetchError(FILE_TOO_LARGE, f"the file is larger than the limit of {max_size} bytes")
@@ -1087,14 +1102,9 @@ def _resume(
     """Fetch what `partial` lacks and publish it. None, with the part file gone, when the
     bytes cannot be trusted or the server no longer serves the same entity by range."""
     resumable = partial.resumable
-    max_size = transfer.policy.max_size
     published = False
     try:
-        if max_size is not None and resumable.length > max_size:
-            raise FetchError(
-                FILE_TOO_LARGE,
-                f"the file is {resumable.length} bytes, over the limit of {max_size} bytes",
-            )
+        _refuse_announced_size(resumable.length, transfer.policy.max_size)
         flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
         try:
             fd = os.open(partial.path, flags)
@@ -1145,10 +1155,7 @@ def _resume(
             _stream_segments(
                 [response, *extra], missing, fd, transfer, target, resumable.length, progress
             )
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                raise _local_error(exc, "write the file") from None
+            _flush(fd)
         transfer.check()
         final_path, final_name = publish(partial.path, directory, partial.name)
         published = True
@@ -1197,15 +1204,7 @@ def fetch_to_directory(
         response, target = _open(connections, transfer, target)
         with contextlib.closing(response):
             wire_length = _header_length(response)
-            if (
-                policy.max_size is not None
-                and wire_length is not None
-                and wire_length > policy.max_size
-            ):
-                raise FetchError(
-                    FILE_TOO_LARGE,
-                    f"the file is {wire_length} bytes, over the limit of {policy.max_size} bytes",
-                )
+            _refuse_announced_size(wire_length, policy.max_size)
             content_type = response.headers.get("Content-Type")
             name = names.choose_name(
                 filename,
@@ -1232,10 +1231,7 @@ def fetch_to_directory(
                     size = _stream(
                         connections, response, fd, transfer, target, wire_length, on_progress
                     )
-                    try:
-                        os.fsync(fd)
-                    except OSError as exc:
-                        raise _local_error(exc, "write the file") from None
+                    _flush(fd)
                 transfer.check()
                 final_path, final_name = publish(part, directory, name)
             except BaseException:
