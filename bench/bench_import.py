@@ -38,10 +38,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ferry.config import Config  # noqa: E402
+from ferry.chat.generate import write_csv_export, write_slack_export  # noqa: E402
+from ferry.chat.service import CANCELLED, DONE, FAILED, USER_SELECTION  # noqa: E402
+from ferry.kernel.config import Config  # noqa: E402
 from ferry.services import Services  # noqa: E402
-from importers.generate import write_csv_export, write_slack_export  # noqa: E402
-from imports.service import CANCELLED, DONE, FAILED, USER_SELECTION  # noqa: E402
 
 CSV_CHANNELS = 20
 SLACK_CHANNELS = 200

@@ -29,12 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from imports.convert import Selection, run_import  # noqa: E402
+from ferry.chat.convert import Selection, run_import  # noqa: E402
+from ferry.chat.reads import WorkspaceQueries  # noqa: E402
 from storage.staging import StagingArea  # noqa: E402
 from storage.store import Store  # noqa: E402
 from storage.users import UserRepository  # noqa: E402
 from storage.workspace import WorkspaceStore  # noqa: E402
-from workspace.queries import WorkspaceQueries  # noqa: E402
 
 WORDS = [
     "deploy",

@@ -8,7 +8,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from ferry.errors import (
+from ferry.kernel.errors import (
     Forbidden,
     InvalidInput,
     LoginBlocked,
@@ -16,8 +16,8 @@ from ferry.errors import (
     NotFound,
     WrongCredentials,
 )
-from ferry.ids import now_iso, random_id
-from ferry.throttle import LoginThrottle
+from ferry.kernel.ids import now_iso, random_id
+from ferry.login_throttle import LoginThrottle
 from storage.users import UserRepository
 
 # Rocket.Chat's permission names where it has them; roles map to the permissions they grant.

@@ -9,7 +9,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from ferry.errors import InvalidInput, NotFound
+from ferry.kernel.errors import InvalidInput, NotFound
 
 # Names under these top-level folders belong to the API, never to the file tree.
 RESERVED_PREFIXES = ("api",)

@@ -5,22 +5,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from downloader.manager import DownloadManager
-from downloader.policy import FetchPolicy
 from ferry import __version__
 from ferry.accounts import Accounts, PasswordHasher
-from ferry.config import Config
+from ferry.chat.reads import WorkspaceQueries
+from ferry.chat.service import ImportService
+from ferry.downloads.manager import DownloadManager
+from ferry.downloads.policy import FetchPolicy
+from ferry.downloads.transfers import Transfers
 from ferry.files import FileTree
-from ferry.telemetry import Telemetry
-from ferry.transfers import Transfers
-from imports.service import ImportService
+from ferry.kernel.config import Config
+from ferry.ops.telemetry import Telemetry
 from storage.downloads import DownloadRepository
-from storage.imports import OperationRepository
+from storage.operations import OperationRepository
 from storage.staging import StagingArea
 from storage.store import Store
 from storage.users import UserRepository
 from storage.workspace import WorkspaceStore
-from workspace.queries import WorkspaceQueries
 
 # Where pending files land, inside the served tree so their URLs work.
 UPLOADS_FOLDER = "uploads"

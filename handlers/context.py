@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import yaml
 from connexion import context as connexion_context
 
-from ferry.errors import Unauthenticated
+from ferry.kernel.errors import Unauthenticated
 
 if TYPE_CHECKING:
     from ferry.services import Services
 
-SPEC_PATH = Path(__file__).resolve().parent.parent / "ferry" / "openapi.yaml"
+SPEC_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 _services: ContextVar[Services] = ContextVar("ferry_services")
 
 # Security functions put the authenticated user here.

@@ -12,7 +12,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
-from ferry import errors
+from ferry.kernel import errors
 from handlers.context import allowed_methods
 
 log = logging.getLogger("ferry.errors")

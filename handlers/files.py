@@ -11,7 +11,7 @@ from starlette import responses as starlette_responses
 from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, MalformedRangeHeader
 
-from ferry.errors import NotFound, RangeNotSatisfiable
+from ferry.kernel.errors import NotFound, RangeNotSatisfiable
 from handlers.context import allowed_methods, current_user, services
 from handlers.responses import empty_response, json_response
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
-from ferry.logs import redact_query
-from ferry.telemetry import Telemetry
+from ferry.kernel.logs import redact_query
+from ferry.ops.telemetry import Telemetry
 
 # Where, in the ASGI scope's extensions, the security functions leave the caller's id.
 _REQUEST_INFO = "ferry_request"

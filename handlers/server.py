@@ -3,7 +3,7 @@
 from starlette.responses import Response
 
 from ferry import __version__
-from ferry.telemetry import METRICS_CONTENT_TYPE
+from ferry.ops.telemetry import METRICS_CONTENT_TYPE
 from handlers.context import services
 
 

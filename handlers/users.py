@@ -1,7 +1,7 @@
 """Users and roles (Rocket.Chat's shapes)."""
 
 from ferry.accounts import public_user
-from ferry.errors import InvalidInput
+from ferry.kernel.errors import InvalidInput
 from handlers.context import services
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ferry.app import create_app
-from ferry.config import Config
+from ferry.kernel.config import Config
+from handlers.app import create_app
 from storage.store import Store
 
 ADMIN_PASSWORD = "admin-password-for-tests"

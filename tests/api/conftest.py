@@ -2,7 +2,7 @@
 
 import pytest
 
-from ferry.app import create_app
+from handlers.app import create_app
 from tests.conftest import ADMIN_PASSWORD, log_in, make_config
 
 

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
-from ferry.app import create_app
+from handlers.app import create_app
 from tests.conftest import ADMIN_PASSWORD, log_in, make_config
 from tests.support.envelope import assert_error
 from tests.support.remote import pattern_bytes, wait_until

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
-from ferry.app import create_app
+from handlers.app import create_app
 from tests.api.test_import_api import csv_export
 from tests.conftest import ADMIN_PASSWORD, log_in, make_config
 from tests.support.remote import RemoteServer, wait_until

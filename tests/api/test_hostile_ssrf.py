@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from downloader import fetch
-from ferry.app import create_app
+from ferry.downloads import fetch
+from handlers.app import create_app
 from tests.api.test_import_api import prepared, state_is, upload, wait_for
 from tests.conftest import ADMIN_PASSWORD, log_in, make_config
 from tests.support.downloads import (

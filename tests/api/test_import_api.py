@@ -4,7 +4,7 @@ import base64
 import time
 from pathlib import Path
 
-from ferry.app import create_app
+from handlers.app import create_app
 from tests.conftest import ADMIN_PASSWORD, log_in, make_config
 from tests.support.envelope import assert_error
 from tests.support.importers import build_zip
@@ -437,7 +437,7 @@ def test_pending_avatars_store_data_uris(importing):
 
 
 def test_encrypted_hipchat_export_with_its_password(importing, tmp_path):
-    from tests.unit.test_importer_hipchat import full_export, make_tar, openssl_encrypt
+    from tests.unit.chat.parsers.test_hipchat import full_export, make_tar, openssl_encrypt
 
     app, client, admin, _ = importing
     plain = make_tar(tmp_path / "export.tar.gz", full_export()).read_bytes()

@@ -4,7 +4,7 @@ test-controlled number, so nothing here sleeps."""
 
 import pytest
 
-from ferry.throttle import LoginThrottle
+from ferry.login_throttle import LoginThrottle
 from tests.conftest import ADMIN_PASSWORD
 from tests.support.envelope import assert_error
 

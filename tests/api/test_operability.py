@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ferry import __version__
-from ferry.app import create_app
-from ferry.logs import configure_logging
+from ferry.kernel.logs import configure_logging
+from handlers.app import create_app
 from tests.conftest import ADMIN_PASSWORD, log_in, make_config
 from tests.support.envelope import assert_error
 from tests.support.remote import RemoteServer, pattern_bytes, wait_until

@@ -6,7 +6,7 @@ from pathlib import Path
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from ferry.app import create_app
+from handlers.app import create_app
 from tests.conftest import make_config
 
 _data = Path(tempfile.mkdtemp(prefix="ferry-contract-"))

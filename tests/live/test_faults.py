@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from importers.generate import write_csv_export
-from imports.service import DISK_FULL_REASON
+from ferry.chat.generate import write_csv_export
+from ferry.chat.service import DISK_FULL_REASON
 from tests.live.test_downloads_live import Ferry
 from tests.support.remote import RemoteServer, wait_until
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from downloader import fetch
+from ferry.downloads import fetch
 from tests.support.downloads import FakeInternet
 from tests.support.remote import RemoteServer
 

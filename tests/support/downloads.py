@@ -11,7 +11,7 @@ from pathlib import Path
 
 from urllib3.util.connection import create_connection
 
-from downloader.policy import FetchPolicy
+from ferry.downloads.policy import FetchPolicy
 from tests.support.remote import RemoteServer
 
 # A globally routable address standing for "some server on the Internet". Nothing is

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from importers.base import ImportFileError, PrepareOptions
+from ferry.chat.parsers.base import ImportFileError, PrepareOptions
 
 # The shared samples sit beside the project (see their PROVENANCE.md); never copied in.
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"

@@ -1,0 +1,52 @@
+"""The application factory: the spec, the services, the error envelope, one ASGI app."""
+
+from __future__ import annotations
+
+import contextlib
+
+import connexion
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+
+from ferry.kernel.config import Config
+from ferry.services import Services
+from handlers import errors
+from handlers.connexion_speedups import decorate_handlers_once
+from handlers.context import SPEC_PATH, ServicesMiddleware
+from handlers.observe import RequestLogMiddleware
+
+
+def create_app(
+    config: Config | None = None, services: Services | None = None
+) -> connexion.AsyncApp:
+    """An app over `config.data_dir` (or over ready-made `services`, which it then owns)."""
+    config = config or Config()
+    services = services or Services.open(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        services.close()
+
+    decorate_handlers_once()
+    app = connexion.AsyncApp(
+        __name__,
+        specification_dir=SPEC_PATH.parent,
+        lifespan=lifespan,
+        swagger_ui_options=SwaggerUIOptions(
+            swagger_ui_path="/api/v1/ui",
+            spec_path="/api/v1/openapi.json",
+        ),
+    )
+    app.add_api(
+        SPEC_PATH.name,
+        strict_validation=True,
+        validate_responses=config.validate_responses,
+    )
+    app.add_middleware(ServicesMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
+    app.add_middleware(
+        RequestLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, telemetry=services.telemetry
+    )
+    errors.register(app)
+    app.services = services
+    return app

@@ -1,1 +1,0 @@
-"""Running an import operation's staging records into the workspace."""

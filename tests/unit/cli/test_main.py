@@ -1,0 +1,45 @@
+"""`ferry serve` settings: every flag documented, flags over variables over defaults."""
+
+from pathlib import Path
+
+import pytest
+
+from ferry.cli.main import SERVE_FLAGS, build_parser, config_from
+
+README = (Path(__file__).parents[3] / "README.md").read_text()
+
+
+@pytest.mark.parametrize("flag", SERVE_FLAGS, ids=lambda f: f.name)
+def test_every_serve_flag_is_in_the_readme_and_help(flag, capsys):
+    assert f"| `{flag.name}` | `{flag.env}` |" in README
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    assert flag.env in capsys.readouterr().out
+
+
+def test_flags_win_over_environment_which_wins_over_defaults():
+    args = build_parser().parse_args(["serve", "--port", "4000", "--allow-download"])
+    environment = {
+        "FERRY_PORT": "5000",
+        "FERRY_HOST": "0.0.0.0",
+        "FERRY_MAX_DOWNLOAD_SIZE": "2G",
+        "FERRY_DOWNLOAD_BLOCKED_DOMAINS": "evil.test, bad.test",
+        "FERRY_ALLOW_PRIVATE_NETWORKS": "yes",
+    }
+    config = config_from(args, environment)
+    assert (config.port, config.host) == (4000, "0.0.0.0")
+    assert config.allow_download is True and config.allow_private_networks is True
+    assert config.max_download_size == 2 * 1024**3
+    assert config.download_blocked_domains == ("evil.test", "bad.test")
+    assert config_from(build_parser().parse_args(["serve"]), {}).port == 3000
+
+
+def test_bad_environment_value_is_a_clear_exit():
+    with pytest.raises(SystemExit, match="FERRY_PORT"):
+        config_from(build_parser().parse_args(["serve"]), {"FERRY_PORT": "-1"})
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "lots", "1Q"])
+def test_bad_sizes_are_refused(bad):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--max-download-size", bad])

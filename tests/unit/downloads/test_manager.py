@@ -1,0 +1,506 @@
+"""The download manager: records, queueing, cancel, shutdown, recovery and history."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ferry.downloads import fetch as fetch_module
+from ferry.downloads.manager import DownloadManager
+from ferry.downloads.policy import (
+    DOMAIN_BLOCKED,
+    DOWNLOAD_CANCELLED,
+    DOWNLOAD_TIMEOUT,
+    INVALID_URL,
+    REMOTE_FILE_NOT_FOUND,
+    SERVER_STOPPED,
+    FetchError,
+    FetchPolicy,
+)
+from storage.downloads import DownloadRepository
+from storage.store import Store
+from tests.support.downloads import LOCAL, StubResolver, listing, run_python
+from tests.support.remote import pattern_bytes, wait_until
+
+BASE_FIELDS = {
+    "id",
+    "kind",
+    "filename",
+    "file_path",
+    "directory",
+    "url",
+    "status",
+    "current_size",
+    "expected_size",
+    "progress_percentage",
+    "start_time",
+}
+ACTIVE_FIELDS = BASE_FIELDS | {"speed", "eta"}
+FINISHED_FIELDS = BASE_FIELDS | {"total_bytes", "end_time", "error", "message"}
+
+pytest_plugins = ("tests.support.download_fixtures",)
+
+
+@pytest.fixture
+def managers(store):
+    made: list[DownloadManager] = []
+
+    def make(policy: FetchPolicy = LOCAL, **options) -> DownloadManager:
+        manager = DownloadManager(DownloadRepository(store), policy, **options)
+        made.append(manager)
+        return manager
+
+    yield make
+    for manager in made:
+        manager.shutdown(timeout=10)
+
+
+@pytest.fixture
+def manager(managers):
+    return managers()
+
+
+def status_of(manager: DownloadManager, record_id: str, status: str) -> bool:
+    return wait_until(lambda: manager.get(record_id)["status"] == status)
+
+
+# --- a download's life ----------------------------------------------------------------
+
+
+def test_a_download_completes_and_moves_to_history(manager, remote, target_dir):
+    url = remote.generated("/data/set.bin", 700_000)
+    handle = manager.start(url, target_dir, "files")
+    record = handle.wait(10)
+    assert set(record) == FINISHED_FIELDS
+    assert record == {
+        "id": handle.id,
+        "kind": "file",
+        "filename": "set.bin",
+        "file_path": "files/set.bin",
+        "directory": "files",
+        "url": url,
+        "status": "completed",
+        "current_size": 700_000,
+        "expected_size": 700_000,
+        "progress_percentage": 100.0,
+        "start_time": record["start_time"],
+        "total_bytes": 700_000,
+        "end_time": record["end_time"],
+        "error": None,
+        "message": "Download completed",
+    }
+    assert isinstance(record["start_time"], int) and record["end_time"] >= record["start_time"]
+    assert manager.active() == []
+    assert manager.history() == [record]
+    assert listing(target_dir) == ["set.bin"]
+
+
+def test_the_record_names_the_file_actually_written(manager, remote, target_dir):
+    (target_dir / "a.txt").write_bytes(b"mine")
+    handle = manager.start(remote.file("/a.txt", b"theirs"), target_dir, "files/")
+    record = handle.wait(10)
+    assert (record["filename"], record["file_path"]) == ("a (1).txt", "files/a (1).txt")
+    assert (target_dir / "a (1).txt").read_bytes() == b"theirs"
+
+
+def test_files_in_the_root_directory_have_a_bare_path(manager, remote, target_dir):
+    record = manager.start(remote.file("/r.txt", b"r"), target_dir, "").wait(10)
+    assert (record["directory"], record["file_path"]) == ("", "r.txt")
+
+
+def test_the_first_record_names_the_file_from_the_url_or_the_caller(manager, remote, target_dir):
+    remote.stall("/stall")
+    from_url = manager.start(remote.url("/reports/q3.pdf"), target_dir, "files")
+    assert manager.get(from_url.id)["filename"] == "q3.pdf"
+    chosen = manager.start(remote.url("/stall"), target_dir, "files", filename="../mine.bin")
+    assert manager.get(chosen.id)["file_path"] == "files/mine.bin"
+
+
+def test_active_downloads_show_live_progress(manager, remote, target_dir, store):
+    url = remote.stall("/stall", sent_first=300_000, length=1_000_000)
+    handle = manager.start(url, target_dir, "files", kind="import")
+    assert wait_until(lambda: manager.get(handle.id)["current_size"] == 300_000)
+    record = manager.get(handle.id)
+    assert set(record) == ACTIVE_FIELDS
+    assert record["status"] == "downloading"
+    assert record["kind"] == "import"
+    assert (record["expected_size"], record["progress_percentage"]) == (1_000_000, 30.0)
+    assert [r["id"] for r in manager.active("files")] == [handle.id]
+    assert manager.active("elsewhere") == []
+    # Progress is not written to storage; the state change is.
+    stored = DownloadRepository(store).get(handle.id)
+    assert (stored["status"], stored["current_size"]) == ("downloading", 0)
+
+
+def test_unknown_sizes_stay_null(manager, remote, target_dir):
+    handle = manager.start(remote.stall("/chunked", length=None), target_dir, "files")
+    assert wait_until(lambda: manager.get(handle.id)["current_size"] > 0)
+    record = manager.get(handle.id)
+    assert (record["expected_size"], record["progress_percentage"], record["eta"]) == (
+        None,
+        None,
+        None,
+    )
+
+
+def test_progress_never_passes_100_percent(manager, remote, target_dir):
+    handle = manager.start(remote.trickle("/drip", pieces=30, pause=0.01), target_dir, "files")
+    seen = []
+    while not handle.done:
+        record = manager.get(handle.id)
+        if record["progress_percentage"] is not None:
+            seen.append(record["progress_percentage"])
+        time.sleep(0.005)
+    assert seen and all(0 <= p <= 100 for p in seen)
+    assert handle.wait(10)["progress_percentage"] == 100.0
+
+
+def test_finished_callback_gets_the_final_record(manager, remote, target_dir):
+    finished = []
+    handle = manager.start(
+        remote.status("/x", 500), target_dir, "files", on_finished=finished.append
+    )
+    handle.wait(10)
+    assert finished == [manager.get(handle.id)]
+
+
+# --- failures ---------------------------------------------------------------------------
+
+
+def test_bad_urls_are_refused_before_anything_is_recorded(managers, remote, target_dir):
+    manager = managers(FetchPolicy())
+    with pytest.raises(FetchError) as invalid:
+        manager.start("ftp://example.com/x", target_dir, "files")
+    with pytest.raises(FetchError) as blocked:
+        manager.start(remote.url("/x"), target_dir, "files")
+    assert (invalid.value.code, blocked.value.code) == (INVALID_URL, DOMAIN_BLOCKED)
+    assert manager.history() == [] and manager.active() == []
+    assert remote.untouched
+
+
+def test_waiting_for_headers_reports_early_failures(managers, remote, target_dir):
+    remote.status("/missing", 404)
+    manager = managers()
+    with pytest.raises(FetchError) as missing:
+        manager.start(remote.url("/missing"), target_dir, "files").wait_for_headers(10)
+    assert missing.value.code == REMOTE_FILE_NOT_FOUND
+
+    strict = managers(FetchPolicy(resolver=StubResolver({"evil.test": ["127.0.0.1"]})))
+    handle = strict.start(f"http://evil.test:{remote.port}/x", target_dir, "files")
+    with pytest.raises(FetchError) as ssrf:
+        handle.wait_for_headers(10)
+    assert ssrf.value.code == DOMAIN_BLOCKED
+    record = handle.wait(10)
+    assert (record["status"], record["error"], record["total_bytes"]) == (
+        "failed",
+        DOMAIN_BLOCKED,
+        None,
+    )
+    assert "not a public Internet address" in record["message"]
+    assert [r.path for r in remote.requests] == ["/missing"]
+
+
+def test_waiting_for_headers_returns_once_the_body_starts(manager, remote, target_dir):
+    handle = manager.start(remote.stall("/stall"), target_dir, "files")
+    handle.wait_for_headers(10)
+    assert manager.get(handle.id)["status"] == "downloading"
+
+
+def test_a_per_download_timeout(manager, remote, target_dir):
+    handle = manager.start(remote.stall("/stall"), target_dir, "files", timeout=0.3)
+    record = handle.wait(10)
+    assert (record["status"], record["error"]) == ("failed", DOWNLOAD_TIMEOUT)
+    assert listing(target_dir) == []
+
+
+# --- queueing and stopping ----------------------------------------------------------------
+
+
+def test_downloads_beyond_the_limit_wait_as_starting(managers, remote, target_dir):
+    manager = managers(max_concurrent=2)
+    url = remote.stall("/stall")
+    handles = [manager.start(url, target_dir, "files") for _ in range(3)]
+    assert status_of(manager, handles[1].id, "downloading")
+    assert status_of(manager, handles[0].id, "downloading")
+    assert manager.get(handles[2].id)["status"] == "starting"
+    assert len(remote.requests) == 2
+
+    assert manager.cancel(handles[0].id)
+    assert status_of(manager, handles[2].id, "downloading")
+
+
+def test_cancelling_a_running_download(manager, remote, target_dir):
+    handle = manager.start(remote.stall("/stall"), target_dir, "files")
+    handle.wait_for_headers(10)
+    assert manager.cancel(handle.id)
+    record = handle.wait(10)
+    assert (record["status"], record["error"], record["total_bytes"]) == (
+        "cancelled",
+        DOWNLOAD_CANCELLED,
+        None,
+    )
+    assert listing(target_dir) == []
+    assert manager.cancel(handle.id) is False
+    assert manager.cancel("no-such-id") is False
+
+
+def test_cancelling_a_queued_download_never_contacts_the_server(managers, remote, target_dir):
+    manager = managers(max_concurrent=1)
+    running = manager.start(remote.stall("/stall"), target_dir, "files")
+    running.wait_for_headers(10)
+    queued = manager.start(remote.url("/queued.bin"), target_dir, "files")
+    assert manager.cancel(queued.id)
+    assert queued.wait(0)["status"] == "cancelled"
+    assert [r.path for r in remote.requests] == ["/stall"]
+
+
+def test_shutdown_stops_everything_as_server_stopped(managers, remote, target_dir):
+    manager = managers(max_concurrent=1)
+    running = manager.start(remote.stall("/stall"), target_dir, "files")
+    running.wait_for_headers(10)
+    queued = manager.start(remote.url("/later"), target_dir, "files")
+    manager.shutdown(timeout=10)
+    for handle in (running, queued):
+        record = manager.get(handle.id)
+        assert (record["status"], record["error"]) == ("failed", SERVER_STOPPED)
+    assert listing(target_dir) == []
+    with pytest.raises(FetchError) as late:
+        manager.start(remote.url("/x"), target_dir, "files")
+    assert late.value.code == SERVER_STOPPED
+
+
+CRASHING_CHILD = """
+import os, sys, time
+from pathlib import Path
+from ferry.downloads import fetch as fetch_module
+from ferry.downloads.manager import DownloadManager
+from ferry.downloads.policy import FetchPolicy
+from storage.downloads import DownloadRepository
+from storage.store import Store
+repository = DownloadRepository(Store(Path(sys.argv[1])))
+manager = DownloadManager(repository, FetchPolicy(allow_private_networks=True))
+handle = manager.start(sys.argv[2], Path(sys.argv[3]), "files")
+handle.wait_for_headers(10)
+while manager.get(handle.id)["current_size"] == 0:
+    time.sleep(0.01)
+print(handle.id, flush=True)
+os._exit(9)
+"""
+
+
+def test_recover_closes_what_a_crash_left_behind(remote, target_dir, tmp_path):
+    state = tmp_path / "crashed-state"
+    innocent = target_dir / ".someone-elses.bin.0123abcd.part"
+    innocent.write_bytes(b"not ours")
+    child = run_python(CRASHING_CHILD, str(state), remote.stall("/stall"), str(target_dir))
+    crashed_id = child.stdout.strip()
+    assert child.returncode == 9, child.stderr
+    assert len([n for n in listing(target_dir) if n.endswith(".part")]) == 2
+
+    store = Store(state, fsync=False)
+    try:
+        manager = DownloadManager(DownloadRepository(store), LOCAL)
+        assert manager.recover() == [crashed_id]
+        record = manager.get(crashed_id)
+        assert (record["status"], record["error"], record["total_bytes"]) == (
+            "failed",
+            SERVER_STOPPED,
+            None,
+        )
+        assert manager.history()[0]["id"] == crashed_id
+        assert listing(target_dir) == [innocent.name]
+        assert manager.recover() == []
+        manager.shutdown(timeout=5)
+    finally:
+        store.close()
+
+
+RESUMABLE_CRASHING_CHILD = """
+import os, sys, time
+from pathlib import Path
+from ferry.downloads import fetch
+from ferry.downloads import manager as manager_module
+from ferry.downloads import fetch as fetch_module
+from ferry.downloads.manager import DownloadManager
+from ferry.downloads.policy import FetchPolicy
+from storage.downloads import DownloadRepository
+from storage.store import Store
+fetch.SEGMENTED_MIN_SIZE, fetch.SEGMENT_ALIGNMENT = 1 << 20, 1 << 18
+manager_module.CHECKPOINT_AFTER_BYTES = 1
+repository = DownloadRepository(Store(Path(sys.argv[1])))
+manager = DownloadManager(repository, FetchPolicy(allow_private_networks=True))
+handle = manager.start(sys.argv[2], Path(sys.argv[3]), "files")
+handle.wait_for_headers(10)
+# Until half the file is written and the record that says how to resume it is on disk
+# (the repository shows durable records only).
+while (
+    manager.get(handle.id)["current_size"] < int(sys.argv[4])
+    or (repository.get(handle.id) or {}).get("status") != "downloading"
+):
+    time.sleep(0.01)
+print(handle.id, flush=True)
+os._exit(9)
+"""
+
+
+class Recorder:
+    def __init__(self):
+        self.resumed: list[str] = []
+
+    def download_started(self, record: dict) -> None:
+        pass
+
+    def download_answered(self, record: dict) -> None:
+        pass
+
+    def download_resumed(self, record: dict) -> None:
+        self.resumed.append(record["id"])
+
+    def download_finished(self, record: dict) -> None:
+        pass
+
+
+@pytest.mark.parametrize("resume", [True, False])
+def test_recover_goes_on_with_a_download_the_server_can_resume(
+    remote, target_dir, tmp_path, monkeypatch, resume
+):
+    monkeypatch.setattr(fetch_module, "RESUME_MARGIN", 1 << 16)
+    size = 1 << 20
+    url = remote.ranged("/big.bin", size, pause=0.2, validators=[("ETag", '"v1"')])
+    state = tmp_path / "crashed-state"
+    child = run_python(RESUMABLE_CRASHING_CHILD, str(state), url, str(target_dir), str(size // 2))
+    crashed_id = child.stdout.strip()
+    assert child.returncode == 9, child.stderr
+    assert len([n for n in listing(target_dir) if n.endswith(".part")]) == 1
+    asked_before = len(remote.requests)
+    remote.ranged("/big.bin", size, validators=[("ETag", '"v1"')])  # no longer slow
+
+    store = Store(state, fsync=False)
+    recorder = Recorder()
+    try:
+        manager = DownloadManager(DownloadRepository(store), LOCAL, listener=recorder)
+        if not resume:
+            assert manager.recover() == [crashed_id]
+            assert manager.get(crashed_id)["error"] == SERVER_STOPPED
+            assert listing(target_dir) == []
+            return
+        assert manager.recover(resume=True) == []
+        assert recorder.resumed == [crashed_id]
+        assert wait_until(lambda: manager.get(crashed_id)["status"] == "completed")
+        record = manager.get(crashed_id)
+        assert (record["total_bytes"], record["error"], record["file_path"]) == (
+            size,
+            None,
+            "files/big.bin",
+        )
+        assert manager.history()[0]["id"] == crashed_id
+        assert listing(target_dir) == ["big.bin"]
+        assert (target_dir / "big.bin").read_bytes() == pattern_bytes(size)
+        again = remote.requests[asked_before:]
+        assert again and all(r.headers.get("If-Range") == '"v1"' for r in again)
+        fetched = sum(
+            int(last) - int(first) + 1
+            for first, last in (r.headers["Range"][6:].split("-") for r in again)
+        )
+        assert fetched < size  # what the crashed run had written was kept
+        manager.shutdown(timeout=5)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        pytest.param(lambda record, part: record["_local"].update(timeout=-1), id="timeout"),
+        pytest.param(lambda record, part: record.update(kind="import"), id="import-kind"),
+        pytest.param(lambda record, part: record["_local"].update(resume=None), id="no-validator"),
+        pytest.param(lambda record, part: record["_local"].update(tag="ffff"), id="other-tag"),
+        pytest.param(
+            lambda record, part: record["_local"].update(
+                part_path=str(part.parent.parent / part.name)
+            ),
+            id="outside",
+        ),
+        pytest.param(lambda record, part: part.unlink(), id="part-gone"),
+        pytest.param(
+            lambda record, part: (
+                part.parent.rename(part.parent.with_name("moved")),
+                part.parent.symlink_to(part.parent.with_name("moved")),
+            ),
+            id="symlinked-directory",
+        ),
+    ],
+)
+def test_recover_resumes_only_what_its_record_and_part_file_vouch_for(
+    store, remote, target_dir, spoil
+):
+    url = remote.ranged("/big.bin", 1000, validators=[("ETag", '"v1"')])
+    target_dir = target_dir.resolve()  # as a download's directory is recorded
+    part = target_dir / ".big.bin.00112233aabb.part"
+    part.write_bytes(pattern_bytes(500))
+    record = {
+        "id": "d1",
+        "kind": "file",
+        "filename": "big.bin",
+        "file_path": "files/big.bin",
+        "directory": "files",
+        "url": url,
+        "status": "downloading",
+        "current_size": 0,
+        "expected_size": 1000,
+        "progress_percentage": 0.0,
+        "start_time": 1,
+        "_local": {
+            "directory": str(target_dir),
+            "part_path": str(part),
+            "tag": "00112233aabb",
+            "requested_name": None,
+            "timeout": 30,
+            "resume": {"length": 1000, "validator": '"v1"', "starts": [0]},
+        },
+    }
+    repository = DownloadRepository(store)
+    repository.save(record)
+    manager = DownloadManager(repository, LOCAL)
+    try:
+        assert manager.recover(resume=True) == []  # as recorded, it resumes
+        assert wait_until(lambda: manager.get("d1")["status"] == "completed")
+        assert (target_dir / "big.bin").read_bytes() == pattern_bytes(1000)
+
+        (target_dir / "big.bin").unlink()
+        part.write_bytes(pattern_bytes(500))
+        spoil(record, part)
+        repository.save({**record, "status": "downloading"})
+        assert manager.recover(resume=True) == ["d1"]
+        assert (manager.get("d1")["status"], manager.get("d1")["error"]) == (
+            "failed",
+            SERVER_STOPPED,
+        )
+    finally:
+        manager.shutdown(timeout=5)
+
+
+def test_history_is_newest_first_and_capped(managers, remote, target_dir):
+    manager = managers(history_limit=3)
+    ids = []
+    for number in range(5):
+        handle = manager.start(remote.file(f"/f{number}", b"x"), target_dir, "files")
+        handle.wait(10)
+        ids.append(handle.id)
+    assert [r["id"] for r in manager.history()] == ids[:1:-1]
+    assert [r["id"] for r in manager.history(limit=1)] == [ids[-1]]
+    assert manager.get(ids[0]) is None
+
+
+def test_timeouts_must_be_positive(manager, remote, target_dir):
+    with pytest.raises(ValueError):
+        manager.start(remote.url("/x"), target_dir, "files", timeout=0)
+
+
+def test_a_download_record_is_the_same_after_reopening(managers, remote, target_dir, store):
+    handle = managers().start(remote.file("/keep.txt", b"k"), target_dir, "files")
+    record = handle.wait(10)
+    fresh = DownloadManager(DownloadRepository(store), LOCAL)
+    assert fresh.get(handle.id) == record
+    fresh.shutdown(timeout=1)

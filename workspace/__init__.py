@@ -1,1 +1,0 @@
-"""Read side of the imported workspace, shaped like Rocket.Chat's REST results."""
