@@ -97,6 +97,7 @@ def run_scenario(kind: str, export: Path, via_folder: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="ferry-bench-data-") as data:
         config = Config(data_dir=Path(data), import_folder=export.parent)
         services = Services.open(config)
+        services.start()
         try:
             result = _import_through_api(services, kind, export, via_folder)
         finally:

@@ -1,4 +1,10 @@
-"""Builds the domain services one app instance uses, over one data directory."""
+"""The composition root: builds the services one app instance uses, over one data directory.
+
+`Services.open` builds objects and touches nothing else; `Services.start`, which only the
+server takes (through the app's lifespan), starts the worker pools and recovers what a
+previous run left unfinished. Operability (telemetry, memory tuning) is wired in here, so
+the domain never imports it.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from ferry.downloads.policy import FetchPolicy
 from ferry.downloads.transfers import Transfers
 from ferry.files import FileTree
 from ferry.kernel.config import Config
+from ferry.ops import allocator
 from ferry.ops.telemetry import Telemetry
 from storage.downloads import DownloadRepository
 from storage.operations import OperationRepository
@@ -40,6 +47,7 @@ class Services:
     imports: ImportService
     workspace: WorkspaceQueries
     telemetry: Telemetry
+    started: bool = False
 
     @classmethod
     def open(cls, config: Config) -> Services:
@@ -55,11 +63,11 @@ class Services:
             max_concurrent=config.max_concurrent_downloads,
             history_limit=config.download_history_limit,
             listener=telemetry,
+            # The last transfer of a burst has ended: hand the memory its workers freed
+            # back to the system, so that the resting size is what is really in use.
+            on_idle=allocator.release_free_memory,
         )
         telemetry.watch_downloads(downloads.stats)
-        # Transfers a crash cut off go on from their part files where the server allows it
-        # (and downloads are on); the rest are recorded as failed, their part files removed.
-        downloads.recover(resume=config.allow_download)
         transfers = Transfers(downloads, files, accounts, allowed=config.allow_download)
         workspace = WorkspaceStore(store)
         imports = ImportService(
@@ -75,8 +83,10 @@ class Services:
             max_upload_size=config.max_upload_size,
             direct_message_max_users=config.direct_message_max_users,
             on_status=telemetry.import_status,
+            # A prepare or import allocates tens of MB of short-lived records; give the
+            # pages back now rather than keep them as free space in the allocator.
+            on_work_done=allocator.release_free_memory,
         )
-        imports.recover()
         return cls(
             config=config,
             store=store,
@@ -88,6 +98,16 @@ class Services:
             workspace=WorkspaceQueries(workspace),
             telemetry=telemetry,
         )
+
+    def start(self) -> None:
+        """Start the worker pools and recover; the server's step, taken once."""
+        if self.started:
+            return
+        self.started = True
+        # Transfers a crash cut off go on from their part files where the server allows it
+        # (and downloads are on); the rest are recorded as failed, their part files removed.
+        self.downloads.startup(resume=self.config.allow_download)
+        self.imports.startup()
 
     def health(self) -> dict:
         """Cheap enough to poll every second: no storage reads or writes, one access()."""

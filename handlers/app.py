@@ -19,12 +19,17 @@ from handlers.observe import RequestLogMiddleware
 def create_app(
     config: Config | None = None, services: Services | None = None
 ) -> connexion.AsyncApp:
-    """An app over `config.data_dir` (or over ready-made `services`, which it then owns)."""
+    """An app over `config.data_dir` (or over ready-made `services`, which it then owns).
+
+    The services start when the ASGI server starts the app (its lifespan) and close
+    when it stops.
+    """
     config = config or Config()
     services = services or Services.open(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        services.start()
         yield
         services.close()
 

@@ -39,7 +39,6 @@ from ferry.downloads.policy import (
 from ferry.kernel.errors import InvalidInput, MeteorError, PlainRocketChatError
 from ferry.kernel.ids import now_iso, operation_id
 from ferry.kernel.logs import redact_text
-from ferry.ops import allocator
 from storage.operations import OperationRepository
 from storage.staging import StagingArea, StagingIncomplete
 from storage.users import UserRepository
@@ -217,7 +216,13 @@ class ImportService:
         max_upload_size: int,
         direct_message_max_users: int = 1,
         on_status: Callable[[dict], None] | None = None,
+        on_work_done: Callable[[], None] | None = None,
     ):
+        """Builds the service; `startup` starts its workers.
+
+        `on_status` hears every stored status; `on_work_done` is called after each
+        prepare or import, which allocate tens of MB of short-lived records.
+        """
         self.operations = operations
         self.staging = staging
         self.users = users
@@ -230,9 +235,9 @@ class ImportService:
         self.max_upload_size = max_upload_size
         self.direct_message_max_users = direct_message_max_users
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        # One prepare or import at a time, like Rocket.Chat's single current operation.
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferry-import")
-        self._side_work = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ferry-pending")
+        self._worker: ThreadPoolExecutor | None = None
+        self._side_work: ThreadPoolExecutor | None = None
+        self._on_work_done = on_work_done
         self._jobs: dict[str, Future] = {}
         self._stop = threading.Event()
         self._lock = threading.RLock()
@@ -407,7 +412,7 @@ class ImportService:
                 self._file_loaded(operation["_id"], target, password)
             return self.operations.get(operation["_id"])
         try:
-            check_url(file_url, self.downloads.policy)
+            checked_url = check_url(file_url, self.downloads.policy)
         except FetchError as refusal:
             raise self._fetch_failure(refusal) from None
         operation = self._new_operation(user_id, info)
@@ -428,7 +433,7 @@ class ImportService:
 
         try:
             handle = self.downloads.start(
-                file_url, target_dir, f"imports/{op_id}", kind="import", on_finished=finished
+                checked_url, target_dir, f"imports/{op_id}", kind="import", on_finished=finished
             )
             handle.wait_for_headers(HEADERS_WAIT_SECONDS)
         except (FetchError, TimeoutError) as failure:
@@ -471,6 +476,8 @@ class ImportService:
 
     def _submit(self, op_id: str, work, *args) -> None:
         with self._lock:
+            if self._worker is None:
+                raise RuntimeError("ImportService.startup() has not been called")
             self._jobs = {key: job for key, job in self._jobs.items() if not job.done()}
             self._jobs[op_id] = self._worker.submit(self._guarded, op_id, work, *args)
 
@@ -490,9 +497,11 @@ class ImportService:
                 self._update(op_id, status=FAILED, error=f"Internal error: {exc}")
         finally:
             self._live_counts.pop(op_id, None)
-            # A prepare or import allocates tens of MB of short-lived records; give the
-            # pages back now rather than keep them as free space in the allocator.
-            allocator.release_free_memory()
+            if self._on_work_done is not None:
+                try:
+                    self._on_work_done()
+                except Exception:
+                    log.exception("on_work_done callback failed")
 
     def _still_valid(self, op_id: str) -> bool:
         operation = self.operations.get(op_id)
@@ -863,9 +872,10 @@ class ImportService:
 
     # --- start-up and shutdown ---------------------------------------------------------
 
-    def recover(self) -> None:
-        """A restart never leaves an operation stuck: whatever was running ends failed
-        with a readable reason, and half-written staging and import files are discarded."""
+    def startup(self) -> None:
+        """Start the workers, after making sure a restart never leaves an operation stuck:
+        whatever was running ends failed with a readable reason, and half-written staging
+        and import files are discarded."""
         self.staging.discard_incomplete()
         for operation in self.operations.all():
             if operation["status"] in WAITING | IMPORTING:
@@ -873,8 +883,13 @@ class ImportService:
             if operation["status"] in (UPLOADING, DOWNLOADING_FILE):
                 # The file never finished arriving; nothing can use it.
                 shutil.rmtree(self.store_dir / operation["_id"], ignore_errors=True)
+        with self._lock:
+            # One prepare or import at a time, like Rocket.Chat's single current operation.
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferry-import")
+            self._side_work = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ferry-pending")
 
     def shutdown(self) -> None:
         self._stop.set()
-        self._worker.shutdown(wait=True, cancel_futures=True)
-        self._side_work.shutdown(wait=True, cancel_futures=True)
+        for pool in (self._worker, self._side_work):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)

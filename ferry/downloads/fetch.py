@@ -1172,7 +1172,7 @@ def _resume(
 
 
 def fetch_to_directory(
-    url: str,
+    url: str | CheckedUrl,
     directory: Path,
     *,
     policy: FetchPolicy,
@@ -1185,13 +1185,16 @@ def fetch_to_directory(
 ) -> FetchResult:
     """Download `url` into `directory`; raises FetchError, leaving no partial file.
 
+    A `CheckedUrl` has passed `check_url` against this policy already and is not
+    checked again; a string is.
+
     `part_tag` names the temporary file (`.<name>.<tag>.part`) so that a caller can
     find it again after a crash, and `partial` is such a file: only what it lacks is
     fetched, when the server still serves the same entity by range; otherwise it is
     removed and the download starts over.
     """
     directory = Path(directory)
-    target = check_url(url, policy)
+    target = url if isinstance(url, CheckedUrl) else check_url(url, policy)
     tag = part_tag or secrets.token_hex(6)
     with _Transfer(policy, cancel) as transfer, _connections(transfer) as connections:
         transfer.check()

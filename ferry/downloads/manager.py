@@ -38,12 +38,12 @@ from ferry.downloads.policy import (
     DOWNLOAD_CANCELLED,
     NETWORK_ERROR,
     SERVER_STOPPED,
+    CheckedUrl,
     FetchError,
     FetchPolicy,
     check_url,
 )
 from ferry.kernel.ids import download_id
-from ferry.ops import allocator
 from storage.downloads import DownloadRepository
 
 log = logging.getLogger(__name__)
@@ -170,6 +170,8 @@ class _Job:
     handle: DownloadHandle
     on_finished: Callable[[dict], None] | None
     partial: PartialFile | None = None
+    # Checked when the download was started; a resumed download checks its URL again.
+    target: CheckedUrl | None = None
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     stop_code: str | None = None
     future: Future | None = None
@@ -224,7 +226,12 @@ class DownloadManager:
         max_concurrent: int = 3,
         history_limit: int = 1000,
         listener: DownloadListener | None = None,
+        on_idle: Callable[[], None] | None = None,
     ):
+        """Builds the manager; `startup` starts its workers.
+
+        `on_idle` is called each time the last running download has ended.
+        """
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
         self._repository = repository
@@ -236,9 +243,9 @@ class DownloadManager:
         self._listener = listener
         # Bytes received by finished downloads; those in flight are added when asked.
         self._bytes_finished = 0
-        self._pool = ThreadPoolExecutor(
-            max_workers=max_concurrent, thread_name_prefix="ferry-download"
-        )
+        self._max_concurrent = max_concurrent
+        self._on_idle = on_idle
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def policy(self) -> FetchPolicy:
@@ -248,7 +255,7 @@ class DownloadManager:
 
     def start(
         self,
-        url: str,
+        url: str | CheckedUrl,
         directory: Path,
         display_directory: str,
         *,
@@ -257,7 +264,8 @@ class DownloadManager:
         kind: str = "file",
         on_finished: Callable[[dict], None] | None = None,
     ) -> DownloadHandle:
-        """Validate `url` and queue its download into `directory`.
+        """Validate `url` (unless it is a `CheckedUrl` already) and queue its download
+        into `directory`.
 
         Raises FetchError (INVALID_URL, DOMAIN_BLOCKED) before anything is recorded,
         and FetchError(SERVER_STOPPED) once shutdown has begun.
@@ -267,14 +275,14 @@ class DownloadManager:
             if timeout <= 0:
                 raise ValueError("timeout must be positive")
             policy = dataclasses.replace(policy, timeout=float(timeout))
-        target = check_url(url, policy)
+        target = url if isinstance(url, CheckedUrl) else check_url(url, policy)
         name = names.choose_name(filename, url_path=target.path)
         record_id = download_id()
         record = {
             "id": record_id,
             "kind": kind,
             "directory": display_directory,
-            "url": url,
+            "url": target.given or target.url,
             "status": STARTING,
             "current_size": 0,
             "expected_size": None,
@@ -291,9 +299,11 @@ class DownloadManager:
         }
         record = _named(record, name)
         handle = DownloadHandle(self, record_id)
-        job = _Job(record, Path(directory), policy, filename, handle, on_finished)
+        job = _Job(record, Path(directory), policy, filename, handle, on_finished, target=target)
         stopped = FetchError(SERVER_STOPPED, "the server is shutting down")
         with self._lock:
+            if self._pool is None:
+                raise RuntimeError("DownloadManager.startup() has not been called")
             if self._stopping:
                 raise stopped
         self._repository.save(record)
@@ -326,7 +336,7 @@ class DownloadManager:
             return
         try:
             result = fetch_to_directory(
-                job.record["url"],
+                job.target or job.record["url"],
                 job.directory,
                 policy=job.policy,
                 filename=job.requested_name,
@@ -435,10 +445,11 @@ class DownloadManager:
                 job.on_finished(public_view(record))
             except Exception:
                 log.exception("on_finished callback for download %s failed", record["id"])
-        if idle:
-            # The last transfer of a burst has ended: hand the memory its workers freed
-            # back to the system, so that the resting size is what is really in use.
-            allocator.release_free_memory()
+        if idle and self._on_idle is not None:
+            try:
+                self._on_idle()
+            except Exception:
+                log.exception("on_idle callback failed")
 
     # --- reading -------------------------------------------------------------------
 
@@ -490,14 +501,19 @@ class DownloadManager:
             self._stop(job, DOWNLOAD_CANCELLED)
             return True
 
-    def recover(self, *, resume: bool = False) -> list[str]:
-        """At start-up: deal with what a previous run left unfinished.
+    def startup(self, *, resume: bool = False) -> list[str]:
+        """Start the workers, then deal with what a previous run left unfinished.
 
         With `resume`, a file download whose server took byte ranges and gave a validator
         goes on from its part file (its record keeps its id); every other one is failed
         with SERVER_STOPPED and its part file deleted. Returns the ids of the records
         it closed.
         """
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self._max_concurrent, thread_name_prefix="ferry-download"
+                )
         closed = []
         for record in self._repository.unfinished():
             with self._lock:
@@ -553,7 +569,8 @@ class DownloadManager:
         for job in jobs:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
             job.handle._finished.wait(remaining)
-        self._pool.shutdown(wait=timeout is None, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=timeout is None, cancel_futures=True)
 
 
 _PART_NAME = re.compile(r"\..*\.[0-9a-f]+\.part")

@@ -118,7 +118,8 @@ class FetchPolicy:
 
 
 class CheckedUrl(NamedTuple):
-    """A URL that passed `check_url`; `url` is rebuilt from the checked parts."""
+    """A URL that passed `check_url`; `url` is rebuilt from the checked parts, `given` is
+    the URL as the caller wrote it (what records and answers show)."""
 
     url: str
     scheme: str
@@ -127,6 +128,7 @@ class CheckedUrl(NamedTuple):
     path: str
     query: str
     ip: IPAddress | None
+    given: str = ""
 
     @property
     def parts(self) -> SplitResult:
@@ -371,4 +373,4 @@ def check_url(url: str, policy: FetchPolicy) -> CheckedUrl:
         netloc += f":{port}"
     path = parts.path or "/"
     rebuilt = urlunsplit((scheme, netloc, path, parts.query, ""))
-    return CheckedUrl(rebuilt, scheme, host, port, path, parts.query, ip)
+    return CheckedUrl(rebuilt, scheme, host, port, path, parts.query, ip, given=url)

@@ -39,12 +39,14 @@ class Transfers:
                 DOWNLOAD_FORBIDDEN, "The server runs without --allow-download; downloads are off."
             )
         display = "/".join(split_relative(raw_directory))
-        guessed = self._guess_name(url, filename)
         try:
-            check_url(url, self.manager.policy)
+            target = check_url(url, self.manager.policy)
             directory, display = self.files.directory_for_writing(raw_directory)
-            handle = self.manager.start(url, directory, display, filename=filename, timeout=timeout)
+            handle = self.manager.start(
+                target, directory, display, filename=filename, timeout=timeout
+            )
         except FetchError as refusal:
+            guessed = self._guess_name(url, filename)
             path = f"{display}/{guessed}" if display else guessed
             raise DownloadRefused(
                 refusal.code, refusal.message, filename=guessed, path=path
@@ -61,6 +63,7 @@ class Transfers:
 
     @staticmethod
     def _guess_name(url: str, filename: str | None) -> str:
+        """The name a refused download would have had, for the refusal's answer."""
         try:
             url_path = urlsplit(url).path
         except ValueError:

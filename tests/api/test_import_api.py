@@ -361,6 +361,7 @@ def test_restart_mid_prepare_leaves_no_operation_stuck(tmp_path):
     app.services.store.close()  # the process dies here: no shutdown, no finish()
 
     again = create_app(config)
+    again.services.start()  # what the server does as it starts the app
     recovered = again.services.imports.current_operation()
     assert recovered["status"] == "importer_import_failed"
     assert "start it again" in recovered["error"]
@@ -558,6 +559,7 @@ def test_restart_mid_upload_removes_the_half_written_file(tmp_path):
     app.services.store.close()  # killed mid-upload
 
     again = create_app(config)
+    again.services.start()  # what the server does as it starts the app
     assert again.services.imports.current_operation()["status"] == "importer_import_failed"
     assert not partial.parent.exists()
     again.services.close()

@@ -48,6 +48,7 @@ def managers(store):
 
     def make(policy: FetchPolicy = LOCAL, **options) -> DownloadManager:
         manager = DownloadManager(DownloadRepository(store), policy, **options)
+        manager.startup()
         made.append(manager)
         return manager
 
@@ -280,6 +281,7 @@ from storage.downloads import DownloadRepository
 from storage.store import Store
 repository = DownloadRepository(Store(Path(sys.argv[1])))
 manager = DownloadManager(repository, FetchPolicy(allow_private_networks=True))
+manager.startup()
 handle = manager.start(sys.argv[2], Path(sys.argv[3]), "files")
 handle.wait_for_headers(10)
 while manager.get(handle.id)["current_size"] == 0:
@@ -301,7 +303,7 @@ def test_recover_closes_what_a_crash_left_behind(remote, target_dir, tmp_path):
     store = Store(state, fsync=False)
     try:
         manager = DownloadManager(DownloadRepository(store), LOCAL)
-        assert manager.recover() == [crashed_id]
+        assert manager.startup() == [crashed_id]
         record = manager.get(crashed_id)
         assert (record["status"], record["error"], record["total_bytes"]) == (
             "failed",
@@ -310,7 +312,7 @@ def test_recover_closes_what_a_crash_left_behind(remote, target_dir, tmp_path):
         )
         assert manager.history()[0]["id"] == crashed_id
         assert listing(target_dir) == [innocent.name]
-        assert manager.recover() == []
+        assert manager.startup() == []
         manager.shutdown(timeout=5)
     finally:
         store.close()
@@ -330,6 +332,7 @@ fetch.SEGMENTED_MIN_SIZE, fetch.SEGMENT_ALIGNMENT = 1 << 20, 1 << 18
 manager_module.CHECKPOINT_AFTER_BYTES = 1
 repository = DownloadRepository(Store(Path(sys.argv[1])))
 manager = DownloadManager(repository, FetchPolicy(allow_private_networks=True))
+manager.startup()
 handle = manager.start(sys.argv[2], Path(sys.argv[3]), "files")
 handle.wait_for_headers(10)
 # Until half the file is written and the record that says how to resume it is on disk
@@ -381,11 +384,11 @@ def test_recover_goes_on_with_a_download_the_server_can_resume(
     try:
         manager = DownloadManager(DownloadRepository(store), LOCAL, listener=recorder)
         if not resume:
-            assert manager.recover() == [crashed_id]
+            assert manager.startup() == [crashed_id]
             assert manager.get(crashed_id)["error"] == SERVER_STOPPED
             assert listing(target_dir) == []
             return
-        assert manager.recover(resume=True) == []
+        assert manager.startup(resume=True) == []
         assert recorder.resumed == [crashed_id]
         assert wait_until(lambda: manager.get(crashed_id)["status"] == "completed")
         record = manager.get(crashed_id)
@@ -464,7 +467,7 @@ def test_recover_resumes_only_what_its_record_and_part_file_vouch_for(
     repository.save(record)
     manager = DownloadManager(repository, LOCAL)
     try:
-        assert manager.recover(resume=True) == []  # as recorded, it resumes
+        assert manager.startup(resume=True) == []  # as recorded, it resumes
         assert wait_until(lambda: manager.get("d1")["status"] == "completed")
         assert (target_dir / "big.bin").read_bytes() == pattern_bytes(1000)
 
@@ -472,7 +475,7 @@ def test_recover_resumes_only_what_its_record_and_part_file_vouch_for(
         part.write_bytes(pattern_bytes(500))
         spoil(record, part)
         repository.save({**record, "status": "downloading"})
-        assert manager.recover(resume=True) == ["d1"]
+        assert manager.startup(resume=True) == ["d1"]
         assert (manager.get("d1")["status"], manager.get("d1")["error"]) == (
             "failed",
             SERVER_STOPPED,
