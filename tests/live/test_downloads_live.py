@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -171,11 +172,9 @@ def test_sigterm_mid_download_exits_0_and_records_the_downloads(servers, remote,
     assert_new_downloads_work(again, remote, data_dir)
 
 
-def test_kill_9_mid_download_resumes_where_it_stopped_on_the_next_start(servers, remote, tmp_path):
-    data_dir = tmp_path / "data"
-    size = 8 * 1024 * 1024
-    validators = [("ETag", '"big-v1"')]
-    url = remote.ranged("/big.bin", size, pause=0.05, validators=validators)
+def crash_mid_resumable_download(servers, remote, data_dir: Path, size: int) -> str:
+    """A download a kill -9 cut off half way, from a server that lets it resume."""
+    url = remote.ranged("/big.bin", size, pause=0.05, validators=BIG_VALIDATORS)
     ferry = servers()
     download_id = ferry.download("big", url)
     assert wait_until(
@@ -186,8 +185,12 @@ def test_kill_9_mid_download_resumes_where_it_stopped_on_the_next_start(servers,
     ferry.process.send_signal(signal.SIGKILL)
     ferry.process.wait(timeout=10)
     assert len(partials(data_dir)) == 1
+    return download_id
+
+
+def assert_resumes_where_it_stopped(servers, remote, data_dir: Path, download_id: str, size):
     asked_before = len(remote.requests)
-    remote.ranged("/big.bin", size, validators=validators)  # fast from now on
+    remote.ranged("/big.bin", size, validators=BIG_VALIDATORS)  # fast from now on
 
     again = servers()
     assert wait_until(lambda: any(h["id"] == download_id for h in again.history()), timeout=30)
@@ -201,3 +204,41 @@ def test_kill_9_mid_download_resumes_where_it_stopped_on_the_next_start(servers,
     assert first >= 1024 * 1024  # what the first run wrote, less the margin, was kept
     metrics = again.get("/api/v1/metrics").text
     assert 'ferry_downloads_resumed_total{kind="file"} 1.0' in metrics
+
+
+BIG_VALIDATORS = [("ETag", '"big-v1"')]
+BIG_SIZE = 8 * 1024 * 1024
+
+
+def test_kill_9_mid_download_resumes_where_it_stopped_on_the_next_start(servers, remote, tmp_path):
+    data_dir = tmp_path / "data"
+    download_id = crash_mid_resumable_download(servers, remote, data_dir, BIG_SIZE)
+    assert_resumes_where_it_stopped(servers, remote, data_dir, download_id, BIG_SIZE)
+
+
+def test_admin_commands_between_a_crash_and_the_restart_leave_the_download_alone(
+    servers, remote, tmp_path
+):
+    data_dir = tmp_path / "data"
+    download_id = crash_mid_resumable_download(servers, remote, data_dir, BIG_SIZE)
+    (part,) = partials(data_dir)
+    written = part.stat().st_size
+
+    users = [sys.executable, "-m", "ferry.cli", "users", "--data-dir", str(data_dir)]
+    created = subprocess.run(
+        [*users, "create", "alice", "--password", "alice-password-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    assert "created alice" in created.stdout
+
+    assert partials(data_dir) == [part] and part.stat().st_size == written
+    store = Store(data_dir / "state")
+    try:
+        (unfinished,) = DownloadRepository(store).unfinished()
+        assert unfinished["id"] == download_id
+    finally:
+        store.close()
+    assert_resumes_where_it_stopped(servers, remote, data_dir, download_id, BIG_SIZE)
