@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from ferry.cli.main import build_parser, config_from
+from ferry.cli.flags import config_from
+from ferry.cli.main import build_parser
 from ferry.kernel.logs import (
     JsonFormatter,
     TextFormatter,

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from ferry.cli.main import SERVE_FLAGS, build_parser, config_from
+from ferry.cli.flags import SERVE_FLAGS, config_from
+from ferry.cli.main import build_parser
 
 README = (Path(__file__).parents[3] / "README.md").read_text()
 

@@ -1,0 +1,207 @@
+"""Every `ferry serve` setting: its flag, its FERRY_* variable, how its value is read."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ferry.kernel.config import Config
+from ferry.kernel.logs import LOG_FORMATS
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _domains(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _size(value: str) -> int:
+    """Bytes, with an optional K/M/G/T suffix (powers of 1024)."""
+    text = value.strip().upper().removesuffix("B")
+    factor = 1
+    for suffix, power in (("K", 1), ("M", 2), ("G", 3), ("T", 4)):
+        if text.endswith(suffix):
+            text, factor = text[:-1], 1024**power
+            break
+    try:
+        size = int(float(text) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {value!r}") from None
+    if size <= 0:
+        raise argparse.ArgumentTypeError("a size must be positive")
+    return size
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be a positive whole number")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return number
+
+
+def _log_format(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in LOG_FORMATS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_FORMATS)}")
+    return lowered
+
+
+# A metrics token shorter than this is too easy to guess.
+MIN_METRICS_TOKEN = 16
+
+
+def _metrics_token(value: str) -> str:
+    token = value.strip()
+    if len(token) < MIN_METRICS_TOKEN:
+        raise argparse.ArgumentTypeError(
+            f"a metrics token needs at least {MIN_METRICS_TOKEN} characters"
+        )
+    return token
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    env: str
+    field: str
+    help: str
+    parse: Callable[[str], Any] | None = None
+    switch: bool = False
+
+
+# Every `ferry serve` setting: flag, environment variable, Config field. The README's
+# table is checked against this list by a test.
+SERVE_FLAGS = (
+    Flag("--host", "FERRY_HOST", "host", "address to listen on"),
+    Flag("--port", "FERRY_PORT", "port", "port to listen on", _positive_int),
+    Flag("--data-dir", "FERRY_DATA_DIR", "data_dir", "served files and state live here", Path),
+    Flag(
+        "--allow-download",
+        "FERRY_ALLOW_DOWNLOAD",
+        "allow_download",
+        "let users with download-files start ?download= transfers",
+        _bool,
+        switch=True,
+    ),
+    Flag(
+        "--download-allowed-domains",
+        "FERRY_DOWNLOAD_ALLOWED_DOMAINS",
+        "download_allowed_domains",
+        "comma-separated domains downloads may use (suffix match); empty means any",
+        _domains,
+    ),
+    Flag(
+        "--download-blocked-domains",
+        "FERRY_DOWNLOAD_BLOCKED_DOMAINS",
+        "download_blocked_domains",
+        "comma-separated domains downloads may never use; wins over allowed",
+        _domains,
+    ),
+    Flag(
+        "--allow-private-networks",
+        "FERRY_ALLOW_PRIVATE_NETWORKS",
+        "allow_private_networks",
+        "let server-side fetches reach loopback, private and link-local addresses",
+        _bool,
+        switch=True,
+    ),
+    Flag(
+        "--max-download-size",
+        "FERRY_MAX_DOWNLOAD_SIZE",
+        "max_download_size",
+        "largest file a fetch may write (bytes, or with K/M/G/T)",
+        _size,
+    ),
+    Flag(
+        "--max-concurrent-downloads",
+        "FERRY_MAX_CONCURRENT_DOWNLOADS",
+        "max_concurrent_downloads",
+        "transfers that run at once; more wait as 'starting'",
+        _positive_int,
+    ),
+    Flag(
+        "--download-timeout",
+        "FERRY_DOWNLOAD_TIMEOUT",
+        "download_timeout",
+        "seconds a download may take in all (?timeout= overrides it)",
+        _positive_float,
+    ),
+    Flag(
+        "--download-history-limit",
+        "FERRY_DOWNLOAD_HISTORY_LIMIT",
+        "download_history_limit",
+        "finished downloads kept in the history",
+        _positive_int,
+    ),
+    Flag(
+        "--import-folder",
+        "FERRY_IMPORT_FOLDER",
+        "import_folder",
+        "server folder downloadPublicImportFile may read local paths from",
+        Path,
+    ),
+    Flag(
+        "--max-upload-size",
+        "FERRY_MAX_UPLOAD_SIZE",
+        "max_upload_size",
+        "largest import file uploadImportFile accepts (bytes, or with K/M/G/T)",
+        _size,
+    ),
+    Flag(
+        "--direct-message-max-users",
+        "FERRY_DIRECT_MESSAGE_MAX_USERS",
+        "direct_message_max_users",
+        "Slack group DMs with at most this many members import as DMs, larger as private groups",
+        _positive_int,
+    ),
+    Flag(
+        "--metrics-token",
+        "FERRY_METRICS_TOKEN",
+        "metrics_token",
+        "bearer token that may read /api/v1/metrics besides admins (16+ characters; "
+        "prefer the variable, a flag shows in the process list)",
+        _metrics_token,
+    ),
+    Flag(
+        "--log-format",
+        "FERRY_LOG_FORMAT",
+        "log_format",
+        "text (for people) or json (one object per line) on stderr",
+        _log_format,
+    ),
+)
+
+
+def config_from(args: argparse.Namespace, environ: dict[str, str]) -> Config:
+    """Flags win over FERRY_* variables, which win over Config's defaults."""
+    values: dict[str, Any] = {}
+    for flag in SERVE_FLAGS:
+        given = getattr(args, flag.field, None)
+        if given is not None:
+            values[flag.field] = given
+        elif environ.get(flag.env) not in (None, ""):
+            parse = flag.parse or str
+            try:
+                values[flag.field] = parse(environ[flag.env])
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                raise SystemExit(f"ferry: {flag.env}: {exc}") from None
+    values["admin_username"] = environ.get("FERRY_ADMIN_USERNAME") or None
+    values["admin_password"] = environ.get("FERRY_ADMIN_PASSWORD") or None
+    return Config(**values)

@@ -1,0 +1,92 @@
+"""`ferry serve`: the one command that starts the services and the HTTP server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from ferry import __version__
+from ferry.cli.flags import SERVE_FLAGS, config_from
+from ferry.kernel.config import Config
+from ferry.kernel.logs import configure_logging
+from storage.store import DataDirLocked
+
+
+def add_serve_command(subparsers) -> None:
+    defaults = Config()
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the HTTP service",
+        description="Run the Ferry HTTP service. Each flag may also be set by its FERRY_* var.",
+    )
+    for flag in SERVE_FLAGS:
+        default = getattr(defaults, flag.field)
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        text = (
+            f"{flag.help} [env {flag.env}; default: {shown if shown not in (None, '') else 'none'}]"
+        )
+        if flag.switch:
+            serve.add_argument(
+                flag.name, dest=flag.field, action="store_const", const=True, help=text
+            )
+        else:
+            serve.add_argument(flag.name, dest=flag.field, type=flag.parse, help=text)
+    serve.set_defaults(run=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ferry.ops import allocator, memdiag
+    from ferry.services import Services
+    from handlers.app import create_app
+
+    # Before any thread starts: with glibc's default of 8 arenas per core, the free
+    # memory each arena keeps grew run after run (see ferry/ops/allocator.py).
+    allocator.limit_arenas(dict(os.environ))
+    config = config_from(args, dict(os.environ))
+    configure_logging(config.log_format)
+    try:
+        services = Services.open(config)
+    except DataDirLocked as exc:
+        print(f"ferry: {exc}", file=sys.stderr)
+        return 1
+    created = services.accounts.ensure_admin(config.admin_username, config.admin_password)
+    if created:
+        user, password = created
+        shown = "(from FERRY_ADMIN_PASSWORD)" if config.admin_password else password
+        print(
+            "Created the first admin. Log in with:\n"
+            f"  username: {user['username']}\n"
+            f"  password: {shown}\n"
+            "This password is shown only once.",
+            flush=True,
+        )
+    print(
+        f"Ferry {__version__} on http://{config.host}:{config.port}/ "
+        f"(API docs: http://{config.host}:{config.port}/api/v1/ui/, data: {config.data_dir})",
+        flush=True,
+    )
+    app = create_app(config, services=services)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal under the
+    # handler that was there before it; a no-op one lets a clean stop exit with status 0.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
+    # Off unless FERRY_MEMORY_DIAGNOSTICS is set. Installed after start-up, which
+    # allocation tracing (FERRY_MEMORY_TRACE) would slow down several times.
+    memdiag.install_from_env(dict(os.environ))
+    # Ferry writes its own request log (redacted, with operation and user), so uvicorn's
+    # access log is off, and uvicorn's other messages go through Ferry's formatter.
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="info",
+        log_config=None,
+        access_log=False,
+        workers=1,
+    )
+    print("Ferry stopped.", flush=True)
+    return 0
