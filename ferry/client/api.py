@@ -1,7 +1,7 @@
 """HTTP side of the command-line client: where the server and token come from, and one
 small `FerryClient` over `requests` that turns every non-2xx answer into `ApiError`.
 
-Nothing here prints; `ferry.client_cli` renders.
+Nothing here prints; the command modules of `ferry.client` render.
 """
 
 from __future__ import annotations
@@ -359,6 +359,12 @@ class FerryClient:
 
     def import_status(self) -> dict:
         return self.request("GET", "/api/v1/import.status")
+
+
+def client_for(server: str | None, token: str | None) -> FerryClient:
+    """A client of the server and token given, else of FERRY_URL / FERRY_TOKEN, else of the
+    saved login."""
+    return FerryClient(resolve_target(server, token, os.environ, load_saved(config_path())))
 
 
 def _reason(exc: requests.exceptions.ConnectionError) -> str:

@@ -1,6 +1,6 @@
-"""The client's pieces without a Ferry server: where the token comes from, the saved
-login, the streamed multipart body, error texts, the numbered selection, input files, and
-concurrent starts against a small stand-in server on 127.0.0.1."""
+"""The client's HTTP side without a Ferry server: where the token comes from, the saved
+login, the streamed multipart body, error texts, and concurrent starts against a small
+stand-in server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ from ferry.client.api import (
     resolve_target,
     save_login,
 )
-from ferry.client.commands import parse_choice, urls_from_lines
 
 SAVED = {"server": "http://ferry.test:3000", "userId": "u1", "authToken": "saved-token"}
 
@@ -120,36 +119,6 @@ def test_api_errors_carry_the_code_and_message(body, code, message):
     error = ApiError(502 if isinstance(body, str) else 400, body)
     assert (error.code, error.message) == (code, message)
     assert json.dumps(str(error))
-
-
-@pytest.mark.parametrize(
-    ("text", "chosen"),
-    [
-        ("", [0, 1, 2, 3, 4]),
-        ("all", [0, 1, 2, 3, 4]),
-        ("none", []),
-        ("1,3-4", [0, 2, 3]),
-        ("5 2", [1, 4]),
-    ],
-)
-def test_parse_choice(text, chosen):
-    assert parse_choice(text, 5) == chosen
-
-
-@pytest.mark.parametrize("text", ["6", "0-2", "x", "3-1"])
-def test_parse_choice_refuses_what_is_out_of_range(text):
-    with pytest.raises(ValueError):
-        parse_choice(text, 5)
-
-
-def test_input_file_lines_skip_blanks_and_comments():
-    lines = ["# mirrors\n", "\n", "  https://a.test/1.iso \n", "\t\n", "   # https://b.test/\n"]
-    lines += ["https://c.test/#fragment\r\n", "http://d.test/x"]
-    assert urls_from_lines(lines) == [
-        "https://a.test/1.iso",
-        "https://c.test/#fragment",
-        "http://d.test/x",
-    ]
 
 
 # --- concurrent starts against a stand-in for the server's start endpoint -----------------

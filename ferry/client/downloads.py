@@ -1,0 +1,317 @@
+"""`ferry download`, `ferry downloads`, `ferry history` and `ferry cancel`: start downloads
+on the server from URLs and input files, follow them, list them and cancel one."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Iterable
+
+from ferry.client.api import ApiError, FerryClient, client_for
+from ferry.client.render import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    LOGIN_HINT,
+    POLL_SECONDS,
+    DownloadProgress,
+    bytes_text,
+    download_fields,
+    download_progress,
+    duration_text,
+    err,
+    out,
+    outcome_line,
+    print_table,
+    timestamp_text,
+)
+from ferry.kernel.statuses import FINAL_DOWNLOAD_STATUSES, DownloadStatus
+
+# The status shown for a download whose record the server no longer has.
+LOST_DOWNLOAD = "unknown"
+
+
+# --- ferry download ----------------------------------------------------------------------
+
+
+def urls_from_lines(lines: Iterable[str]) -> list[str]:
+    """The URLs of an input file: one a line; blank lines and `#` comments skipped."""
+    stripped = (line.strip() for line in lines)
+    return [line for line in stripped if line and not line.startswith("#")]
+
+
+def _read_input_file(name: str) -> list[str]:
+    if name == "-":
+        return urls_from_lines(sys.stdin)
+    # utf-8-sig: a file saved by an editor that writes a byte-order mark still parses.
+    with open(name, encoding="utf-8-sig") as lines:
+        return urls_from_lines(lines)
+
+
+def _requested_urls(args: argparse.Namespace) -> list[str]:
+    """The URLs given on the command line, then those of each --input-file, in order."""
+    if args.parallel < 1:
+        args.usage_error("--parallel needs at least 1")
+    urls = list(args.urls)
+    for name in args.input_files or ():
+        try:
+            urls += _read_input_file(name)
+        except (OSError, UnicodeDecodeError) as exc:
+            args.usage_error(f"cannot read the input file {name}: {exc}")
+    if not urls:
+        args.usage_error("no URL to download: give URLs, or --input-file with one URL a line")
+    if args.filename and len(urls) > 1:
+        args.usage_error(f"--filename names a single file, but {len(urls)} URLs were given")
+    return urls
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    urls = _requested_urls(args)
+    client = client_for(args.server, args.token)
+    if len(urls) > 1:
+        return _download_many(client, urls, args)
+    started = client.start_download(args.to, urls[0], args.filename, args.timeout)
+    download_id = started["download_id"]
+    out.print(f"Download {download_id} started: {started['path']}")
+    if not args.wait:
+        return 0
+    try:
+        return _follow_download(client, download_id, started.get("filename") or download_id)
+    except KeyboardInterrupt:
+        err.print(
+            f"ferry: stopped watching; the download goes on (cancel it: ferry cancel {download_id})"
+        )
+        return EXIT_INTERRUPTED
+
+
+def _follow_download(client: FerryClient, download_id: str, label: str) -> int:
+    with download_progress(out) as progress:
+        task = progress.add_task(label, total=None, speed=0, eta=None)
+        while True:
+            entry = client.download(download_id)
+            progress.update(task, description=entry.get("filename") or label)
+            if entry["status"] in FINAL_DOWNLOAD_STATUSES:
+                if entry["status"] == DownloadStatus.COMPLETED:
+                    size = entry.get("total_bytes") or entry.get("current_size") or 0
+                    progress.update(task, completed=size, total=size, speed=0, eta=0)
+                break
+            progress.update(task, **download_fields(entry))
+            time.sleep(POLL_SECONDS / 2)
+    ok, line = outcome_line(entry)
+    if ok:
+        out.print(line)
+        return 0
+    err.print(f"ferry: error {line}")
+    return EXIT_FAILED
+
+
+def _download_many(client: FerryClient, urls: list[str], args: argparse.Namespace) -> int:
+    """Starts every URL (printing the answers in the order given), then with --wait follows
+    them all. A refused URL is reported and the others go on; any failure exits 1."""
+    started: list[dict] = []
+    failures: list[str] = []
+    unauthorized = False
+    try:
+        for outcome in client.start_downloads(
+            args.to, urls, timeout=args.timeout, connections=args.parallel
+        ):
+            if outcome.started is not None:
+                started.append(outcome.started)
+                out.print(
+                    f"Download {outcome.started['download_id']} started: {outcome.started['path']}"
+                )
+            else:
+                # Worded as the single-URL path words its failures, plus the URL.
+                kind = "error " if isinstance(outcome.error, ApiError) else ""
+                failures.append(f"{kind}{outcome.error} ({outcome.url})")
+                err.print(f"ferry: {failures[-1]}")
+                unauthorized |= getattr(outcome.error, "status", None) == 401
+    except KeyboardInterrupt:
+        err.print("ferry: interrupted; the downloads started above go on")
+        return EXIT_INTERRUPTED
+    if unauthorized:
+        err.print(LOGIN_HINT)
+    if not args.wait:
+        if failures:
+            err.print(f"ferry: {len(failures)} of {len(urls)} downloads could not be started")
+        return EXIT_FAILED if failures else 0
+    try:
+        finished = _follow_downloads(client, started)
+    except KeyboardInterrupt:
+        err.print(
+            "ferry: stopped watching; the downloads go on "
+            "(see `ferry downloads`; cancel one with `ferry cancel ID`)"
+        )
+        return EXIT_INTERRUPTED
+    failures += [f"error {line}" for ok, line in map(outcome_line, finished) if not ok]
+    out.print(f"{len(urls) - len(failures)} completed, {len(failures)} failed")
+    for line in failures:
+        err.print(f"ferry: {line}")
+    return EXIT_FAILED if failures else 0
+
+
+def _follow_downloads(client: FerryClient, started: list[dict]) -> list[dict]:
+    """A row per download until every one has ended; each that ends leaves its outcome line.
+
+    One poll asks for the active list, plus one record for each download that has left
+    it. Returns the final records in the order of `started`.
+    """
+    finished: dict[str, dict] = {}
+    with download_progress(out) as progress:
+        rows = {
+            answer["download_id"]: progress.add_task(
+                answer.get("filename") or answer["download_id"],
+                total=None,
+                speed=0,
+                eta=None,
+                visible=False,
+            )
+            for answer in started
+        }
+        _show_what_fits(progress, list(rows.values()))
+        while True:
+            active = {entry["id"]: entry for entry in client.active_downloads()}
+            for download_id, row in rows.items():
+                if download_id in finished:
+                    continue
+                entry = active.get(download_id) or _record_of_ended(client, download_id)
+                if entry["status"] in FINAL_DOWNLOAD_STATUSES or entry["status"] == LOST_DOWNLOAD:
+                    finished[download_id] = entry
+                    progress.remove_task(row)
+                    ok, line = outcome_line(entry)
+                    if out.is_terminal:
+                        line = ("✓ " if ok else "✗ ") + line
+                    progress.console.print(line, markup=False)
+                    continue
+                progress.update(
+                    row, description=entry.get("filename") or download_id, **download_fields(entry)
+                )
+            if len(finished) == len(rows):
+                break
+            _show_what_fits(progress, [row for id_, row in rows.items() if id_ not in finished])
+            time.sleep(POLL_SECONDS)
+    return [finished[answer["download_id"]] for answer in started]
+
+
+def _record_of_ended(client: FerryClient, download_id: str) -> dict:
+    try:
+        return client.download(download_id)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        # The history keeps a bounded number of records; this one was already dropped.
+        return {
+            "id": download_id,
+            "status": LOST_DOWNLOAD,
+            "error": exc.code,
+            "message": "the server no longer has a record of this download",
+        }
+
+
+def _show_what_fits(progress: DownloadProgress, rows: list[int]) -> None:
+    """Rows beyond the terminal's height would scroll the display apart; they wait hidden,
+    counted in the footer, and move up as those above end."""
+    room = max(1, progress.console.size.height - 2)
+    for index, row in enumerate(rows):
+        progress.update(row, visible=index < room)
+    hidden = len(rows) - room
+    progress.footer = f"… and {hidden} more" if hidden > 0 else ""
+
+
+# --- ferry downloads, history and cancel ---------------------------------------------------
+
+
+def _print_downloads(entries: list[dict]) -> None:
+    rows = []
+    for entry in entries:
+        percentage = entry.get("progress_percentage")
+        rows.append(
+            (
+                entry["id"],
+                entry["status"],
+                entry.get("file_path") or "",
+                bytes_text(entry.get("current_size") or 0),
+                bytes_text(entry.get("expected_size")),
+                f"{percentage:.0f}%" if percentage is not None else "",
+                f"{bytes_text(entry.get('speed') or 0)}/s",
+                duration_text(entry.get("eta")),
+                entry.get("kind") or "",
+            )
+        )
+    print_table(
+        ("id", "status", "path", "done", "size", "%", "speed", "eta", "kind"),
+        rows,
+        right=("done", "size", "%"),
+    )
+
+
+def cmd_downloads(args: argparse.Namespace) -> int:
+    client = client_for(args.server, args.token)
+    if args.once or args.json or not out.is_terminal:
+        entries = client.active_downloads()
+        if args.json:
+            out.print_json(data=entries)
+        elif entries:
+            _print_downloads(entries)
+        else:
+            out.print("No active downloads.")
+        return 0
+    with contextlib.suppress(KeyboardInterrupt):
+        _watch_downloads(client)
+    return 0
+
+
+def _watch_downloads(client: FerryClient) -> None:
+    """Live bars for every active download until Ctrl-C; finished ones leave a line."""
+    tasks: dict[str, int] = {}
+    with download_progress(out) as progress:
+        idle = progress.add_task("no active downloads (Ctrl-C to stop)", total=None, visible=False)
+        while True:
+            entries = {entry["id"]: entry for entry in client.active_downloads()}
+            for download_id in [known for known in tasks if known not in entries]:
+                progress.remove_task(tasks.pop(download_id))
+                try:
+                    ok, line = outcome_line(client.download(download_id))
+                except ApiError:
+                    ok, line = True, f"finished {download_id}"
+                progress.console.print(("✓ " if ok else "✗ ") + line)
+            for download_id, entry in entries.items():
+                if download_id not in tasks:
+                    tasks[download_id] = progress.add_task(entry.get("filename") or download_id)
+                progress.update(tasks[download_id], **download_fields(entry))
+            progress.update(idle, visible=not tasks)
+            time.sleep(POLL_SECONDS)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    entries = client_for(args.server, args.token).history()[: args.limit]
+    if args.json:
+        out.print_json(data=entries)
+        return 0
+    if not entries:
+        out.print("No finished downloads.")
+        return 0
+    rows = []
+    for entry in entries:
+        problem = entry.get("error") or ""
+        if problem and entry.get("message"):
+            problem = f"{problem}: {entry['message']}"
+        rows.append(
+            (
+                timestamp_text(entry.get("end_time")),
+                entry["status"],
+                entry.get("file_path") or "",
+                bytes_text(entry.get("total_bytes") or entry.get("current_size") or 0),
+                problem,
+                entry["id"],
+            )
+        )
+    print_table(("finished", "status", "path", "size", "error", "id"), rows, right=("size",))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    entry = client_for(args.server, args.token).cancel(args.id)
+    out.print(f"Cancelled {entry['id']} ({entry.get('file_path') or entry.get('url')})")
+    return 0
