@@ -7,24 +7,13 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from connexion import request
-from starlette import responses as starlette_responses
 from starlette.exceptions import HTTPException
-from starlette.responses import FileResponse, MalformedRangeHeader
+from starlette.responses import FileResponse
 
 from ferry.kernel.errors import NotFound, RangeNotSatisfiable
 from handlers.context import allowed_methods, current_user, services
 from handlers.responses import empty_response, json_response
-
-
-class _LenientFileResponse(FileResponse):
-    """Ignores a malformed Range header, as RFC 9110 allows, instead of a text/plain 400."""
-
-    @classmethod
-    def _parse_range_header(cls, http_range: str, file_size: int):
-        try:
-            return super()._parse_range_header(http_range, file_size)
-        except MalformedRangeHeader:
-            return []
+from handlers.starlette_overrides import LenientFileResponse
 
 
 def browse_root(
@@ -95,10 +84,10 @@ def _browse(raw_path: str, offset: int, count: int):
 
 def _file_response(target: Path):
     info = os.stat(target)
-    response = _LenientFileResponse(target, stat_result=info)
+    response = LenientFileResponse(target, stat_result=info)
     if _not_modified(response, info):
         return empty_response(304, {k: response.headers[k] for k in ("etag", "last-modified")})
-    if not _range_is_satisfiable(info.st_size):
+    if not LenientFileResponse.range_is_satisfiable(request.headers.get("range"), info.st_size):
         raise RangeNotSatisfiable(info.st_size)
     return response
 
@@ -116,14 +105,3 @@ def _not_modified(response: FileResponse, info: os.stat_result) -> bool:
             return False
         return int(info.st_mtime) <= since
     return False
-
-
-def _range_is_satisfiable(size: int) -> bool:
-    http_range = request.headers.get("range")
-    if http_range is None:
-        return True
-    try:
-        _LenientFileResponse._parse_range_header(http_range, size)
-    except starlette_responses.RangeNotSatisfiable:
-        return False
-    return True
