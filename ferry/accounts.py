@@ -17,12 +17,13 @@ from ferry.kernel.errors import (
     WrongCredentials,
 )
 from ferry.kernel.ids import now_iso, random_id
+from ferry.kernel.statuses import Role, UserType
 from ferry.login_throttle import LoginThrottle
 from storage.users import UserRepository
 
 # Rocket.Chat's permission names where it has them; roles map to the permissions they grant.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset(
+    Role.ADMIN: frozenset(
         {
             "run-import",
             "view-import-operations",
@@ -37,14 +38,14 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "view-statistics",
         }
     ),
-    "user": frozenset({"view-files", "view-outside-room", "view-c-room"}),
-    "bot": frozenset(),
+    Role.USER: frozenset({"view-files", "view-outside-room", "view-c-room"}),
+    Role.BOT: frozenset(),
 }
 ROLES = tuple(ROLE_PERMISSIONS)
 ROLE_DESCRIPTIONS = {
-    "admin": "Runs imports and downloads and manages users.",
-    "user": "Reads files and the imported workspace.",
-    "bot": "An imported bot account.",
+    Role.ADMIN: "Runs imports and downloads and manages users.",
+    Role.USER: "Reads files and the imported workspace.",
+    Role.BOT: "An imported bot account.",
 }
 PERMISSION_DENIED = (
     "User does not have the permissions required for this action [error-unauthorized]"
@@ -105,7 +106,7 @@ def public_user(user: dict) -> dict:
     }
     shown.setdefault("emails", [])
     shown.setdefault("roles", [])
-    shown.setdefault("type", "user")
+    shown.setdefault("type", UserType.USER)
     shown.setdefault("active", True)
     shown["status"] = "offline"
     shown["canLogIn"] = bool(user.get("password")) and bool(user.get("active", True))
@@ -223,9 +224,9 @@ class Accounts:
             "username": username,
             "name": name or username,
             "emails": [{"address": email, "verified": verified}] if email else [],
-            "roles": list(dict.fromkeys(["user"] if roles is None else roles)),
+            "roles": list(dict.fromkeys([Role.USER] if roles is None else roles)),
             "active": active,
-            "type": "bot" if "bot" in (roles or []) else "user",
+            "type": UserType.BOT if Role.BOT in (roles or []) else UserType.USER,
             "createdAt": now,
             "_updatedAt": now,
         }
@@ -279,8 +280,8 @@ class Accounts:
         if grant and role not in roles:
             roles.append(role)
         elif not grant and role in roles:
-            if role == "admin":
-                self._keep_an_admin(user, losing="admin")
+            if role == Role.ADMIN:
+                self._keep_an_admin(user, losing=Role.ADMIN)
             roles.remove(role)
         self.users.update(user["_id"], {"roles": roles, "_updatedAt": now_iso()})
         return self.role(role)
@@ -296,7 +297,7 @@ class Accounts:
         }
 
     def _keep_an_admin(self, user: dict, *, losing: str) -> None:
-        if "admin" not in (user.get("roles") or []) or not user.get("active", True):
+        if Role.ADMIN not in (user.get("roles") or []) or not user.get("active", True):
             return
         if self.users.count_active_admins() <= 1:
             raise MeteorError(
@@ -313,10 +314,10 @@ class Accounts:
         password = password or secrets.token_urlsafe(18)
         existing = self.users.by_username(username)
         if existing:
-            roles = list(dict.fromkeys([*existing.get("roles", []), "admin"]))
+            roles = list(dict.fromkeys([*existing.get("roles", []), Role.ADMIN]))
             fields = {"roles": roles, "active": True, "password": self.hasher.hash(password)}
             return self.users.update(existing["_id"], fields), password
         user = self.create_user(
-            username, email=None, name="Administrator", password=password, roles=["admin"]
+            username, email=None, name="Administrator", password=password, roles=[Role.ADMIN]
         )
         return user, password

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ferry.kernel.errors import InvalidInput, NotFound
+from ferry.kernel.statuses import EntryType
 
 # Names under these top-level folders belong to the API, never to the file tree.
 RESERVED_PREFIXES = ("api",)
@@ -121,9 +122,9 @@ class FileTree:
                 except OSError:
                     continue  # a dangling symlink or a file removed while listing
                 if stat.S_ISDIR(info.st_mode):
-                    kind, size = "directory", 0
+                    kind, size = EntryType.DIRECTORY, 0
                 elif stat.S_ISREG(info.st_mode):
-                    kind, size = "file", info.st_size
+                    kind, size = EntryType.FILE, info.st_size
                 else:
                     continue
                 if item.is_symlink():
@@ -132,5 +133,5 @@ class FileTree:
                     except NotFound:
                         continue
                 entries.append(Entry(item.name, kind, size, int(info.st_mtime)))
-        entries.sort(key=lambda e: (e.type != "directory", e.name))
+        entries.sort(key=lambda e: (e.type != EntryType.DIRECTORY, e.name))
         return entries

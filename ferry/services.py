@@ -20,6 +20,7 @@ from ferry.downloads.policy import FetchPolicy
 from ferry.downloads.transfers import Transfers
 from ferry.files import FileTree
 from ferry.kernel.config import Config
+from ferry.kernel.statuses import DownloadStatus, HealthStatus
 from ferry.ops import allocator
 from ferry.ops.telemetry import Telemetry
 from storage.downloads import DownloadRepository
@@ -116,11 +117,11 @@ class Services:
         )
         stats = self.downloads.stats()
         return {
-            "status": "ok" if writable else "degraded",
+            "status": HealthStatus.OK if writable else HealthStatus.DEGRADED,
             "version": __version__,
             "uptime_seconds": round(self.telemetry.uptime(), 3),
             "checks": {"data_dir_writable": writable},
-            "active_downloads": stats["starting"] + stats["downloading"],
+            "active_downloads": stats[DownloadStatus.STARTING] + stats[DownloadStatus.DOWNLOADING],
         }
 
     def close(self) -> None:

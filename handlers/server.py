@@ -3,6 +3,7 @@
 from starlette.responses import Response
 
 from ferry import __version__
+from ferry.kernel.statuses import HealthStatus
 from ferry.ops.telemetry import METRICS_CONTENT_TYPE
 from handlers.context import services
 
@@ -15,7 +16,7 @@ async def get_info():
 async def get_health():
     """GET /api/v1/health: 200 when ok, 503 when degraded (the data dir is not writable)."""
     health = services().health()
-    return health, 200 if health["status"] == "ok" else 503
+    return health, 200 if health["status"] == HealthStatus.OK else 503
 
 
 async def get_metrics():

@@ -85,6 +85,11 @@ class Role(StrEnum):
     BOT = "bot"
 
 
+class UserType(StrEnum):
+    USER = "user"
+    BOT = "bot"
+
+
 class EntryType(StrEnum):
     """A file-tree entry."""
 

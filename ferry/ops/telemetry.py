@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ferry import __version__
 from ferry.kernel.logs import event, redact_text, redact_url
+from ferry.kernel.statuses import DownloadKind, DownloadStatus, ImportStep
 
 # The classic text format every Prometheus scrapes: `text/plain; version=0.0.4`.
 METRICS_CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -121,17 +122,17 @@ class Telemetry:
 
     def download_stats(self) -> dict:
         if self._download_stats is None:
-            return {"starting": 0, "downloading": 0, "bytes": 0}
+            return {DownloadStatus.STARTING: 0, DownloadStatus.DOWNLOADING: 0, "bytes": 0}
         return self._download_stats()
 
     # --- downloads (called by the download manager) ------------------------------------
 
     def download_started(self, record: dict) -> None:
-        self.downloads_started.labels(record.get("kind") or "file").inc()
+        self.downloads_started.labels(record.get("kind") or DownloadKind.FILE).inc()
         self._queued(record, "download.started", f"download {record['id']} queued")
 
     def download_resumed(self, record: dict) -> None:
-        self.downloads_resumed.labels(record.get("kind") or "file").inc()
+        self.downloads_resumed.labels(record.get("kind") or DownloadKind.FILE).inc()
         self._queued(record, "download.resumed", f"download {record['id']} resumes after a restart")
 
     @staticmethod
@@ -141,7 +142,7 @@ class Telemetry:
             name,
             message,
             download_id=record["id"],
-            kind=record.get("kind") or "file",
+            kind=record.get("kind") or DownloadKind.FILE,
             status=record["status"],
             url=redact_url(record["url"]),
             path=record.get("file_path"),
@@ -153,17 +154,21 @@ class Telemetry:
             "download.downloading",
             f"download {record['id']} receiving",
             download_id=record["id"],
-            kind=record.get("kind") or "file",
+            kind=record.get("kind") or DownloadKind.FILE,
             status=record["status"],
             expected_size=record.get("expected_size"),
             path=record.get("file_path"),
         )
 
     def download_finished(self, record: dict) -> None:
-        kind, status, error = record.get("kind") or "file", record["status"], record.get("error")
-        if status == "completed":
+        kind, status, error = (
+            record.get("kind") or DownloadKind.FILE,
+            record["status"],
+            record.get("error"),
+        )
+        if status == DownloadStatus.COMPLETED:
             self.downloads_completed.labels(kind).inc()
-        elif status == "cancelled":
+        elif status == DownloadStatus.CANCELLED:
             self.downloads_cancelled.labels(kind).inc()
         else:
             self.downloads_failed.labels(kind, error or "UNKNOWN").inc()
@@ -171,7 +176,7 @@ class Telemetry:
             download_log,
             f"download.{status}",
             f"download {record['id']} {status}" + (f": {error}" if error else ""),
-            level=logging.INFO if status != "failed" else logging.WARNING,
+            level=logging.INFO if status != DownloadStatus.FAILED else logging.WARNING,
             download_id=record["id"],
             kind=kind,
             status=status,
@@ -195,7 +200,7 @@ class Telemetry:
                 self._import_status.popitem(last=False)
         importer = operation.get("importerKey") or "unknown"
         self.import_statuses.labels(importer, status).inc()
-        failed = status == "importer_import_failed"
+        failed = status == ImportStep.FAILED
         event(
             import_log,
             "import.status",
@@ -252,8 +257,8 @@ class _Live:
             "Downloads queued (starting) or receiving (downloading) now.",
             labels=["status"],
         )
-        active.add_metric(["starting"], stats["starting"])
-        active.add_metric(["downloading"], stats["downloading"])
+        for status in (DownloadStatus.STARTING, DownloadStatus.DOWNLOADING):
+            active.add_metric([status.value], stats[status])
         yield active
         yield CounterMetricFamily(
             "ferry_download_bytes",
