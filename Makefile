@@ -28,9 +28,11 @@ run: install ## Start ferry serve on 127.0.0.1:3000 with its data in ./data
 test: install ## Run the whole test suite
 	$(PY) -m pytest -q $(T)
 
-lint: install ## ruff; openapi.yaml through the validator, Spectral, Redocly and generated TypeScript (needs npx)
+lint-python: install ## ruff check and ruff format --check (what CI runs)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+lint: lint-python ## lint-python; openapi.yaml through the validator, Spectral, Redocly and generated TypeScript (needs npx)
 	$(PY) -c "from openapi_spec_validator import validate; from openapi_spec_validator.readers import read_from_filename; validate(read_from_filename('openapi.yaml')[0]); print('openapi.yaml is valid')"
 	npx --yes @stoplight/spectral-cli@$(SPECTRAL_VERSION) lint --fail-severity=warn openapi.yaml
 	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint openapi.yaml
@@ -52,4 +54,4 @@ bench-load: install ## Mixed API load on a live server during 50 downloads and a
 clean: ## Remove the virtualenv and caches (not ./data)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
 
-.PHONY: help install run test lint format bench-downloads bench-import bench-load clean
+.PHONY: help install run test lint-python lint format bench-downloads bench-import bench-load clean
