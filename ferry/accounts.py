@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 
 from ferry.kernel.errors import (
+    PERMISSION_DENIED,
     Forbidden,
     InvalidInput,
     LoginBlocked,
@@ -47,9 +48,6 @@ ROLE_DESCRIPTIONS = {
     Role.USER: "Reads files and the imported workspace.",
     Role.BOT: "An imported bot account.",
 }
-PERMISSION_DENIED = (
-    "User does not have the permissions required for this action [error-unauthorized]"
-)
 
 # The secret part of a token: 32 random bytes, so guessing is hopeless; only its hash is stored.
 _TOKEN_BYTES = 32

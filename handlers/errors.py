@@ -131,9 +131,7 @@ async def on_http_error(request: ConnexionRequest, exc: HTTPException) -> Connex
     if exc.status_code == 401:
         return unauthorized()
     if exc.status_code == 403:
-        return error_response(
-            403, "User does not have the permissions required for this action [error-unauthorized]"
-        )
+        return error_response(403, errors.PERMISSION_DENIED)
     messages = {404: "Not found", 405: "Method not allowed"}
     message = messages.get(exc.status_code) or str(exc.detail).split("\n", 1)[0]
     headers = dict(exc.headers or {})

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# Rocket.Chat's answer to a caller who lacks a permission.
+PERMISSION_DENIED = (
+    "User does not have the permissions required for this action [error-unauthorized]"
+)
+
 
 class FerryError(Exception):
     """Base of every error a user can cause; `message` is safe to show them."""
