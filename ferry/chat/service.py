@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ferry.chat.convert import ImportCancelled, Selection, run_import
+from ferry.chat.convert.run import run_import
+from ferry.chat.convert.state import ImportCancelled, Selection
 from ferry.chat.parsers import REGISTRY
 from ferry.chat.parsers.base import ImportFileError, PrepareOptions
 from ferry.downloads.manager import COMPLETED, DownloadManager
