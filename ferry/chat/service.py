@@ -94,7 +94,6 @@ PENDING_ATTEMPTS = 3
 # At most this many per-file failure reasons are kept on a pending-files operation.
 PENDING_REASONS = 50
 HEADERS_WAIT_SECONDS = 60
-DIRECT_MESSAGES_NAME = "Direct_Messages"
 RESTART_REASON = "The server stopped while this operation was running; start it again."
 DISK_FULL_REASON = "The server ran out of disk space; free some space and start it again."
 
@@ -580,9 +579,6 @@ class ImportService:
             selection = self.staging.selection(operation["_id"])
         except StagingIncomplete:
             selection = {"users": [], "channels": [], "message_count": 0}
-        for channel in selection.get("channels", []):
-            if channel.get("channel_id") == "__directMessages__":
-                channel["name"] = DIRECT_MESSAGES_NAME
         return {"name": info.name, **selection}
 
     def progress(self) -> dict:
