@@ -39,8 +39,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ferry.chat.generate import write_csv_export, write_slack_export  # noqa: E402
-from ferry.chat.service import CANCELLED, DONE, FAILED, USER_SELECTION  # noqa: E402
 from ferry.kernel.config import Config  # noqa: E402
+from ferry.kernel.statuses import FINAL_IMPORT_STEPS, ImportStep  # noqa: E402
 from ferry.services import Services  # noqa: E402
 
 CSV_CHANNELS = 20
@@ -87,7 +87,7 @@ def wait_for(services: Services, op_id: str, wanted: str) -> dict:
         operation = services.imports.operations.get(op_id)
         if operation["status"] == wanted:
             return operation
-        if operation["status"] in {DONE, FAILED, CANCELLED}:
+        if operation["status"] in FINAL_IMPORT_STEPS:
             raise RuntimeError(f"operation ended {operation['status']}: {operation.get('error')}")
         time.sleep(POLL_SECONDS)
     raise TimeoutError(f"operation {op_id} never reached {wanted}")
@@ -125,7 +125,7 @@ def _import_through_api(services: Services, kind: str, export: Path, via_folder:
             )
     uploaded, cpu = time.perf_counter(), time.process_time()
     upload_s = uploaded - started
-    prepared = wait_for(services, operation["_id"], USER_SELECTION)
+    prepared = wait_for(services, operation["_id"], ImportStep.USER_SELECTION)
     prepare_s = time.perf_counter() - uploaded
     prepare_cpu = time.process_time() - cpu
     prepare_rss = peak_rss_mb()
@@ -134,7 +134,7 @@ def _import_through_api(services: Services, kind: str, export: Path, via_folder:
     started, cpu = time.perf_counter(), time.process_time()
     everything = {"users": {"all": True}, "channels": {"all": True}}
     services.imports.start_import(admin["_id"], everything)
-    done = wait_for(services, operation["_id"], DONE)
+    done = wait_for(services, operation["_id"], ImportStep.DONE)
     import_s = time.perf_counter() - started
     import_cpu = time.process_time() - cpu
     report = done.get("report") or {}

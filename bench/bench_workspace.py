@@ -29,7 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ferry.chat.convert import Selection, run_import  # noqa: E402
+from ferry.chat.convert.run import run_import  # noqa: E402
+from ferry.chat.convert.state import Selection  # noqa: E402
 from ferry.chat.reads import WorkspaceQueries  # noqa: E402
 from storage.staging import StagingArea  # noqa: E402
 from storage.store import Store  # noqa: E402

@@ -1,4 +1,4 @@
-"""Rocket.Chat's import API: thin handlers over imports.service.ImportService."""
+"""Rocket.Chat's import API: thin handlers over ferry.chat.service.ImportService."""
 
 from handlers.context import current_user, services
 from handlers.responses import json_response
@@ -68,7 +68,7 @@ def get_current_import_operation():
 def download_pending_files(body: dict | None = None):
     """POST /api/v1/downloadPendingFiles"""
     return {
-        "count": services().imports.download_pending_files(current_user()["_id"]),
+        "count": services().imports.pending.download_pending_files(current_user()["_id"]),
         "success": True,
     }
 
@@ -76,7 +76,7 @@ def download_pending_files(body: dict | None = None):
 def download_pending_avatars(body: dict | None = None):
     """POST /api/v1/downloadPendingAvatars"""
     return {
-        "count": services().imports.download_pending_avatars(current_user()["_id"]),
+        "count": services().imports.pending.download_pending_avatars(current_user()["_id"]),
         "success": True,
     }
 
@@ -95,23 +95,23 @@ def clear_import():
 def new_import():
     """POST /api/v1/import.new"""
     return {
-        "operation": services().imports.new_api_operation(current_user()["_id"]),
+        "operation": services().imports.api.new_operation(current_user()["_id"]),
         "success": True,
     }
 
 
 def import_status():
     """GET /api/v1/import.status"""
-    return {**services().imports.status(), "success": True}
+    return {**services().imports.api.status(), "success": True}
 
 
 def add_users(body: dict):
     """POST /api/v1/import.addUsers"""
-    services().imports.add_users(body["users"])
+    services().imports.api.add_users(body["users"])
     return OK
 
 
 def run_import():
     """POST /api/v1/import.run"""
-    services().imports.run_api(current_user()["_id"])
+    services().imports.api.run(current_user()["_id"])
     return OK

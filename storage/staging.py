@@ -29,6 +29,8 @@ from typing import Any
 
 import orjson
 
+from ferry.kernel.rocketchat import DIRECT_MESSAGES_ID
+from ferry.kernel.statuses import RoomType
 from storage.store import Store, write_atomically
 
 USER, CHANNEL, MESSAGE = "user", "channel", "message"
@@ -43,9 +45,8 @@ _FILES = {
 _MARKS = "marks.jsonl"
 _MANIFEST = "manifest.json"
 
-DIRECT_MESSAGES_ID = "__directMessages__"
-# Rocket.Chat fills this entry's name from the i18n key Direct_Messages.
-DIRECT_MESSAGES_NAME = "Direct Messages"
+# Rocket.Chat names this entry with the i18n key its client translates.
+DIRECT_MESSAGES_NAME = "Direct_Messages"
 
 # Records kept in memory before one write; bounds a parser's memory, not its speed.
 FLUSH_EVERY = 2000
@@ -163,7 +164,7 @@ class StagingArea:
         channels = []
         any_direct = False
         for _, channel in self._lines(operation_id, CHANNEL):
-            if channel.get("t") == "d":
+            if channel.get("t") == RoomType.DIRECT:
                 any_direct = True
                 continue
             import_ids = channel.get("importIds") or [None]
@@ -173,7 +174,7 @@ class StagingArea:
                     "name": channel.get("name"),
                     "is_archived": bool(channel.get("archived")),
                     "do_import": True,
-                    "is_private": channel.get("t") == "p",
+                    "is_private": channel.get("t") == RoomType.PRIVATE_GROUP,
                     "is_direct": False,
                 }
             )

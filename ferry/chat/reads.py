@@ -32,17 +32,22 @@ from functools import partialmethod
 from typing import Any
 
 from ferry.kernel.errors import MeteorError
+from ferry.kernel.statuses import RoomType
 from storage.workspace import WorkspaceStore
 
 _KINDS = {
-    "c": ("channel", "channels"),
-    "p": ("group", "groups"),
-    "d": ("im", "ims"),
+    RoomType.CHANNEL: ("channel", "channels"),
+    RoomType.PRIVATE_GROUP: ("group", "groups"),
+    RoomType.DIRECT: ("im", "ims"),
 }
 _NOT_FOUND = {
-    "c": 'The required "roomId" or "roomName" param provided does not match any channel',
-    "p": 'The required "roomId" or "roomName" param provided does not match any group',
-    "d": 'The required "roomId" param provided does not match any direct message',
+    RoomType.CHANNEL: (
+        'The required "roomId" or "roomName" param provided does not match any channel'
+    ),
+    RoomType.PRIVATE_GROUP: (
+        'The required "roomId" or "roomName" param provided does not match any group'
+    ),
+    RoomType.DIRECT: 'The required "roomId" param provided does not match any direct message',
 }
 # Fields only Ferry uses; the file's download URL can carry an export token.
 _PRIVATE_MESSAGE_FIELDS = ("_sort", "_importFile")
@@ -61,7 +66,7 @@ class WorkspaceQueryError(MeteorError):
 class RoomNotFound(WorkspaceQueryError):
     """No room of the endpoint's type has that id or name (HTTP 400 in Rocket.Chat)."""
 
-    def __init__(self, room_type: str = "c"):
+    def __init__(self, room_type: str = RoomType.CHANNEL):
         super().__init__(_NOT_FOUND[room_type], "error-room-not-found")
 
 
@@ -170,13 +175,13 @@ class WorkspaceQueries:
         }
 
     def channels_list(self, offset: Any = 0, count: Any = 50) -> dict[str, Any]:
-        return self._list("c", offset, count)
+        return self._list(RoomType.CHANNEL, offset, count)
 
     def groups_list(self, offset: Any = 0, count: Any = 50) -> dict[str, Any]:
-        return self._list("p", offset, count)
+        return self._list(RoomType.PRIVATE_GROUP, offset, count)
 
     def im_list(self, offset: Any = 0, count: Any = 50) -> dict[str, Any]:
-        return self._list("d", offset, count)
+        return self._list(RoomType.DIRECT, offset, count)
 
     # --- one room ------------------------------------------------------------
 
@@ -194,10 +199,10 @@ class WorkspaceQueries:
         return _room(room)
 
     def channel_info(self, room_id: str | None = None, room_name: str | None = None) -> dict:
-        return {"channel": self.find_room("c", room_id, room_name)}
+        return {"channel": self.find_room(RoomType.CHANNEL, room_id, room_name)}
 
     def group_info(self, room_id: str | None = None, room_name: str | None = None) -> dict:
-        return {"group": self.find_room("p", room_id, room_name)}
+        return {"group": self.find_room(RoomType.PRIVATE_GROUP, room_id, room_name)}
 
     # --- history -------------------------------------------------------------
 
@@ -232,6 +237,6 @@ class WorkspaceQueries:
             result.update(count=len(messages), offset=offset, total=total)
         return result
 
-    channel_history = partialmethod(history, "c")
-    group_history = partialmethod(history, "p")
-    im_history = partialmethod(history, "d")
+    channel_history = partialmethod(history, RoomType.CHANNEL)
+    group_history = partialmethod(history, RoomType.PRIVATE_GROUP)
+    im_history = partialmethod(history, RoomType.DIRECT)

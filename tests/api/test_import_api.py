@@ -4,6 +4,7 @@ import base64
 import time
 from pathlib import Path
 
+from ferry.chat.importers import importer_info
 from handlers.app import create_app
 from tests.conftest import ADMIN_PASSWORD, log_in, make_config
 from tests.support.envelope import assert_error
@@ -352,10 +353,8 @@ def test_restart_mid_prepare_leaves_no_operation_stuck(tmp_path):
     config = make_config(tmp_path / "data")
     app = create_app(config)
     user, _ = app.services.accounts.ensure_admin("admin", ADMIN_PASSWORD)
-    operation = app.services.imports._new_operation(
-        user["_id"], app.services.imports._importer("csv", "test")
-    )
-    app.services.imports._update(operation["_id"], status="importer_preparing_messages")
+    operation = app.services.imports.operations.create(user["_id"], importer_info("csv", "test"))
+    app.services.imports.operations.update(operation["_id"], status="importer_preparing_messages")
     writer = app.services.imports.staging.writer(operation["_id"])
     writer.add_user({"importIds": ["half"], "username": "half", "emails": []})
     app.services.store.close()  # the process dies here: no shutdown, no finish()
@@ -467,10 +466,10 @@ def test_restart_mid_import_fails_readably_and_a_new_import_works(tmp_path):
     config = make_config(tmp_path / "data")
     app = create_app(config)
     admin_user, _ = app.services.accounts.ensure_admin("admin", ADMIN_PASSWORD)
-    operation = app.services.imports._new_operation(
-        admin_user["_id"], app.services.imports._importer("csv", "test")
+    operation = app.services.imports.operations.create(
+        admin_user["_id"], importer_info("csv", "test")
     )
-    app.services.imports._update(operation["_id"], status="importer_importing_messages")
+    app.services.imports.operations.update(operation["_id"], status="importer_importing_messages")
     app.services.store.close()  # killed mid-import
 
     again = create_app(config)
@@ -551,8 +550,8 @@ def test_restart_mid_upload_removes_the_half_written_file(tmp_path):
     app = create_app(config)
     admin_user, _ = app.services.accounts.ensure_admin("admin", ADMIN_PASSWORD)
     imports = app.services.imports
-    operation = imports._new_operation(admin_user["_id"], imports._importer("csv", "test"))
-    imports._update(operation["_id"], status="importer_uploading")
+    operation = imports.operations.create(admin_user["_id"], importer_info("csv", "test"))
+    imports.operations.update(operation["_id"], status="importer_uploading")
     partial = imports.store_dir / operation["_id"] / "export.zip"
     partial.parent.mkdir(parents=True)
     partial.write_bytes(b"PK\x03\x04 only the start")

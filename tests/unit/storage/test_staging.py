@@ -81,6 +81,7 @@ def test_selection_lists_users_and_non_direct_channels_plus_one_dm_entry(area):
     assert set(channels) == {"C1", "G1", "__directMessages__"}
     assert channels["G1"]["is_private"] and channels["G1"]["is_archived"]
     assert channels["__directMessages__"]["is_direct"]
+    assert channels["__directMessages__"]["name"] == "Direct_Messages"
 
 
 def test_selection_without_direct_messages_has_no_dm_entry(area):

@@ -1,0 +1,198 @@
+"""downloadPendingFiles and downloadPendingAvatars: what an import left to fetch.
+
+Each creates its own operation and leaves every other operation's data alone; every
+fetch goes through the one download manager and its policy.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import shutil
+import time
+from pathlib import Path
+
+from ferry.chat.importers import IMPORTERS
+from ferry.chat.operation_records import OperationRecords
+from ferry.chat.workers import ImportWorkers
+from ferry.downloads.manager import DownloadManager
+from ferry.downloads.policy import DOWNLOAD_TIMEOUT, NETWORK_ERROR, FetchError
+from ferry.kernel.statuses import DownloadKind, DownloadStatus, ImportStep
+from storage.users import UserRepository
+from storage.workspace import WorkspaceStore
+
+PENDING_ATTEMPTS = 3
+# At most this many per-file failure reasons are kept on a pending-files operation.
+PENDING_REASONS = 50
+# A data: URI avatar larger than this is left pending.
+MAX_INLINE_AVATAR = 5 * 1024 * 1024
+
+
+class PendingDownloads:
+    def __init__(
+        self,
+        operations: OperationRecords,
+        workers: ImportWorkers,
+        users: UserRepository,
+        workspace: WorkspaceStore,
+        downloads: DownloadManager,
+        *,
+        uploads_dir: Path,
+        uploads_display: str,
+    ):
+        self._operations = operations
+        self._workers = workers
+        self._users = users
+        self._workspace = workspace
+        self._downloads = downloads
+        self._uploads_dir = uploads_dir
+        self._uploads_display = uploads_display
+
+    # --- files -----------------------------------------------------------------------
+
+    def download_pending_files(self, user_id: str) -> int:
+        """downloadPendingFiles: counts messages still waiting for a file and fetches
+        each distinct file once, in the background, through the download manager."""
+        count = self._workspace.pending_file_count()
+        operation = self._operations.create(user_id, IMPORTERS["pending-files"])
+        if count == 0:
+            self._operations.update(operation["_id"], status=ImportStep.DONE)
+            return 0
+        self._operations.update(
+            operation["_id"],
+            status=ImportStep.IMPORTING_FILES,
+            count={"total": count, "completed": 0, "error": 0, "messages": count},
+        )
+        self._workers.submit_side(operation["_id"], self._fetch_pending_files, operation["_id"])
+        return count
+
+    def _fetch_pending_files(self, op_id: str) -> None:
+        files: dict[str, tuple[dict, int]] = {}
+        for message in self._workspace.pending_file_messages():
+            pending = message["_importFile"]
+            known = files.get(pending["id"])
+            files[pending["id"]] = (pending, (known[1] if known else 0) + 1)
+        completed = errors = 0
+        # Why each file failed, so that a refused or broken link is explained somewhere.
+        reasons: list[str] = []
+        for file_id, (pending, messages) in files.items():
+            if self._workers.stopping:
+                break
+            record, reason = self._fetch_with_retries(pending, file_id)
+            if record is not None and record["status"] == DownloadStatus.COMPLETED:
+                url = f"/{self._uploads_display}/{file_id}/{record['filename']}"
+                attachment = {"title": record["filename"], "title_link": url, "type": "file"}
+                self._workspace.mark_files_downloaded([(file_id, url, attachment)])
+                completed += messages
+            else:
+                errors += messages
+                completed += messages
+                if record is not None:
+                    reason = f"{record.get('message')} [{record.get('error')}]"
+                if len(reasons) < PENDING_REASONS:
+                    reasons.append(f"file {file_id}: {reason}")
+            self._operations.set_live_counts(op_id, {"completed": completed, "error": errors})
+        if reasons:
+            self._operations.update(op_id, warnings=reasons)
+        self._operations.finish(
+            op_id, ImportStep.DONE if not self._workers.stopping else ImportStep.FAILED
+        )
+
+    def _fetch_with_retries(self, pending: dict, file_id: str) -> tuple[dict | None, str | None]:
+        """The download's final record, or (None, why no download was started)."""
+        url = pending.get("downloadUrl") or ""
+        if pending.get("external") or not url.startswith("http"):
+            return None, "not a downloadable http(s) link"
+        directory = (
+            self._uploads_dir / "".join(ch for ch in file_id if ch.isalnum() or ch in "-_")[:64]
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        display = f"{self._uploads_display}/{directory.name}"
+        for attempt in range(PENDING_ATTEMPTS):
+            try:
+                handle = self._downloads.start(
+                    url,
+                    directory,
+                    display,
+                    filename=pending.get("name"),
+                    kind=DownloadKind.PENDING_FILE,
+                )
+            except FetchError as refusal:
+                return None, f"{refusal.message} [{refusal.code}]"
+            record = handle.wait()
+            if record is None:
+                return None, "the download did not finish"
+            if record["status"] == DownloadStatus.COMPLETED:
+                return record, None
+            if (
+                record.get("error") not in (NETWORK_ERROR, DOWNLOAD_TIMEOUT)
+                or self._workers.stopping
+            ):
+                return record, None
+            time.sleep(min(2**attempt, 8))
+        return record, None
+
+    # --- avatars ---------------------------------------------------------------------
+
+    def download_pending_avatars(self, user_id: str) -> int:
+        """downloadPendingAvatars: http(s) avatars through the manager; data: URIs stored
+        directly instead of staying pending forever."""
+        pending = [u for u in self._users.with_pending_avatars()]
+        operation = self._operations.create(user_id, IMPORTERS["pending-avatars"])
+        if not pending:
+            self._operations.update(operation["_id"], status=ImportStep.DONE)
+            return 0
+        self._operations.update(
+            operation["_id"],
+            status=ImportStep.IMPORTING_FILES,
+            count={"total": len(pending), "completed": 0, "error": 0},
+        )
+        self._workers.submit_side(operation["_id"], self._fetch_avatars, operation["_id"], pending)
+        return len(pending)
+
+    def _fetch_avatars(self, op_id: str, pending: list[dict]) -> None:
+        errors = 0
+        avatars = self._uploads_dir.parent / "avatars"
+        avatars.mkdir(parents=True, exist_ok=True)
+        for completed, user in enumerate(pending, start=1):
+            url = user["_pendingAvatarUrl"]
+            stored = self._store_avatar(user["_id"], url, avatars)
+            if stored:
+                self._users.update(
+                    user["_id"],
+                    {"avatarOrigin": "url", "avatarETag": stored, "_pendingAvatarUrl": None},
+                )
+            else:
+                errors += 1
+            self._operations.set_live_counts(op_id, {"completed": completed, "error": errors})
+        self._operations.finish(op_id, ImportStep.DONE)
+
+    def _store_avatar(self, user_id: str, url: str, avatars: Path) -> str | None:
+        if url.startswith("data:"):
+            header, _, payload = url.partition(",")
+            try:
+                data = (
+                    base64.b64decode(payload, validate=True)
+                    if ";base64" in header
+                    else payload.encode()
+                )
+            except (binascii.Error, ValueError):
+                return None
+            if len(data) > MAX_INLINE_AVATAR:
+                return None
+            (avatars / user_id).write_bytes(data)
+            return user_id
+        directory = avatars / f".{user_id}.incoming"
+        directory.mkdir(exist_ok=True)
+        try:
+            record = self._downloads.start(
+                url, directory, "avatars", filename=user_id, kind=DownloadKind.PENDING_AVATAR
+            ).wait()
+        except FetchError:
+            return None
+        if record is None or record["status"] != DownloadStatus.COMPLETED:
+            shutil.rmtree(directory, ignore_errors=True)
+            return None
+        (directory / record["filename"]).replace(avatars / user_id)
+        shutil.rmtree(directory, ignore_errors=True)
+        return user_id
