@@ -61,9 +61,11 @@ class StagingIncomplete(LookupError):
 class StagingArea:
     """All operations' staging directories; thread-safe through `store.lock`."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, *, flush_every: int = FLUSH_EVERY):
+        """`flush_every`: records a writer buffers before it appends them to its files."""
         self._store = store
         self._root = store.state_dir / "staging"
+        self._flush_every = flush_every
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -75,7 +77,9 @@ class StagingArea:
                 shutil.rmtree(directory, ignore_errors=True)
             directory.mkdir(parents=True, exist_ok=True)
             manifest = self._manifest(operation_id) if append else None
-        return StagingWriter(directory, manifest, fsync=self._store.fsync)
+        return StagingWriter(
+            directory, manifest, fsync=self._store.fsync, flush_every=self._flush_every
+        )
 
     def is_complete(self, operation_id: str) -> bool:
         return self._manifest(operation_id) is not None
@@ -254,9 +258,17 @@ class StagingWriter:
     added (a fresh prepare disappears, an append is rolled back).
     """
 
-    def __init__(self, directory: Path, previous: dict | None, *, fsync: bool = True):
+    def __init__(
+        self,
+        directory: Path,
+        previous: dict | None,
+        *,
+        fsync: bool = True,
+        flush_every: int = FLUSH_EVERY,
+    ):
         self._dir = directory
         self._fsync = fsync
+        self._flush_every = flush_every
         if previous is None:
             self._counts = dict.fromkeys(_FILES, 0)
             self._sizes = dict.fromkeys(_FILES, 0)
@@ -341,7 +353,7 @@ class StagingWriter:
         self._buffers[kind].append(line)
         self._counts[kind] += 1
         self._buffered += 1
-        if self._buffered >= FLUSH_EVERY:
+        if self._buffered >= self._flush_every:
             self._flush()
 
     def _flush(self) -> None:

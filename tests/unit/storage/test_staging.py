@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from storage import staging as staging_module
 from storage.staging import StagingArea, StagingIncomplete
 from storage.store import Store
 
@@ -105,10 +104,9 @@ def test_selection_without_direct_messages_has_no_dm_entry(area):
     }
 
 
-def test_a_prepare_that_crashed_is_detected_and_discarded(tmp_path, monkeypatch):
-    monkeypatch.setattr(staging_module, "FLUSH_EVERY", 10)
+def test_a_prepare_that_crashed_is_detected_and_discarded(tmp_path):
     store = Store(tmp_path, fsync=False)
-    area = StagingArea(store)
+    area = StagingArea(store, flush_every=10)
     sink = area.writer("crashed")
     for i in range(25):  # some batches reach the disk, then the process dies
         sink.add_user(_user(i))
