@@ -17,7 +17,7 @@ from ferry.chat.convert.record_errors import (
 from ferry.chat.convert.state import Person, Run
 from ferry.chat.convert.values import iso_from_micros, iso_or_none, micros_from_seconds
 from ferry.kernel.ids import now_iso
-from ferry.kernel.statuses import ImportStep
+from ferry.kernel.statuses import ImportStep, UserType
 from storage.staging import MESSAGE
 
 # Import ids as parsers write them after '@' or '#': never ending in punctuation, so
@@ -127,7 +127,7 @@ def _message(run: Run, data: dict) -> dict | None:
 
 def _mention(run: Run, reference: Any, mentions: dict[str, dict]) -> Person | None:
     if reference in ("all", "here"):
-        mentions[reference] = {"_id": reference, "username": reference, "type": "user"}
+        mentions[reference] = {"_id": reference, "username": reference, "type": UserType.USER}
         return None
     person = run.person(reference)
     if person is None:
@@ -138,7 +138,7 @@ def _mention(run: Run, reference: Any, mentions: dict[str, dict]) -> Person | No
         "_id": person.id,
         "username": person.username,
         "name": person.name,
-        "type": "user",
+        "type": UserType.USER,
     }
     return person
 
@@ -148,7 +148,7 @@ def _rewrite(run: Run, match: re.Match, mentions: dict, channels: dict) -> str:
     if sigil == "@":
         if reference in ("all", "here"):
             mentions.setdefault(
-                reference, {"_id": reference, "username": reference, "type": "user"}
+                reference, {"_id": reference, "username": reference, "type": UserType.USER}
             )
             return match.group(0)
         person = run.person(reference)
@@ -156,7 +156,7 @@ def _rewrite(run: Run, match: re.Match, mentions: dict, channels: dict) -> str:
             return match.group(0)
         mentions.setdefault(
             person.id,
-            {"_id": person.id, "username": person.username, "name": person.name, "type": "user"},
+            {"_id": person.id, "username": person.username, "name": person.name, "type": UserType.USER},
         )
         return "@" + person.username
     place = run.place(reference)

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from ferry.kernel.ids import now_iso
 from ferry.kernel.rocketchat import DIRECT_MESSAGES_ID, ROCKET_CAT
-from ferry.kernel.statuses import Role, RoomType
+from ferry.kernel.statuses import Role, RoomType, UserType
 from storage.staging import StagingArea
 from storage.users import UserRepository
 from storage.workspace import WorkspaceStore
@@ -205,7 +205,7 @@ class Run:
                 "emails": [],
                 "roles": [Role.BOT],
                 "active": True,
-                "type": "bot",
+                "type": UserType.BOT,
                 "createdAt": self.now,
                 "_updatedAt": self.now,
                 "importIds": [ROCKET_CAT],

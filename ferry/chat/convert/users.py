@@ -8,7 +8,7 @@ from ferry.chat.convert.record_errors import E_USER_NO_IDENTITY, RecordError, er
 from ferry.chat.convert.state import Person, Run
 from ferry.chat.convert.values import merged
 from ferry.kernel.ids import random_id
-from ferry.kernel.statuses import ImportStep, Role
+from ferry.kernel.statuses import ImportStep, Role, UserType
 from storage.staging import USER
 
 _USERNAME_CHARS = re.compile(r"[^0-9A-Za-z._-]+")
@@ -84,7 +84,7 @@ class _UserBatch:
             "emails": [{"address": a, "verified": False} for a in _unique_emails(data)],
             "roles": list(data.get("roles") or [Role.USER]),
             "active": not data.get("deleted"),
-            "type": "bot" if data.get("type") == "bot" else "user",
+            "type": UserType.BOT if data.get("type") == UserType.BOT else UserType.USER,
             "createdAt": run.now,
             "_updatedAt": run.now,
             "importIds": list(dict.fromkeys(data.get("importIds") or [])),
@@ -112,7 +112,7 @@ class _UserBatch:
             for a in _unique_emails(data)
             if a.casefold() not in known
         ]
-        if data.get("type") in ("user", "bot"):
+        if data.get("type") in tuple(UserType):
             user["type"] = data["type"]
         for key in ("name", "statusText", "bio", "utcOffset"):
             if data.get(key) is not None:
