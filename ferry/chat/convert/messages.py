@@ -156,7 +156,12 @@ def _rewrite(run: Run, match: re.Match, mentions: dict, channels: dict) -> str:
             return match.group(0)
         mentions.setdefault(
             person.id,
-            {"_id": person.id, "username": person.username, "name": person.name, "type": UserType.USER},
+            {
+                "_id": person.id,
+                "username": person.username,
+                "name": person.name,
+                "type": UserType.USER,
+            },
         )
         return "@" + person.username
     place = run.place(reference)
