@@ -26,15 +26,14 @@ from typing import BinaryIO
 
 from ferry.chat.parsers.archive import (
     CappedWarnings,
-    LineTooLong,
     Member,
     Warn,
     ZipArchive,
-    iter_text_lines,
     open_zip,
     report_progress,
 )
 from ferry.chat.parsers.base import ImportFileError, PrepareOptions, Record, RecordSink
+from ferry.chat.parsers.text_lines import LineTooLong, iter_text_lines
 
 DM_FOLDER = "directmessages"
 _ROOT_MARKERS = ("users.csv", "channels.csv", DM_FOLDER)

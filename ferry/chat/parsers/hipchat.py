@@ -28,7 +28,6 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from markdownify import MarkdownConverter, abstract_inline_conversion
 
-from ferry.chat.parsers.archive import JsonDepthGuard, JsonTooDeep
 from ferry.chat.parsers.base import (
     ArchiveLimits,
     ImportFileError,
@@ -36,6 +35,7 @@ from ferry.chat.parsers.base import (
     Record,
     RecordSink,
 )
+from ferry.chat.parsers.json_arrays import JsonDepthGuard, JsonTooDeep
 
 SOURCE = "hipchat-enterprise"
 BOT_USER = "rocket.cat"

@@ -23,15 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from ferry.chat.parsers.archive import (
-    JSON_ERRORS,
     CappedWarnings,
     Member,
     ZipArchive,
-    iter_json_array,
     open_zip,
     report_progress,
 )
 from ferry.chat.parsers.base import ImportFileError, PrepareOptions, Record, RecordSink
+from ferry.chat.parsers.json_arrays import JSON_ERRORS, iter_json_array
 
 SLACKBOT = "USLACKBOT"
 ROCKET_CAT = "rocket.cat"
