@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from ferry.chat.parsers.slack import SlackImporter
 from tests.support.hipchat_export import full_export, make_tar
+from tests.support.importers import RecordingSink, build_zip, prepare
+from tests.support.slack_export import generated_export
 
 
 @pytest.fixture(scope="module")
@@ -19,3 +22,9 @@ def hipchat_export(tmp_path, hipchat_bytes) -> Path:
     path = tmp_path / "export.tar.gz"
     path.write_bytes(hipchat_bytes)
     return path
+
+
+@pytest.fixture(scope="module")
+def generated_slack(tmp_path_factory) -> RecordingSink:
+    source = build_zip(tmp_path_factory.mktemp("gen") / "slack.zip", generated_export())
+    return prepare(SlackImporter(), source)
