@@ -1,4 +1,4 @@
-"""A HipChat export with every record kind, and builders of tar archives, for parser tests."""
+"""A HipChat export with every record kind, and builders of tar and encrypted archives."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
 from ferry.chat.parsers.base import PrepareOptions
 from ferry.chat.parsers.hipchat import HipChatImporter
+from ferry.chat.parsers.hipchat_bytes import evp_bytes_to_key
 from tests.support.importers import RecordingSink
 
 
@@ -213,3 +217,11 @@ def hostile(tmp_path: Path, build) -> Path:
         add(archive, "users.json", USERS[:1])
         build(archive)
     return path
+
+
+def openssl_encrypt(plain: bytes, password: str, digest: str, salt: bytes = b"NaCl4you") -> bytes:
+    key, iv = evp_bytes_to_key(password.encode(), salt, digest)
+    padder = padding.PKCS7(128).padder()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    body = encryptor.update(padder.update(plain) + padder.finalize()) + encryptor.finalize()
+    return b"Salted__" + salt + body

@@ -7,20 +7,9 @@ import shutil
 import subprocess
 
 import pytest
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ferry.chat.parsers.base import ArchiveLimits, ImportFileError
-from ferry.chat.parsers.hipchat_bytes import evp_bytes_to_key
-from tests.support.hipchat_export import add, hostile, prepare
-
-
-def openssl_encrypt(plain: bytes, password: str, digest: str, salt: bytes = b"NaCl4you") -> bytes:
-    key, iv = evp_bytes_to_key(password.encode(), salt, digest)
-    padder = padding.PKCS7(128).padder()
-    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-    body = encryptor.update(padder.update(plain) + padder.finalize()) + encryptor.finalize()
-    return b"Salted__" + salt + body
+from tests.support.hipchat_export import add, hostile, openssl_encrypt, prepare
 
 
 @pytest.mark.parametrize("digest", ["md5", "sha256"])
