@@ -1,4 +1,5 @@
-"""Slack's workspace export zip, read where Rocket.Chat's importer lost or refused data.
+"""Slack's workspace export zip, mapped as Rocket.Chat's Slack importer maps it, without
+the data that importer loses (the comments say where).
 
 Layout, at the root or inside one top folder:
     users.json, channels.json, groups.json, mpims.json, dms.json   (JSON arrays)

@@ -111,7 +111,7 @@ class MessageRecords:
 
     def __init__(self, sink: RecordSink, usernames: dict[str, str], channel_names: dict[str, str]):
         self.sink = sink
-        # Filled by whoever reads users.json and the channel lists, before any message.
+        # Filled by the export walk from users.json and the channel lists, before any message.
         self.usernames = usernames
         self.channel_names = channel_names
         self.records = 0
