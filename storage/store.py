@@ -7,14 +7,15 @@ import fcntl
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 from tinydb import TinyDB
 from tinydb.storages import Storage
-from tinydb.table import Table
+
+from storage.tinydb_overrides import FerryTinyDB
 
 
 class DataDirLocked(RuntimeError):
@@ -239,88 +240,6 @@ class AtomicCachedStorage(Storage):
             self._journal_fd = None
 
 
-class KeyedTable(Table):
-    """A table whose document ids are our own string ids, so lookups by id are O(1).
-
-    Each change tells the storage which documents it touched, so that a journaled
-    storage can record those alone.
-    """
-
-    document_id_class = str
-
-    def _get_next_id(self):  # pragma: no cover - every insert in Ferry names its id
-        raise TypeError("Ferry tables need an explicit string id on insert")
-
-    def _touched(self, doc_ids: list | None) -> None:
-        self.storage.changed(self.name, None if doc_ids is None else [str(i) for i in doc_ids])
-
-    def _update_table(self, updater) -> None:
-        # TinyDB copies the whole table twice per change, to convert ids to and from the
-        # id class; ours are strings both ways, so the stored table is changed in place
-        # and a save costs what it changes, not what the table holds.
-        tables = self._storage.read()
-        if tables is None:
-            tables = {}
-        table = tables.get(self.name)
-        if table is None:
-            table = tables[self.name] = {}
-        updater(table)
-        self._storage.write(tables)
-        self.clear_cache()
-
-    def insert(self, document):
-        doc_id = super().insert(document)
-        self._touched([doc_id])
-        return doc_id
-
-    def insert_multiple(self, documents):
-        # Refused before any change: the table is changed in place, so an insert that
-        # failed half-way would otherwise leave its first documents behind.
-        documents = list(documents)
-        existing = self._read_table()
-        seen: set[str] = set()
-        for document in documents:
-            if not isinstance(document, Mapping):
-                raise ValueError("Document is not a Mapping")
-            doc_id = getattr(document, "doc_id", None)
-            if doc_id is None:
-                self._get_next_id()  # refuses, as for a single insert
-            if doc_id in existing or doc_id in seen:
-                raise ValueError(f"Document with ID {doc_id} already exists")
-            seen.add(doc_id)
-        doc_ids = super().insert_multiple(documents)
-        self._touched(doc_ids)
-        return doc_ids
-
-    def update(self, fields, cond=None, doc_ids=None):
-        changed = super().update(fields, cond, doc_ids)
-        self._touched(changed)
-        return changed
-
-    def update_multiple(self, updates):
-        changed = super().update_multiple(updates)
-        self._touched(changed)
-        return changed
-
-    def upsert(self, document, cond=None):
-        changed = super().upsert(document, cond)
-        self._touched(changed)
-        return changed
-
-    def remove(self, cond=None, doc_ids=None):
-        removed = super().remove(cond, doc_ids)
-        self._touched(removed)
-        return removed
-
-    def truncate(self) -> None:
-        super().truncate()
-        self._touched(None)
-
-
-class _FerryTinyDB(TinyDB):
-    table_class = KeyedTable
-
-
 class Store:
     """Owns the data directory's databases; every access goes through `lock`.
 
@@ -370,7 +289,7 @@ class Store:
         database = self._dbs.get(name)
         if database is None:
             storage_path = self.state_dir / f"{name}.json"
-            database = _FerryTinyDB(
+            database = FerryTinyDB(
                 str(storage_path),
                 storage=AtomicCachedStorage,
                 fsync=self.fsync,

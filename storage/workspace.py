@@ -4,66 +4,27 @@ TinyDB holds a whole file in memory and rewrites it on every write, which is fin
 rooms (thousands, written in batches) and hopeless for a million messages. So:
 
     <state_dir>/workspace.json                TinyDB, table "rooms" keyed by room _id
-    <state_dir>/workspace/pending.json        {room _id: messages waiting for a file download}
-    <state_dir>/workspace/rooms/<rid>/index.json    the room's shards, oldest first
-    <state_dir>/workspace/rooms/<rid>/<n>.json      one shard: messages sorted by `_sort`
     <state_dir>/workspace/rooms/<rid>/members.json  member user ids
-
-A shard holds at most SHARD_MAX messages ordered by the key (`_sort`, `_id`), where
-`_sort` is the message time in integer microseconds (Slack orders by microsecond
-`ts`; the ISO `ts` carries only milliseconds). The index lists each shard's first and
-last key and its counts, so a history page reads one or two shards however big the
-room is, and totals come from the counts.
-
-Writes never modify a shard file in place: changed shards are written under new
-names, then the index is replaced atomically, then the old files are removed. A crash
-leaves the old index pointing at old, intact files; strays are removed when the room
-is next written.
+    <state_dir>/workspace/...                 messages, in shards (storage.message_shards)
 
 Every message must carry `_sort`. Documents returned by read methods are copies.
 """
 
 from __future__ import annotations
 
-import bisect
-import contextlib
-import hashlib
-import os
-import re
-import shutil
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 from tinydb.table import Document
 
+from ferry.kernel.statuses import RoomType
+from storage.message_shards import MessageShards, is_pending_file, message_key, read_json
 from storage.store import Store, detached, write_atomically
-
-SHARD_MAX = 1000
-# Decoded shards kept for repeated reads of the newest pages.
-_SHARD_CACHE = 24
-# Rooms whose `_id -> _sort` map stays loaded while an import writes them.
-_ID_MAPS = 8
-_INDEX_CACHE = 512
 
 # Room fields the in-memory lookups and orderings depend on.
 _INDEXED_FIELDS = frozenset({"name", "importIds", "uids", "usernames", "t"})
-
-_SAFE_DIR = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
-
-
-def is_pending_file(message: dict) -> bool:
-    """Rocket.Chat's pending-file test (countAllImportedMessagesWithFilesToDownload)."""
-    file = message.get("_importFile")
-    return bool(
-        file
-        and file.get("downloadUrl")
-        and not file.get("rocketChatUrl")
-        and not file.get("downloaded")
-        and not file.get("external")
-    )
 
 
 def _visible(message: dict) -> bool:
@@ -75,48 +36,12 @@ def _main_visible(message: dict) -> bool:
     return not message.get("_hidden") and (not message.get("tmid") or bool(message.get("tshow")))
 
 
-def _key(message: dict) -> tuple[int, str]:
-    return message["_sort"], message["_id"]
-
-
-def _copy(documents: Any) -> Any:
-    return orjson.loads(orjson.dumps(documents))
-
-
-def _shard_meta(name: str, messages: list[dict]) -> dict:
-    visible = main = pending = 0
-    for message in messages:
-        if not message.get("_hidden"):
-            visible += 1
-            if not message.get("tmid") or message.get("tshow"):
-                main += 1
-        if "_importFile" in message and is_pending_file(message):
-            pending += 1
-    return {
-        "f": name,
-        "lo": list(_key(messages[0])),
-        "hi": list(_key(messages[-1])),
-        "n": len(messages),
-        "nv": visible,
-        "nm": main,
-        "np": pending,
-    }
-
-
 class WorkspaceStore:
     """Rooms (TinyDB) and their sharded messages; every method takes `store.lock`."""
 
     def __init__(self, store: Store):
         self._store = store
-        self._root = store.state_dir / "workspace"
-        (self._root / "rooms").mkdir(parents=True, exist_ok=True)
-        # Encoded, not decoded: bytes cost the garbage collector nothing, while a cache
-        # of decoded shards made it scan ~100k dicts per collection (half the import time).
-        self._shards: OrderedDict[tuple[str, str], bytes] = OrderedDict()
-        self._indexes: OrderedDict[str, dict] = OrderedDict()
-        self._id_maps: OrderedDict[str, dict[int, int]] = OrderedDict()
-        self._file_index: dict[str, list[tuple[str, int, str]]] | None = None
-        self._pending = self._read_json(self._root / "pending.json", {})
+        self._shards = MessageShards(store.state_dir / "workspace", store.fsync)
         self._by_name: dict[str, str] = {}
         self._by_import_id: dict[str, str] = {}
         self._by_members: dict[str, str] = {}
@@ -142,7 +67,7 @@ class WorkspaceStore:
             self._by_name.setdefault(room["name"], room["_id"])
         for import_id in room.get("importIds") or []:
             self._by_import_id.setdefault(import_id, room["_id"])
-        if room.get("t") == "d" and room.get("uids"):
+        if room.get("t") == RoomType.DIRECT and room.get("uids"):
             self._by_members.setdefault(self.members_key(room["uids"]), room["_id"])
 
     def _unindex_room(self, room_id: str) -> None:
@@ -220,17 +145,25 @@ class WorkspaceStore:
 
     def members(self, room_id: str) -> list[str]:
         with self._store.lock:
-            return self._read_json(self._room_dir(room_id) / "members.json", [])
+            return read_json(self._shards.room_dir(room_id) / "members.json", [])
 
     def set_members(self, room_id: str, user_ids: Iterable[str]) -> None:
         with self._store.lock:
-            directory = self._room_dir(room_id)
+            directory = self._shards.room_dir(room_id)
             directory.mkdir(parents=True, exist_ok=True)
             write_atomically(
                 directory / "members.json",
                 orjson.dumps(sorted(set(user_ids))),
                 fsync=self._store.fsync,
             )
+
+    def delete_room(self, room_id: str) -> None:
+        with self._store.lock:
+            if self._rooms.contains(doc_id=room_id):
+                self._rooms.remove(doc_ids=[room_id])
+            self._unindex_room(room_id)
+            self._shards.delete(room_id)
+            self._ordered = None
 
     # ======================================================================
     # messages: writing
@@ -246,92 +179,12 @@ class WorkspaceStore:
         written = 0
         with self._store.lock:
             for room_id, batch in by_room.items():
-                written += self._upsert_room(room_id, batch)
+                written += self._shards.upsert(room_id, batch)
         return written
 
     def writer(self, per_room: int = 5000, in_total: int = 50_000) -> MessageWriter:
         """A buffer that groups messages by room and writes them in large batches."""
         return MessageWriter(self, per_room, in_total)
-
-    def _upsert_room(self, room_id: str, incoming: list[dict]) -> int:
-        unique = {m["_id"]: m for m in incoming}
-        batch = sorted(unique.values(), key=_key)
-        index = self._index(room_id)
-        shards = index["shards"]
-        ids = self._id_map(room_id, index)
-        starts = [tuple(s["lo"]) for s in shards]
-
-        def locate(key: tuple[int, str]) -> int:
-            return max(bisect.bisect_right(starts, key) - 1, 0)
-
-        # Per shard position: messages to add, and ids to drop (moved elsewhere or replaced).
-        adds: dict[int, list[dict]] = defaultdict(list)
-        drops: dict[int, set[str]] = defaultdict(set)
-        for message in batch:
-            position = locate(_key(message))
-            if (
-                position == len(shards) - 1
-                and shards[-1]["n"] >= SHARD_MAX
-                and _key(message) > tuple(shards[-1]["hi"])
-            ):
-                # Appending after a full shard starts a new one instead of rewriting it.
-                position = len(shards)
-            adds[position].append(message)
-            drops[position].add(message["_id"])
-            old = ids.get(hash(message["_id"]))
-            if old is not None and old != message["_sort"] and shards:
-                drops[locate((old, message["_id"]))].add(message["_id"])
-
-        replaced: dict[int, list[dict]] = {}
-        for position in sorted(set(adds) | set(drops)):
-            current = self._shard(room_id, shards[position]) if position < len(shards) else []
-            dropped = drops.get(position, ())
-            kept = [m for m in current if m["_id"] not in dropped] if dropped else current
-            added = adds.get(position, [])
-            if kept and added and _key(added[0]) < _key(kept[-1]):
-                merged = sorted(kept + added, key=_key)
-            else:
-                merged = kept + added
-            replaced[position] = merged
-        self._replace_shards(room_id, index, replaced)
-        for message in batch:
-            ids[hash(message["_id"])] = message["_sort"]
-        if any(is_pending_file(m) for m in batch):
-            self._file_index = None
-        return len(batch)
-
-    def _replace_shards(self, room_id: str, index: dict, replaced: dict[int, list[dict]]) -> None:
-        """Swap the shards at the given positions for new contents (split or dropped as needed)."""
-        directory = self._room_dir(room_id)
-        directory.mkdir(parents=True, exist_ok=True)
-        shards = index["shards"]
-        new_shards: list[dict] = []
-        obsolete: list[str] = []
-        written: list[tuple[str, list[dict]]] = []
-        for position in range(max(len(shards), max(replaced, default=0) + 1)):
-            if position not in replaced:
-                new_shards.append(shards[position])
-                continue
-            if position < len(shards):
-                obsolete.append(shards[position]["f"])
-            messages = replaced[position]
-            for start in range(0, len(messages), SHARD_MAX):
-                chunk = messages[start : start + SHARD_MAX]
-                name = f"{index['seq']}.json"
-                index["seq"] += 1
-                encoded = orjson.dumps(chunk)
-                write_atomically(directory / name, encoded, fsync=self._store.fsync)
-                new_shards.append(_shard_meta(name, chunk))
-                written.append((name, encoded))
-        index["shards"] = new_shards
-        write_atomically(directory / "index.json", orjson.dumps(index), fsync=self._store.fsync)
-        for name in obsolete:
-            self._shards.pop((room_id, name), None)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(directory / name)
-        for name, encoded in written:
-            self._remember_shard(room_id, name, encoded)
-        self._set_pending(room_id, sum(s["np"] for s in new_shards))
 
     # ======================================================================
     # messages: reading
@@ -357,7 +210,7 @@ class WorkspaceStore:
         total = 0
         skip = max(offset, 0)
         with self._store.lock:
-            for shard in reversed(self._index(room_id)["shards"]):
+            for shard in reversed(self._shards.index(room_id)["shards"]):
                 if before is not None and shard["lo"][0] >= before:
                     continue
                 if since is not None and shard["hi"][0] < since:
@@ -370,7 +223,7 @@ class WorkspaceStore:
                     if len(page) < count:
                         skip -= shard[counter]
                     continue
-                for message in reversed(self._shard(room_id, shard)):
+                for message in reversed(self._shards.shard(room_id, shard)):
                     if before is not None and message["_sort"] >= before:
                         continue
                     if since is not None and message["_sort"] < since:
@@ -387,14 +240,14 @@ class WorkspaceStore:
     def message_count(self, room_id: str, *, visible_only: bool = True) -> int:
         with self._store.lock:
             field = "nv" if visible_only else "n"
-            return sum(s[field] for s in self._index(room_id)["shards"])
+            return sum(s[field] for s in self._shards.index(room_id)["shards"])
 
     def last_message(self, room_id: str) -> dict | None:
         """The newest message a room list shows as `lastMessage` (visible, not a thread reply)."""
         with self._store.lock:
-            for shard in reversed(self._index(room_id)["shards"]):
+            for shard in reversed(self._shards.index(room_id)["shards"]):
                 if shard["nm"]:
-                    for message in reversed(self._shard(room_id, shard)):
+                    for message in reversed(self._shards.shard(room_id, shard)):
                         if _main_visible(message):
                             return message
             return None
@@ -411,7 +264,7 @@ class WorkspaceStore:
                 shard = next(
                     (
                         s
-                        for s in self._index(room_id)["shards"]
+                        for s in self._shards.index(room_id)["shards"]
                         if after is None or tuple(s["hi"]) > after
                     ),
                     None,
@@ -423,8 +276,8 @@ class WorkspaceStore:
                     continue
                 chunk = [
                     m
-                    for m in self._read_shard(room_id, shard["f"])
-                    if after is None or _key(m) > after
+                    for m in self._shards.read_shard(room_id, shard["f"])
+                    if after is None or message_key(m) > after
                 ]
             after = tuple(shard["hi"])
             for message in chunk:
@@ -437,12 +290,12 @@ class WorkspaceStore:
 
     def pending_file_count(self) -> int:
         with self._store.lock:
-            return sum(self._pending.values())
+            return self._shards.pending_count()
 
     def pending_file_messages(self, room_id: str | None = None) -> Iterator[dict]:
         """Messages whose `_importFile` still waits for a download, room by room."""
         with self._store.lock:
-            rooms = [room_id] if room_id else [r for r, n in self._pending.items() if n]
+            rooms = [room_id] if room_id else self._shards.pending_rooms()
         for rid in rooms:
             yield from self.messages(rid, pending_files_only=True)
 
@@ -451,69 +304,8 @@ class WorkspaceStore:
         `_importFile.id` gets `rocketChatUrl=url`, `downloaded=True` and the attachment
         added (once). Returns how many messages changed."""
         downloads = list(downloads)
-        changed = 0
         with self._store.lock:
-            where = self._files()
-            per_shard: dict[str, dict[int, dict[str, tuple[str, dict | None]]]] = defaultdict(
-                lambda: defaultdict(dict)
-            )
-            for file_id, url, attachment in downloads:
-                for rid, sort, mid in where.pop(file_id, ()):
-                    index = self._index(rid)
-                    starts = [tuple(s["lo"]) for s in index["shards"]]
-                    position = max(bisect.bisect_right(starts, (sort, mid)) - 1, 0)
-                    per_shard[rid][position][mid] = (url, attachment)
-            for rid, positions in per_shard.items():
-                index = self._index(rid)
-                replaced = {}
-                for position, updates in positions.items():
-                    messages = self._shard(rid, index["shards"][position])
-                    for i, message in enumerate(messages):
-                        if message["_id"] in updates and is_pending_file(message):
-                            url, attachment = updates[message["_id"]]
-                            messages[i] = self._downloaded(message, url, attachment)
-                            changed += 1
-                    replaced[position] = messages
-                self._replace_shards(rid, index, replaced)
-        return changed
-
-    @staticmethod
-    def _downloaded(message: dict, url: str, attachment: dict | None) -> dict:
-        updated = message
-        updated["_importFile"].update({"rocketChatUrl": url, "downloaded": True})
-        if attachment is not None:
-            attachments = updated.setdefault("attachments", [])
-            if attachment not in attachments:
-                attachments.append(attachment)
-        return updated
-
-    def _files(self) -> dict[str, list[tuple[str, int, str]]]:
-        """`file id -> [(room, _sort, message id)]` of pending messages, built on demand."""
-        if self._file_index is None:
-            files: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
-            for rid, pending in self._pending.items():
-                if not pending:
-                    continue
-                for shard in self._index(rid)["shards"]:
-                    if shard["np"]:
-                        for message in self._read_shard(rid, shard["f"]):
-                            if is_pending_file(message):
-                                files[message["_importFile"]["id"]].append(
-                                    (rid, message["_sort"], message["_id"])
-                                )
-            self._file_index = files
-        return self._file_index
-
-    def _set_pending(self, room_id: str, pending: int) -> None:
-        if self._pending.get(room_id, 0) == pending:
-            return
-        if pending:
-            self._pending[room_id] = pending
-        else:
-            self._pending.pop(room_id, None)
-        write_atomically(
-            self._root / "pending.json", orjson.dumps(self._pending), fsync=self._store.fsync
-        )
+            return self._shards.mark_downloaded(downloads)
 
     # ======================================================================
     # room statistics
@@ -532,103 +324,6 @@ class WorkspaceStore:
                     fields["lm"] = last["ts"]
                 changes[rid] = fields
             self.update_rooms(changes)
-
-    # ======================================================================
-    # files and caches
-    # ======================================================================
-
-    def _room_dir(self, room_id: str) -> Path:
-        name = (
-            room_id
-            if _SAFE_DIR.match(room_id) and room_id not in (".", "..")
-            else ("h-" + hashlib.sha256(room_id.encode()).hexdigest()[:32])
-        )
-        return self._root / "rooms" / name
-
-    @staticmethod
-    def _read_json(path: Path, default: Any) -> Any:
-        try:
-            return orjson.loads(path.read_bytes())
-        except FileNotFoundError:
-            return default
-
-    def _index(self, room_id: str) -> dict:
-        index = self._indexes.get(room_id)
-        if index is None:
-            directory = self._room_dir(room_id)
-            index = self._read_json(directory / "index.json", None)
-            if index is None:
-                index = {"shards": [], "seq": 0}
-            else:
-                self._remove_strays(directory, index)
-            self._indexes[room_id] = index
-            if len(self._indexes) > _INDEX_CACHE:
-                self._indexes.popitem(last=False)
-        else:
-            self._indexes.move_to_end(room_id)
-        return index
-
-    @staticmethod
-    def _remove_strays(directory: Path, index: dict) -> None:
-        # Shards written by a write that crashed before its index was replaced.
-        live = {s["f"] for s in index["shards"]}
-        for path in directory.glob("*.json"):
-            if path.stem.isdigit() and path.name not in live:
-                path.unlink(missing_ok=True)
-        for path in directory.glob(".*.tmp"):
-            path.unlink(missing_ok=True)
-
-    def _read_shard(self, room_id: str, name: str) -> list[dict]:
-        """The shard's messages, freshly decoded: the caller owns them."""
-        encoded = self._shards.get((room_id, name))
-        if encoded is None:
-            encoded = (self._room_dir(room_id) / name).read_bytes()
-            self._remember_shard(room_id, name, encoded)
-        else:
-            self._shards.move_to_end((room_id, name))
-        return orjson.loads(encoded)
-
-    def _shard(self, room_id: str, meta: dict) -> list[dict]:
-        return self._read_shard(room_id, meta["f"])
-
-    def _remember_shard(self, room_id: str, name: str, encoded: bytes) -> None:
-        self._shards[(room_id, name)] = encoded
-        if len(self._shards) > _SHARD_CACHE:
-            self._shards.popitem(last=False)
-
-    def _id_map(self, room_id: str, index: dict) -> dict[int, int]:
-        """`hash(_id) -> _sort` of a room, so a message whose time changed is moved, not doubled.
-
-        A hash collision only costs a useless look into another shard: removal and
-        replacement always compare the real `_id`.
-        """
-        ids = self._id_maps.get(room_id)
-        if ids is None:
-            ids = {}
-            for shard in index["shards"]:
-                path = self._room_dir(room_id) / shard["f"]
-                for message in orjson.loads(path.read_bytes()):
-                    ids[hash(message["_id"])] = message["_sort"]
-            self._id_maps[room_id] = ids
-            if len(self._id_maps) > _ID_MAPS:
-                self._id_maps.popitem(last=False)
-        else:
-            self._id_maps.move_to_end(room_id)
-        return ids
-
-    def delete_room(self, room_id: str) -> None:
-        with self._store.lock:
-            if self._rooms.contains(doc_id=room_id):
-                self._rooms.remove(doc_ids=[room_id])
-            self._unindex_room(room_id)
-            shutil.rmtree(self._room_dir(room_id), ignore_errors=True)
-            self._indexes.pop(room_id, None)
-            self._id_maps.pop(room_id, None)
-            for key in [k for k in self._shards if k[0] == room_id]:
-                del self._shards[key]
-            self._set_pending(room_id, 0)
-            self._file_index = None
-            self._ordered = None
 
 
 class MessageWriter:

@@ -1,6 +1,6 @@
 """Synthetic exports for benchmarks and tests: a Rocket.Chat CSV zip and a Slack zip.
 
-    python -m importers.generate csv|slack --messages N --channels C --out PATH
+    python -m ferry.chat.generate csv|slack --messages N --channels C --out PATH
         [--users U] [--seed S] [--base-url URL]
 
 Both are written straight into the zip one entry at a time, message by message, so a
@@ -8,7 +8,7 @@ million messages take the same memory as a thousand. The same arguments always g
 the same bytes: every random choice comes from a generator seeded with the seed and the
 conversation, and zip entries carry a fixed date.
 
-Layouts (shared/research/rocketchat-import.md §6.2, §6.3):
+Layouts, as Rocket.Chat's CSV and Slack importers read them:
 
 csv    users.csv (username,email,name), channels.csv (name,creator,private|public,
        members joined by ';'), <channel>/messages.csv (username,ts,text) and
@@ -542,7 +542,7 @@ def _slack_message(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m importers.generate", description="Write a synthetic chat export zip."
+        prog="python -m ferry.chat.generate", description="Write a synthetic chat export zip."
     )
     parser.add_argument("kind", choices=["csv", "slack"])
     parser.add_argument("--messages", type=int, required=True)

@@ -437,7 +437,7 @@ def test_pending_avatars_store_data_uris(importing):
 
 
 def test_encrypted_hipchat_export_with_its_password(importing, tmp_path):
-    from tests.unit.chat.parsers.test_hipchat import full_export, make_tar, openssl_encrypt
+    from tests.support.hipchat_export import full_export, make_tar, openssl_encrypt
 
     app, client, admin, _ = importing
     plain = make_tar(tmp_path / "export.tar.gz", full_export()).read_bytes()

@@ -11,7 +11,7 @@ import pytest
 
 from ferry.chat.parsers.base import ImportFileError, PrepareOptions
 
-# The shared samples sit beside the project (see their PROVENANCE.md); never copied in.
+# Real exports from other tools sit beside the project, never copied into it.
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 
 

@@ -1,10 +1,9 @@
 """The contract between an export parser and the import operation that runs it.
 
 A parser reads one export (a file or a folder) and reports what it finds to a
-`RecordSink` as staging records shaped like Rocket.Chat's IImportUser, IImportChannel
-and IImportMessage (see shared/research/rocketchat-import.md §3.4). It never touches
-storage, HTTP or the network: fetching the file and storing the records are the
-caller's business.
+`RecordSink` as staging records shaped like Rocket.Chat's own import records
+(IImportUser, IImportChannel and IImportMessage). It never touches storage, HTTP or
+the network: fetching the file and storing the records are the caller's business.
 
 Record shapes (plain dicts, JSON-serialisable; times are float Unix seconds so that
 Slack's microsecond ordering survives):
@@ -34,8 +33,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 Record = dict[str, Any]
-
-DIRECT_MESSAGES_ID = "__directMessages__"
 
 
 class ImportFileError(Exception):

@@ -1,4 +1,4 @@
-"""Rocket.Chat's CSV export zip (rocketchat-import.md §6.2).
+"""Rocket.Chat's CSV export zip.
 
 Layout, no header rows anywhere, every field trimmed:
     users.csv                 username, email, name
@@ -26,15 +26,15 @@ from typing import BinaryIO
 
 from ferry.chat.parsers.archive import (
     CappedWarnings,
-    LineTooLong,
     Member,
     Warn,
     ZipArchive,
-    iter_text_lines,
     open_zip,
     report_progress,
 )
 from ferry.chat.parsers.base import ImportFileError, PrepareOptions, Record, RecordSink
+from ferry.chat.parsers.text_lines import LineTooLong, iter_text_lines
+from ferry.kernel.statuses import RoomType
 
 DM_FOLDER = "directmessages"
 _ROOT_MARKERS = ("users.csv", "channels.csv", DM_FOLDER)
@@ -115,7 +115,7 @@ class _CsvRun:
                 {
                     "importIds": [folder],
                     "name": folder,
-                    "t": "c",
+                    "t": RoomType.CHANNEL,
                     "users": sorted(authors),
                     "u": None,
                 }
@@ -188,7 +188,9 @@ class _CsvRun:
                 {
                     "importIds": [name],
                     "name": name,
-                    "t": "p" if visibility.lower() == "private" else "c",
+                    "t": RoomType.PRIVATE_GROUP
+                    if visibility.lower() == "private"
+                    else RoomType.CHANNEL,
                     "users": users,
                     "u": {"_id": self._author(creator)} if creator else None,
                 }
@@ -273,7 +275,7 @@ class _CsvRun:
                 {
                     "importIds": [room],
                     "name": None,
-                    "t": "d",
+                    "t": RoomType.DIRECT,
                     "users": [self._author(username), self._author(other)],
                     "u": None,
                 }

@@ -1,8 +1,9 @@
 """HipChat Server / Data Center export (`.tar.gz`, or `.tar.gz.aes` with a password).
 
-Layout (shared/research/rocketchat-import.md §6.6): `users.json`, `rooms.json`,
-`rooms/<roomId>/history.json` and `users/<userId>/history.json`; everything else (the
-attachment bytes, emoticons, metadata) is not read.
+Layout: `users.json`, `rooms.json`, `rooms/<roomId>/history.json` and
+`users/<userId>/history.json`, each a JSON array of one-key objects naming the record's
+kind (`{"User": {...}}`); everything else (the attachment bytes, emoticons, metadata)
+is not read.
 
 The archive is read front to back exactly once: decryption, gunzip, tar and JSON all
 work on streams, so memory stays flat whatever the export's size and nothing is ever
@@ -13,22 +14,14 @@ the caller resolves after the whole export has been read.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import re
 import tarfile
-import zlib
-from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import ijson
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from markdownify import MarkdownConverter, abstract_inline_conversion
 
-from ferry.chat.parsers.archive import JsonDepthGuard, JsonTooDeep
 from ferry.chat.parsers.base import (
     ArchiveLimits,
     ImportFileError,
@@ -36,21 +29,25 @@ from ferry.chat.parsers.base import (
     Record,
     RecordSink,
 )
+from ferry.chat.parsers.hipchat_bytes import (
+    EXTRACT_ERROR,
+    TOO_LARGE,
+    ChunkReader,
+    ValueBoundedReader,
+    decrypt_if_needed,
+    gunzip_if_needed,
+    read_chunks,
+)
+from ferry.chat.parsers.hipchat_text import message_text, parse_timestamp
+from ferry.chat.parsers.json_arrays import JsonDepthGuard, JsonTooDeep
+from ferry.kernel.rocketchat import ROCKET_CAT
+from ferry.kernel.statuses import RoomType
 
 SOURCE = "hipchat-enterprise"
-BOT_USER = "rocket.cat"
 
-OPENSSL_MAGIC = b"Salted__"
-# The third byte (deflate) makes a wrong key that passes for right even rarer.
-GZIP_MAGIC = b"\x1f\x8b\x08"
-_CHUNK = 64 * 1024
-# Below this much output a high ratio is just tar padding and tiny JSON, not a bomb.
-_RATIO_FLOOR = 16 * 1024**2
 # Long-name and pax headers are read whole by tarfile; real ones are a few hundred bytes.
 _MAX_EXTENDED_HEADER = 1024**2
 
-EXTRACT_ERROR = "error-import-file-extract-error"
-TOO_LARGE = "error-import-file-too-large"
 INVALID_JSON = "error-import-file-invalid-json"
 EMPTY = "error-import-file-is-empty"
 
@@ -63,227 +60,14 @@ class HipChatImporter:
         limits = options.limits
         with open(source, "rb") as raw:
             size = source.stat().st_size
-            chunks = _read_chunks(raw, size, options.on_progress)
-            chunks = _decrypt_if_needed(chunks, options.password)
-            chunks = _gunzip_if_needed(chunks, limits)
-            found = _HistoryParser(sink, limits).read_tar(_ChunkReader(chunks))
+            chunks = read_chunks(raw, size, options.on_progress)
+            chunks = decrypt_if_needed(chunks, options.password)
+            chunks = gunzip_if_needed(chunks, limits)
+            found = _HistoryParser(sink, limits).read_tar(ChunkReader(chunks))
         if not found:
             raise ImportFileError(f"{EMPTY}: no HipChat users, rooms or messages in this archive")
         if options.on_progress:
             options.on_progress(100.0)
-
-
-# ---------------------------------------------------------------------------
-# Byte pipeline: file -> (decrypt) -> (gunzip) -> tar
-
-
-def _read_chunks(
-    raw: BinaryIO, size: int, on_progress: Callable[[float], None] | None
-) -> Iterator[bytes]:
-    done = 0
-    reported = -1
-    while chunk := raw.read(_CHUNK):
-        done += len(chunk)
-        yield chunk
-        if on_progress and size:
-            percent = int(99 * done / size)  # 100 only once every record has been reported
-            if percent != reported:
-                reported = percent
-                on_progress(float(percent))
-
-
-def _peek(chunks: Iterator[bytes], count: int) -> tuple[bytes, Iterator[bytes]]:
-    """The first `count` bytes (fewer at end of input) and an iterator that still yields them."""
-    head = b""
-    for chunk in chunks:
-        head += chunk
-        if len(head) >= count:
-            break
-    return head[:count], _prepend(head, chunks)
-
-
-def _prepend(head: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
-    if head:
-        yield head
-    yield from rest
-
-
-def evp_bytes_to_key(password: bytes, salt: bytes, digest: str) -> tuple[bytes, bytes]:
-    """OpenSSL's EVP_BytesToKey, one iteration: the AES-256 key and CBC iv of `openssl enc`."""
-    derived = b""
-    block = b""
-    while len(derived) < 48:
-        block = hashlib.new(digest, block + password + salt).digest()
-        derived += block
-    return derived[:32], derived[32:48]
-
-
-def _decrypt_if_needed(chunks: Iterator[bytes], password: str | None) -> Iterator[bytes]:
-    head, chunks = _peek(chunks, 32)
-    if not head.startswith(OPENSSL_MAGIC):
-        return chunks
-    if not password:
-        raise ImportFileError(
-            "a password is needed: this HipChat export is encrypted (.tar.gz.aes); "
-            "give the password that was set when it was exported"
-        )
-    if len(head) < 32:
-        raise ImportFileError(f"{EXTRACT_ERROR}: the encrypted export is truncated")
-    salt, first_block = head[8:16], head[16:32]
-    # `openssl enc` hashed the password with MD5 before OpenSSL 1.1.0 and with SHA-256
-    # since; HipChat's export used whichever its host had, so both are tried and the
-    # gzip header that must open the plaintext tells which one is right.
-    for digest in ("md5", "sha256"):
-        key, iv = evp_bytes_to_key(password.encode("utf-8"), salt, digest)
-        probe = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-        if probe.update(first_block).startswith(GZIP_MAGIC):
-            return _decrypt(_skip(chunks, 16), key, iv)
-    raise ImportFileError(
-        "wrong password: the HipChat export could not be decrypted with it "
-        "(expected an `openssl enc -aes-256-cbc` file made with the MD5 or SHA-256 key derivation)"
-    )
-
-
-def _skip(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
-    for chunk in chunks:
-        if count >= len(chunk):
-            count -= len(chunk)
-            continue
-        yield chunk[count:]
-        count = 0
-
-
-def _decrypt(chunks: Iterator[bytes], key: bytes, iv: bytes) -> Iterator[bytes]:
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-    unpadder = padding.PKCS7(128).unpadder()
-    for chunk in chunks:
-        yield unpadder.update(decryptor.update(chunk))
-    try:
-        tail = decryptor.finalize()
-        yield unpadder.update(tail) + unpadder.finalize()
-    except ValueError as error:
-        raise ImportFileError(
-            f"{EXTRACT_ERROR}: the encrypted export is truncated or corrupt ({error})"
-        ) from None
-
-
-def _gunzip_if_needed(chunks: Iterator[bytes], limits: ArchiveLimits) -> Iterator[bytes]:
-    head, chunks = _peek(chunks, 2)
-    if head != GZIP_MAGIC[:2]:
-        return _bounded(chunks, limits)  # an already gunzipped .tar is welcome too
-    return _gunzip(chunks, limits)
-
-
-def _bounded(chunks: Iterator[bytes], limits: ArchiveLimits) -> Iterator[bytes]:
-    total = 0
-    for chunk in chunks:
-        total += len(chunk)
-        _check_inflation(total, total, limits)
-        yield chunk
-
-
-def _gunzip(chunks: Iterator[bytes], limits: ArchiveLimits) -> Iterator[bytes]:
-    """Inflate with zlib rather than tarfile's own reader: zlib checks the CRC and the
-    length trailer, so a corrupt or truncated download is reported instead of imported
-    half-way. Output is capped per call so a bomb never sits in memory."""
-    inflater = zlib.decompressobj(wbits=31)
-    mid_member = False
-    consumed = produced = 0
-    try:
-        for chunk in chunks:
-            consumed += len(chunk)
-            data = chunk
-            while data:
-                if not mid_member:
-                    # gzip allows members back to back (`cat a.gz b.gz`) and zero padding
-                    data = data.lstrip(b"\0")
-                    if not data:
-                        break
-                    mid_member = True
-                out = inflater.decompress(data, _CHUNK)
-                data = inflater.unconsumed_tail
-                if inflater.eof:
-                    data = inflater.unused_data + data
-                    inflater = zlib.decompressobj(wbits=31)
-                    mid_member = False
-                produced += len(out)
-                _check_inflation(produced, consumed, limits)
-                if out:
-                    yield out
-    except zlib.error as error:
-        raise ImportFileError(f"{EXTRACT_ERROR}: the gzip data is corrupt ({error})") from None
-    if mid_member:
-        raise ImportFileError(f"{EXTRACT_ERROR}: the gzip data ends too early (truncated file?)")
-
-
-def _check_inflation(produced: int, consumed: int, limits: ArchiveLimits) -> None:
-    if produced > limits.max_total_size:
-        raise ImportFileError(
-            f"{TOO_LARGE}: the export inflates to more than {limits.max_total_size} bytes"
-        )
-    if produced > _RATIO_FLOOR and produced > consumed * limits.max_compression_ratio:
-        raise ImportFileError(
-            f"{TOO_LARGE}: the export inflates more than {limits.max_compression_ratio} "
-            "times its size; refusing a likely decompression bomb"
-        )
-
-
-class _ChunkReader(io.RawIOBase):
-    """A read-only file over an iterator of byte chunks, for tarfile and ijson."""
-
-    def __init__(self, chunks: Iterator[bytes]):
-        self._chunks = chunks
-        self._buffer = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        while not self._buffer:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._buffer = memoryview(chunk)
-        count = min(len(target), len(self._buffer))
-        target[:count] = self._buffer[:count]
-        self._buffer = self._buffer[count:]
-        return count
-
-    def drain(self) -> None:
-        """Read to the end, so the gzip trailer's CRC is checked after tar's end marker."""
-        for _ in self._chunks:
-            pass
-        self._buffer = memoryview(b"")
-
-
-class _ValueBoundedReader:
-    """Reads a tar member for ijson, refusing a single JSON value over the size limit:
-    ijson builds each array item in memory, and nothing else bounds an item's size."""
-
-    def __init__(self, member: BinaryIO, limit: int, name: str):
-        self._member = member
-        self._limit = limit
-        self._name = name
-        self._since_item = 0
-        self.opening = b""  # the first non-blank byte: `[` for the arrays HipChat writes
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._member.read(size if size >= 0 else _CHUNK)
-        if not self.opening:
-            self.opening = data.lstrip()[:1]
-        self._since_item += len(data)
-        if self._since_item > self._limit:
-            raise ImportFileError(
-                f"{TOO_LARGE}: {self._name} holds a single entry over {self._limit} bytes"
-            )
-        return data
-
-    def item_done(self) -> None:
-        self._since_item = 0
-
-
-# ---------------------------------------------------------------------------
-# Tar walking and the HipChat records
 
 
 _EXTENDED_HEADERS = (
@@ -359,7 +143,7 @@ class _HistoryParser:
         self._unknown_kinds: set[str] = set()
         self._skipped = 0
 
-    def read_tar(self, stream: _ChunkReader) -> bool:
+    def read_tar(self, stream: ChunkReader) -> bool:
         try:
             with tarfile.open(fileobj=stream, mode="r|", tarinfo=_GuardedTarInfo) as archive:
                 self._walk(archive)
@@ -423,7 +207,7 @@ class _HistoryParser:
     ) -> None:
         extracted = archive.extractfile(member)
         assert extracted is not None  # regular files always extract
-        reader = _ValueBoundedReader(
+        reader = ValueBoundedReader(
             JsonDepthGuard(extracted, member.name), self.limits.max_json_value_bytes, member.name
         )
         self._skipped = 0
@@ -493,7 +277,9 @@ class _HistoryParser:
             {
                 "importIds": [import_id],
                 "name": _text(room.get("name")),
-                "t": "p" if room.get("privacy") == "private" else "c",
+                "t": RoomType.PRIVATE_GROUP
+                if room.get("privacy") == "private"
+                else RoomType.CHANNEL,
                 "users": users,
                 "u": {"_id": owner} if owner else None,
                 "topic": _text(room.get("topic")),
@@ -508,7 +294,7 @@ class _HistoryParser:
         if kind == "UserMessage":
             record = self._message(body, f"{room_id}-user", room_id, _ref_id(body.get("sender")))
         elif kind == "NotificationMessage":
-            record = self._message(body, f"{room_id}-notif", room_id, BOT_USER)
+            record = self._message(body, f"{room_id}-notif", room_id, ROCKET_CAT)
             sender = body.get("sender")
             if record is not None and sender not in (None, ""):
                 record["alias"] = str(sender)
@@ -546,7 +332,7 @@ class _HistoryParser:
                 {
                     "importIds": [rid],
                     "name": None,
-                    "t": "d",
+                    "t": RoomType.DIRECT,
                     "users": pair,
                     "u": None,
                     "topic": None,
@@ -575,7 +361,7 @@ class _HistoryParser:
             "_id": f"hipchatenterprise-{id_part}-{message_id}",
             "rid": rid,
             "u": {"_id": author},
-            "msg": _message_text(body),
+            "msg": message_text(body),
             "ts": ts,
         }
         attachment = body.get("attachment")
@@ -605,76 +391,3 @@ def _unwrap(item: Any) -> tuple[str, dict]:
         if isinstance(body, dict):
             return kind, body
     return "", {}
-
-
-# ---------------------------------------------------------------------------
-# Text and time
-
-
-class _ChatMarkdown(MarkdownConverter):
-    """HTML (integration notifications) to the Markdown Rocket.Chat renders."""
-
-    class Options(MarkdownConverter.DefaultOptions):
-        heading_style = "ATX"
-        bullets = "-"
-        # Escaping would turn `@john_doe` into `@john\_doe` and break the mention.
-        escape_asterisks = False
-        escape_underscores = False
-
-    # Chat Markdown: `_italic_`, and a line break is just a newline.
-    convert_em = convert_i = abstract_inline_conversion(lambda self: "_")
-
-    def convert_br(self, el: Any, text: str, parent_tags: Any) -> str:
-        return "\n"
-
-    def convert_img(self, el: Any, text: str, parent_tags: Any) -> str:
-        # A link rather than an inline image, as Rocket.Chat's HipChat importer wrote them.
-        src = el.attrs.get("src") or ""
-        alt = el.attrs.get("alt") or src
-        return f"[{alt}]({src})" if src else alt
-
-
-def html_to_markdown(html: str) -> str:
-    return _ChatMarkdown().convert(html).strip()
-
-
-def _message_text(body: dict) -> str:
-    text = body.get("message")
-    text = text if isinstance(text, str) else ""
-    if body.get("message_format") == "html":
-        text = html_to_markdown(text)
-    if text.startswith("/me "):
-        text = f"_{text[4:]}_"
-    return text
-
-
-_MICROS_SUFFIX = re.compile(r"(.+?)\s+(\d{1,6})")
-
-
-def parse_timestamp(value: Any) -> float | None:
-    """HipChat time -> float Unix seconds, keeping sub-second precision.
-
-    Forms seen: `2017-06-26T15:21:44Z 123456` (the microseconds after a space),
-    ISO 8601 with a fraction and/or an offset, and plain epoch seconds. A time without
-    an offset is UTC, which is what HipChat Server stored.
-    """
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    micros = None
-    suffix = _MICROS_SUFFIX.fullmatch(text)
-    if suffix:
-        text, micros = suffix.group(1), int(suffix.group(2))
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    if micros is not None and moment.microsecond == 0:
-        moment = moment.replace(microsecond=micros)
-    return moment.timestamp()

@@ -1,4 +1,4 @@
-"""Slack's "export member list" CSV (rocketchat-import.md §6.4).
+"""Slack's "export member list" CSV, the users of a workspace without their messages.
 
 Columns are read by position, as Rocket.Chat does, because Slack has renamed headers
 over time: 0 username, 1 email, 2 status, 7 fullname, 8 displayname. The first row is

@@ -96,19 +96,3 @@ def test_opening_removes_temp_files_of_writes_a_kill_interrupted(tmp_path):
         assert all(p.exists() for p in kept)
     finally:
         store.close()
-
-
-def test_a_batch_with_a_taken_id_is_refused_whole(tmp_path):
-    store = Store(tmp_path)
-    users = UserRepository(store)
-    users.insert({"_id": "u2", "username": "two"})
-    with pytest.raises(ValueError, match="u2"):
-        users.insert_many([{"_id": "u1", "username": "one"}, {"_id": "u2", "username": "dup"}])
-    with pytest.raises(ValueError, match="u3"):
-        users.insert_many([{"_id": "u3", "username": "a"}, {"_id": "u3", "username": "b"}])
-    assert users.get("u1") is None and users.get("u3") is None
-    assert users.get("u2")["username"] == "two"
-    store.close()
-    reopened = Store(tmp_path)
-    assert UserRepository(reopened).get("u1") is None
-    reopened.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import stat
 import struct
 import tracemalloc
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ferry.chat.parsers.archive import iter_json_array, iter_text_lines, open_zip
+from ferry.chat.parsers.archive import open_zip
 from ferry.chat.parsers.base import ArchiveLimits, ImportFileError
 from ferry.chat.parsers.csv_importer import CsvImporter
 from ferry.chat.parsers.slack import SlackImporter
@@ -172,27 +171,6 @@ def test_a_lone_folder_without_root_files_is_not_mistaken_for_a_wrapper(tmp_path
     source = build_zip(tmp_path / "x.zip", {"directmessages/a.csv": "a, b, 1, hi\n"})
     with open_zip(source, ArchiveLimits(), print, ["users.csv", "directmessages"]) as archive:
         assert archive.top_folder is None
-
-
-def test_text_falls_back_to_windows_1252_and_says_so():
-    warnings: list[str] = []
-    raw = "\ufeffcafé\n".encode() + "naïve, ‘quoted’\n".encode("cp1252")
-    lines = list(iter_text_lines(io.BytesIO(raw), "names.csv", warnings.append, chunk_size=3))
-    assert lines == ["café\n", "naïve, ‘quoted’\n"]
-    assert len(warnings) == 1 and "names.csv is not valid UTF-8" in warnings[0]
-
-
-def test_utf16_text_from_spreadsheets_is_read():
-    raw = "alice,Zoë\n".encode("utf-16")
-    assert list(iter_text_lines(io.BytesIO(raw), "u.csv", print)) == ["alice,Zoë\n"]
-
-
-def test_one_oversized_json_value_is_refused_before_it_is_built():
-    stream = io.BufferedReader(io.BytesIO(b'[{"a": 1}, {"text": "' + b"x" * 500_000 + b'"}]'))
-    items = iter_json_array(stream, "big.json", ArchiveLimits(max_json_value_bytes=100_000))
-    assert next(items) == {"a": 1}
-    with pytest.raises(ValueError, match="larger than 100000 bytes"):
-        next(items)
 
 
 def test_a_missing_file_is_an_import_file_error(tmp_path: Path):

@@ -1,4 +1,4 @@
-"""Slack export zips: the real samples, and a generated export with every feature Ferry maps."""
+"""Slack export zips: the real samples, users and conversations, refusals, and scale."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import json
 import tracemalloc
 from pathlib import Path
 
-import pytest
-
 from ferry.chat.parsers import REGISTRY
 from ferry.chat.parsers.base import PrepareOptions
-from ferry.chat.parsers.slack import SlackImporter, convert_text
+from ferry.chat.parsers.slack import SlackImporter
 from tests.support.importers import FIXTURES, RecordingSink, build_zip, prepare, prepare_fails
+from tests.support.slack_export import generated_export, gid, message
 
 ZULIP = FIXTURES / "zulip-slack"
 SLACKDUMP = FIXTURES / "slackdump"
@@ -190,420 +189,57 @@ def test_zulip_samples_threads_broadcasts_mentions_and_files(tmp_path: Path):
     assert all(m["_importFile"]["source"] == "slack" and m["_hidden"] for m in file_messages)
 
 
-# -- a generated export with every feature ------------------------------------------------
+# -- the generated export: users, conversations, problems -----------------------------------
 
 
-def message(ts: str, text: str = "", user: str = "U1", **fields) -> dict:
-    return {"type": "message", "user": user, "text": text, "ts": ts, **fields}
-
-
-def generated_export() -> dict:
-    users = [
-        {
-            "id": "U1",
-            "name": "ann",
-            "real_name": "Ann",
-            "tz_offset": 19800,
-            "profile": {
-                "real_name": "Ann A.",
-                "email": "ann@example.com",
-                "image_original": "https://avatars.example/ann-original.png",
-                "image_512": "https://avatars.example/ann-512.png",
-                "status_text": "On call",
-                "title": "SRE",
-            },
-        },
-        {
-            "id": "U2",
-            "name": "bob",
-            "deleted": True,
-            "profile": {"image_512": "https://avatars.example/bob.png"},
-        },
-        {"id": "B1", "name": "deploybot", "is_bot": True, "profile": {"real_name": "Deploy Bot"}},
-        {"id": "USLACKBOT", "name": "slackbot", "is_bot": True, "profile": {}},
-    ]
-    channels = [
-        {
-            "id": "C1",
-            "name": "general",
-            "creator": "U1",
-            "members": ["U1", "U2"],
-            "created": 1600000000,
-            "is_general": True,
-            "topic": {"value": "All things"},
-            "purpose": {"value": "Everyone"},
-        },
-        {"id": "C2", "name": "no-creator", "members": ["U1"], "created": "1600000001"},
-    ]
-    groups = [
-        {
-            "id": "G1",
-            "name": "secret",
-            "creator": "U2",
-            "members": ["U1", "U2"],
-            "is_archived": True,
-        }
-    ]
-    mpims = [
-        {
-            "id": "G2",
-            "name": "mpdm-ann--bob--deploybot-1",
-            "creator": "U1",
-            "members": ["U1", "U2", "B1"],
-        }
-    ]
-    dms = [{"id": "D1", "members": ["U1", "USLACKBOT"]}]
-    day1 = [
-        message("1600000100.000001", "first"),
-        message("1600000100.000002", "second in the same second"),
-        message("1600000101.000001", "", subtype="channel_join"),
-        message("1600000102.000001", "", user="U2", subtype="channel_leave"),
-        message(
-            "1600000103.000001", "", subtype="channel_topic", topic="New <#C2|no-creator> topic"
-        ),
-        message("1600000104.000001", "", subtype="channel_purpose", purpose="Purpose &amp; more"),
-        message(
-            "1600000105.000001", "", subtype="channel_name", name="general-2", old_name="general"
-        ),
-        message("1600000106.000001", "waves", subtype="me_message"),
-        {
-            "type": "message",
-            "subtype": "bot_message",
-            "bot_id": "BX",
-            "username": "CI",
-            "icons": {"emoji": ":robot_face:"},
-            "text": "build <https://ci.example/1|#1> passed",
-            "ts": "1600000107.000001",
-            "attachments": [{"fallback": "a &lt;b&gt;", "color": "good"}],
-        },
-        message("1600000108.000001", "typo", edited={"user": "U1", "ts": "1600000109.000000"}),
-        message(
-            "1600000110.000001", "hi <@U2> and <@U1|ann> and <@USLACKBOT>, see <#C2> &amp; <!here>"
-        ),
-        message(
-            "1600000111.000001",
-            "<!channel> <!everyone> <mailto:a@b.io|a@b.io> <https://x.io> 1 &lt; 2 &gt; 0",
-        ),
-        message(
-            "1600000112.000001",
-            "react",
-            reactions=[
-                {"name": "thumbsup", "users": ["U1", "U2"], "count": 2},
-                {"name": "simple_smile", "users": ["USLACKBOT"], "count": 1},
-            ],
-        ),
-        message(
-            "1600000113.000001",
-            "thread start",
-            thread_ts="1600000113.000001",
-            reply_count=2,
-            reply_users=["U2", "U1"],
-            replies=[{"user": "U2", "ts": "1600000114.000001"}],
-        ),  # no latest_reply
-        message(
-            "1600000114.000001",
-            "reply",
-            user="U2",
-            thread_ts="1600000113.000001",
-            parent_user_id="U1",
-        ),
-        message(
-            "1600000115.000001",
-            "also to channel",
-            subtype="thread_broadcast",
-            thread_ts="1600000113.000001",
-            parent_user_id="U1",
-        ),
-        message(
-            "1600000116.000001",
-            "look",
-            files=[
-                {
-                    "id": "F1",
-                    "name": "a.png",
-                    "size": 10,
-                    "url_private_download": "https://files.slack.com/a.png",
-                },
-                {"id": "F2", "name": "doc", "is_external": True, "url_private_download": ""},
-                {
-                    "id": "F3",
-                    "name": "b.txt",
-                    "size": "20",
-                    "url_private_download": "https://files.slack.com/b.txt",
-                },
-            ],
-        ),
-        message(
-            "1600000117.000001",
-            "",
-            files=[
-                {
-                    "id": "F4",
-                    "name": "c.pdf",
-                    "url_private_download": "https://files.slack.com/c.pdf",
-                }
-            ],
-        ),
-        message("1600000118.000001", "old text"),
-        message(
-            "1600000118.500000",
-            "",
-            subtype="message_changed",
-            message=message(
-                "1600000118.000001", "new text", edited={"user": "U1", "ts": "1600000118.5"}
-            ),
-        ),
-        message("1600000119.000001", "pin me"),
-        message(
-            "1600000120.000001",
-            "<@U1> pinned a message to this channel.",
-            subtype="pinned_item",
-            item_type="C",
-            attachments=[{"text": "pin me", "ts": "1600000119.000001"}],
-        ),
-        message("1600000121.000001", "already pinned", pinned_to=["C1"]),
-        message("1600000122.000001", "regret"),
-        message("1600000123.000001", "", subtype="message_deleted", deleted_ts="1600000122.000001"),
-        message(
-            "1600000124.000001",
-            "reply to a vanished parent",
-            thread_ts="1600000099.000001",
-            parent_user_id="U2",
-        ),
-        message(
-            "1600000125.000001",
-            "",
-            subtype="tombstone",
-            thread_ts="1600000125.000001",
-            reply_count=1,
-            reply_users=["U1"],
-            latest_reply="1600000126.000001",
-            hidden=True,
-        ),
-        message("1600000126.000001", "under a tombstone", thread_ts="1600000125.000001"),
-        message("1600000127.000001", "", subtype="bot_add"),
-        message(
-            "1600000127.500000",
-            "",
-            thread_ts="1600000127.500000",
-            files=[
-                {
-                    "id": "F5",
-                    "name": "d.png",
-                    "url_private_download": "https://files.slack.com/d.png",
-                }
-            ],
-        ),
-        message("1600000127.600000", "nice picture", thread_ts="1600000127.500000"),
-        message("1600000128.000001", "from slackbot", user="USLACKBOT"),
-    ]
-    day2 = [
-        message(
-            "1600086400.000001",
-            "",
-            subtype="message_changed",
-            message=message("1600000100.000001", "first, edited next day"),
-        ),
-        message(
-            "1600086401.000001",
-            "",
-            subtype="message_changed",
-            message=message("1500000000.000001", "edit of something not exported"),
-        ),
-    ]
-    return {
-        "export/users.json": users,
-        "export/channels.json": channels,
-        "export/groups.json": groups,
-        "export/mpims.json": mpims,
-        "export/dms.json": dms,
-        "export/general/2020-09-13.json": day1,
-        "export/general/2020-09-14.json": day2,
-        "export/general/2020-09-15.json": json.dumps([message("1600172800.000001", "ok")])[:-1]
-        + ', {"broken',
-        "export/general/2020-09-16.json": [message("1600259200.000001", "after the broken day")],
-        "export/secret/2020-09-13.json": [message("1600000200.000001", "private")],
-        "export/mpdm-ann--bob--deploybot-1/2020-09-13.json": [
-            message("1600000300.000001", "group chat")
-        ],
-        "export/D1/2020-09-13.json": [message("1600000400.000001", "dm", user="USLACKBOT")],
-        "export/ghost-channel/2020-09-13.json": [message("1600000500.000001", "lost?")],
-        "export/integration_logs.json": {"logs": []},
-    }
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory) -> RecordingSink:
-    source = build_zip(tmp_path_factory.mktemp("gen") / "slack.zip", generated_export())
-    return prepare(SlackImporter(), source)
-
-
-def gid(ts: str, channel: str = "C1") -> str:
-    return f"slack-{channel}-{ts.replace('.', '-')}"
-
-
-def test_users_map_profiles_bots_deleted_and_slackbot(generated: RecordingSink):
-    ann = generated.user("U1")
+def test_users_map_profiles_bots_deleted_and_slackbot(generated_slack: RecordingSink):
+    ann = generated_slack.user("U1")
     assert ann == {
         "importIds": ["U1"], "username": "ann", "name": "Ann A.", "emails": ["ann@example.com"],
         "type": "user", "deleted": False, "roles": [], "utcOffset": 5.5,
         "avatarUrl": "https://avatars.example/ann-original.png", "statusText": "On call",
         "bio": "SRE",
     }  # fmt: skip
-    bob = generated.user("U2")
+    bob = generated_slack.user("U2")
     assert bob["deleted"] is True and bob["emails"] == [] and bob["avatarUrl"].endswith("bob.png")
-    bot = generated.user("B1")
+    bot = generated_slack.user("B1")
     assert bot["type"] == "bot" and bot["roles"] == ["bot"]
     assert not any(
-        "USLACKBOT" in u["importIds"] or "rocket.cat" in u["importIds"] for u in generated.users
+        "USLACKBOT" in u["importIds"] or "rocket.cat" in u["importIds"]
+        for u in generated_slack.users
     )
 
 
-def test_channels_groups_mpims_and_dms(generated: RecordingSink):
-    general = generated.channel("C1")
+def test_channels_groups_mpims_and_dms(generated_slack: RecordingSink):
+    general = generated_slack.channel("C1")
     assert general["_id"] == "general" and general["topic"] == "All things"
     assert general["description"] == "Everyone" and general["ts"] == 1600000000.0
-    assert generated.channel("C2")["u"] is None  # kept although its creator is unknown
-    assert generated.channel("C2")["ts"] == 1600000001.0
-    secret = generated.channel("G1")
+    assert generated_slack.channel("C2")["u"] is None  # kept although its creator is unknown
+    assert generated_slack.channel("C2")["ts"] == 1600000001.0
+    secret = generated_slack.channel("G1")
     assert secret["t"] == "p" and secret["archived"] is True and secret["u"] == {"_id": "U2"}
-    assert generated.channel("G2")["t"] == "p"  # 3 members > direct_message_max_users (1)
-    dm = generated.channel("D1")
+    assert generated_slack.channel("G2")["t"] == "p"  # 3 members > direct_message_max_users (1)
+    dm = generated_slack.channel("D1")
     assert dm["t"] == "d" and dm["users"] == ["U1", "rocket.cat"] and dm["name"] is None
-    placed = {m["msg"]: m["rid"] for m in generated.messages}
+    placed = {m["msg"]: m["rid"] for m in generated_slack.messages}
     assert (placed["private"], placed["group chat"], placed["dm"]) == ("G1", "G2", "D1")
-    assert generated.message(gid("1600000400.000001", "D1"))["u"] == {"_id": "rocket.cat"}
+    assert generated_slack.message(gid("1600000400.000001", "D1"))["u"] == {"_id": "rocket.cat"}
 
 
-def test_microsecond_timestamps_keep_order_and_build_ids(generated: RecordingSink):
-    first = generated.message(gid("1600000100.000001"))
-    second = generated.message(gid("1600000100.000002"))
-    assert first["ts"] == 1600000100.000001 and second["ts"] > first["ts"]
-
-
-def test_system_messages(generated: RecordingSink):
-    join = generated.message(gid("1600000101.000001"))
-    assert (join["t"], join["msg"], join["groupable"]) == ("uj", "ann", False)
-    assert generated.message(gid("1600000102.000001"))["t"] == "ul"
-    topic = generated.message(gid("1600000103.000001"))
-    assert (topic["t"], topic["msg"]) == ("room_changed_topic", "New #no-creator topic")
-    purpose = generated.message(gid("1600000104.000001"))
-    assert (purpose["t"], purpose["msg"]) == ("room_changed_description", "Purpose & more")
-    rename = generated.message(gid("1600000105.000001"))
-    assert (rename["t"], rename["msg"]) == ("r", "general-2")
-
-
-def test_me_and_bot_messages(generated: RecordingSink):
-    assert generated.message(gid("1600000106.000001"))["msg"] == "_waves_"
-    bot = generated.message(gid("1600000107.000001"))
-    assert bot["bot"] is True and bot["alias"] == "CI" and bot["emoji"] == ":robot_face:"
-    assert (
-        bot["u"] == {"_id": "rocket.cat"}
-        and bot["msg"] == "build [#1](https://ci.example/1) passed"
-    )
-    assert bot["attachments"] == [{"fallback": "a <b>", "color": "good"}]
-    assert generated.message(gid("1600000128.000001"))["u"] == {"_id": "rocket.cat"}
-
-
-def test_edits_in_place_and_across_day_files(generated: RecordingSink):
-    marked = generated.message(gid("1600000108.000001"))
-    assert marked["editedAt"] == 1600000109.0 and marked["editedBy"] == "U1"
-    changed = generated.message(gid("1600000118.000001"))
-    assert changed["msg"] == "new text" and changed["editedAt"] == 1600000118.5
-    next_day = generated.message(gid("1600000100.000001"))
-    assert next_day["msg"] == "first, edited next day"
-    assert next_day["editedAt"] == 1600086400.000001
-    orphan = generated.message(gid("1500000000.000001"))
-    assert orphan["msg"] == "edit of something not exported"
-    assert generated.warned("1 edit(s) refer to messages missing")
-    assert not any(m.get("t") == "message_changed" for m in generated.messages)
-    assert sum(m["_id"] == gid("1600000118.000001") for m in generated.messages) == 1
-
-
-def test_mentions_links_and_escapes(generated: RecordingSink):
-    mention = generated.message(gid("1600000110.000001"))
-    assert mention["msg"] == "hi @U2 and @U1 and @rocket.cat, see #no-creator & @here"
-    assert mention["mentions"] == ["U2", "U1", "rocket.cat"] and mention["channels"] == [
-        "no-creator"
-    ]
-    links = generated.message(gid("1600000111.000001"))
-    assert links["msg"] == "@all @all [a@b.io](mailto:a@b.io) https://x.io 1 < 2 > 0"
-
-
-def test_reactions_keep_every_emoji(generated: RecordingSink):
-    assert generated.message(gid("1600000112.000001"))["reactions"] == {
-        ":thumbsup:": {"name": ":thumbsup:", "users": ["U1", "U2"]},
-        ":smile:": {"name": ":smile:", "users": ["rocket.cat"]},
-    }
-
-
-def test_threads_and_broadcasts(generated: RecordingSink):
-    parent = generated.message(gid("1600000113.000001"))
-    assert parent["tcount"] == 2 and parent["replies"] == ["U2", "U1"]
-    assert parent["tlm"] == 1600000114.000001  # from replies[], as latest_reply is missing
-    reply = generated.message(gid("1600000114.000001"))
-    assert reply["tmid"] == parent["_id"] and "tshow" not in reply
-    broadcast = generated.message(gid("1600000115.000001"))
-    assert broadcast["tmid"] == parent["_id"] and broadcast["tshow"] is True
-
-
-def test_deleted_thread_parents_become_placeholders(generated: RecordingSink):
-    placeholder = generated.message(gid("1600000099.000001"))
-    assert placeholder["t"] == "rm" and placeholder["u"] == {"_id": "U2"}
-    assert placeholder["tcount"] == 1 and placeholder["tlm"] == 1600000124.000001
-    assert generated.message(gid("1600000124.000001"))["tmid"] == placeholder["_id"]
-    tombstone = generated.message(gid("1600000125.000001"))
-    assert tombstone["t"] == "rm" and tombstone["tcount"] == 1
-    assert generated.message(gid("1600000126.000001"))["tmid"] == tombstone["_id"]
-    assert generated.warned("1 thread(s) start with a message that is not in the export")
-
-
-def test_deleted_messages_are_not_imported(generated: RecordingSink):
-    assert not any(
-        m["_id"] in (gid("1600000122.000001"), gid("1600000123.000001")) for m in generated.messages
-    )
-
-
-def test_pins_are_kept(generated: RecordingSink):
-    assert generated.message(gid("1600000119.000001"))["pinned"] is True
-    assert generated.message(gid("1600000121.000001"))["pinned"] is True
-    notice = generated.message(gid("1600000120.000001"))
-    assert notice["t"] == "message_pinned" and notice["attachments"][0]["text"] == "pin me"
-
-
-def test_files_become_hidden_file_messages(generated: RecordingSink):
-    base = gid("1600000116.000001")
-    assert generated.message(base)["msg"] == "look"
-    a, b = (generated.message(f"{base}-file{n}") for n in (1, 3))
-    assert a["_hidden"] is True and a["msg"] == "" and a["ts"] == generated.message(base)["ts"]
-    assert a["_importFile"] == {
-        "downloadUrl": "https://files.slack.com/a.png", "id": "F1", "size": 10, "name": "a.png",
-        "external": False, "source": "slack",
-    }  # fmt: skip
-    assert b["_importFile"]["size"] == 20
-    assert not any(m["_id"] == f"{base}-file2" for m in generated.messages)
-    assert generated.warned("1 file(s) have no download URL")
-    file_parent = generated.message(gid("1600000127.500000"))  # replies point at it
-    assert generated.message(gid("1600000127.600000"))["tmid"] == file_parent["_id"]
-    only_file = gid("1600000117.000001")
-    assert not any(m["_id"] == only_file for m in generated.messages)  # no empty bubble
-    assert generated.message(f"{only_file}-file1")["_importFile"]["name"] == "c.pdf"
-
-
-def test_problems_are_reported_not_silent(generated: RecordingSink):
-    assert generated.warned("'ghost-channel'", "matches no conversation")
-    assert not any(m["msg"] == "lost?" for m in generated.messages)
-    assert generated.warned(
+def test_problems_are_reported_not_silent(generated_slack: RecordingSink):
+    assert generated_slack.warned("'ghost-channel'", "matches no conversation")
+    assert not any(m["msg"] == "lost?" for m in generated_slack.messages)
+    assert generated_slack.warned(
         "general/2020-09-15.json", "after 1 message(s)", "rest of this file was skipped"
     )
-    assert generated.message(gid("1600172800.000001"))["msg"] == "ok"
-    assert generated.message(gid("1600259200.000001"))["msg"] == "after the broken day"
-    assert generated.warned("bot_add (1)")
+    assert generated_slack.message(gid("1600172800.000001"))["msg"] == "ok"
+    assert generated_slack.message(gid("1600259200.000001"))["msg"] == "after the broken day"
+    assert generated_slack.warned("bot_add (1)")
 
 
-def test_reimporting_gives_the_same_records(tmp_path: Path, generated: RecordingSink):
+def test_reimporting_gives_the_same_records(tmp_path: Path, generated_slack: RecordingSink):
     again = prepare(SlackImporter(), build_zip(tmp_path / "again.zip", generated_export()))
-    assert again.messages == generated.messages
+    assert again.messages == generated_slack.messages
     assert len({m["_id"] for m in again.messages}) == len(again.messages)
 
 
@@ -664,8 +300,3 @@ def test_a_busy_channel_is_streamed_not_loaded(tmp_path: Path):
     assert sink.count == 10_001  # and one placeholder for the absent thread parent
     assert len(body) > 4_000_000 and peak < 2 * 1024 * 1024
     assert progress[-1] == 100.0
-
-
-def test_convert_text_leaves_plain_text_alone():
-    assert convert_text("a <b and c> d", {}) == ("a b and c d", [], [])
-    assert convert_text("plain :memo:", {}) == ("plain :pencil:", [], [])

@@ -1,10 +1,13 @@
-"""Bounds on hostile text and JSON inside exports: nesting depth and line length."""
+"""JSON arrays in exports: read item by item, one item's size and the nesting depth bounded."""
+
+from __future__ import annotations
 
 import io
 
 import pytest
 
-from ferry.chat.parsers.archive import JsonDepthGuard, JsonTooDeep, LineTooLong, iter_text_lines
+from ferry.chat.parsers.base import ArchiveLimits
+from ferry.chat.parsers.json_arrays import JsonDepthGuard, JsonTooDeep, iter_json_array
 
 
 def read_all(data: bytes, chunk: int, max_depth: int = 8) -> None:
@@ -25,7 +28,9 @@ def test_nesting_beyond_the_limit_is_refused(chunk):
         read_all(b'[{"a": "]]]]]]]]]]"' + b"[" * 9, chunk)
 
 
-def test_a_line_without_end_is_refused_once_it_is_too_long():
-    stream = io.BytesIO(b"x" * (1 << 20))
-    with pytest.raises(LineTooLong):
-        list(iter_text_lines(stream, "x.csv", lambda message: None, max_line=1000))
+def test_one_oversized_json_value_is_refused_before_it_is_built():
+    stream = io.BufferedReader(io.BytesIO(b'[{"a": 1}, {"text": "' + b"x" * 500_000 + b'"}]'))
+    items = iter_json_array(stream, "big.json", ArchiveLimits(max_json_value_bytes=100_000))
+    assert next(items) == {"a": 1}
+    with pytest.raises(ValueError, match="larger than 100000 bytes"):
+        next(items)
