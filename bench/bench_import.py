@@ -5,7 +5,7 @@
     PYTHONPATH=. python bench/bench_import.py --million        # adds 1,000,000-message runs
     PYTHONPATH=. python bench/bench_import.py --big-room       # adds 200,000 messages in one room
 
-Each scenario writes its export with importers.generate into a temporary directory,
+Each scenario writes its export with ferry.chat.generate into a temporary directory,
 then, in a fresh process (so that each peak RSS is the scenario's own), opens
 Services over a fresh data directory, creates an admin and goes through the import
 API as a client would: upload (a binary stream, or downloadPublicImportFile from a

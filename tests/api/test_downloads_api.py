@@ -90,7 +90,7 @@ def every_file(root: Path) -> set[Path]:
     return {Path(d, name) for d, _, names in os.walk(root) for name in names}
 
 
-# A partial file's name: `.<name>.<hex tag>.part` (downloader.names.part_name).
+# A partial file's name: `.<name>.<hex tag>.part` (ferry.downloads.names.part_name).
 PART_FILE = re.compile(r"\..*\.[0-9a-f]+\.part")
 
 
