@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Protocol
 
 from ferry.downloads import names
-from ferry.downloads.fetch import (
+from ferry.downloads.fetch import fetch_to_directory
+from ferry.downloads.fetch_types import (
     FetchResult,
     PartialFile,
     ResponseInfo,
     Resumable,
-    fetch_to_directory,
+    TransferTuning,
 )
 from ferry.downloads.policy import (
     DOWNLOAD_CANCELLED,
@@ -59,11 +60,6 @@ _LOCAL = "_local"
 # Speed is averaged over windows of this many seconds, then smoothed.
 _SPEED_WINDOW = 0.5
 _SPEED_SMOOTHING = 0.3
-# A download that could be resumed after a crash has its record (which says how) made
-# durable once it has run this long or holds this much; for a smaller, quicker one a
-# disk flush costs more than fetching it again would.
-CHECKPOINT_AFTER_SECONDS = 1.0
-CHECKPOINT_AFTER_BYTES = 64 * 1024 * 1024
 
 _MESSAGES = {COMPLETED: "Download completed"}
 _STOPPED_MESSAGE = "the server stopped before the download finished"
@@ -169,6 +165,7 @@ class _Job:
     requested_name: str | None
     handle: DownloadHandle
     on_finished: Callable[[dict], None] | None
+    tuning: TransferTuning
     partial: PartialFile | None = None
     # Checked when the download was started; a resumed download checks its URL again.
     target: CheckedUrl | None = None
@@ -189,7 +186,8 @@ class _Job:
         self.current = size
         now = time.monotonic()
         if self.checkpoint is not None and (
-            size >= CHECKPOINT_AFTER_BYTES or now - self.answered_time >= CHECKPOINT_AFTER_SECONDS
+            size >= self.tuning.checkpoint_after_bytes
+            or now - self.answered_time >= self.tuning.checkpoint_after_seconds
         ):
             checkpoint, self.checkpoint = self.checkpoint, None
             checkpoint()
@@ -227,10 +225,12 @@ class DownloadManager:
         history_limit: int = 1000,
         listener: DownloadListener | None = None,
         on_idle: Callable[[], None] | None = None,
+        tuning: TransferTuning = TransferTuning(),
     ):
         """Builds the manager; `startup` starts its workers.
 
-        `on_idle` is called each time the last running download has ended.
+        `on_idle` is called each time the last running download has ended. `tuning`
+        shapes every transfer and says when a resumable download's record is flushed.
         """
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
@@ -246,6 +246,7 @@ class DownloadManager:
         self._max_concurrent = max_concurrent
         self._on_idle = on_idle
         self._pool: ThreadPoolExecutor | None = None
+        self._tuning = tuning
 
     @property
     def policy(self) -> FetchPolicy:
@@ -299,7 +300,16 @@ class DownloadManager:
         }
         record = _named(record, name)
         handle = DownloadHandle(self, record_id)
-        job = _Job(record, Path(directory), policy, filename, handle, on_finished, target=target)
+        job = _Job(
+            record,
+            Path(directory),
+            policy,
+            filename,
+            handle,
+            on_finished,
+            tuning=self._tuning,
+            target=target,
+        )
         stopped = FetchError(SERVER_STOPPED, "the server is shutting down")
         with self._lock:
             if self._pool is None:
@@ -345,6 +355,7 @@ class DownloadManager:
                 cancel=job.cancel,
                 part_tag=job.record[_LOCAL]["tag"],
                 partial=job.partial,
+                tuning=self._tuning,
             )
         except FetchError as exc:
             self._finish(job, error=exc)
@@ -547,6 +558,7 @@ class DownloadManager:
             local.get("requested_name"),
             DownloadHandle(self, record["id"]),
             None,
+            tuning=self._tuning,
             partial=partial,
         )
         self._repository.save(record, wait=False)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ferry.downloads import fetch as fetch_module
+from ferry.downloads.fetch_types import TransferTuning
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import (
     DOMAIN_BLOCKED,
@@ -274,7 +274,6 @@ def test_shutdown_stops_everything_as_server_stopped(managers, remote, target_di
 CRASHING_CHILD = """
 import os, sys, time
 from pathlib import Path
-from ferry.downloads import fetch as fetch_module
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import FetchPolicy
 from storage.downloads import DownloadRepository
@@ -321,17 +320,16 @@ def test_recover_closes_what_a_crash_left_behind(remote, target_dir, tmp_path):
 RESUMABLE_CRASHING_CHILD = """
 import os, sys, time
 from pathlib import Path
-from ferry.downloads import fetch
-from ferry.downloads import manager as manager_module
-from ferry.downloads import fetch as fetch_module
+from ferry.downloads.fetch_types import TransferTuning
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import FetchPolicy
 from storage.downloads import DownloadRepository
 from storage.store import Store
-fetch.SEGMENTED_MIN_SIZE, fetch.SEGMENT_ALIGNMENT = 1 << 20, 1 << 18
-manager_module.CHECKPOINT_AFTER_BYTES = 1
+tuning = TransferTuning(
+    segmented_min_size=1 << 20, segment_alignment=1 << 18, checkpoint_after_bytes=1
+)
 repository = DownloadRepository(Store(Path(sys.argv[1])))
-manager = DownloadManager(repository, FetchPolicy(allow_private_networks=True))
+manager = DownloadManager(repository, FetchPolicy(allow_private_networks=True), tuning=tuning)
 manager.startup()
 handle = manager.start(sys.argv[2], Path(sys.argv[3]), "files")
 handle.wait_for_headers(10)
@@ -366,9 +364,8 @@ class Recorder:
 
 @pytest.mark.parametrize("resume", [True, False])
 def test_recover_goes_on_with_a_download_the_server_can_resume(
-    remote, target_dir, tmp_path, monkeypatch, resume
+    remote, target_dir, tmp_path, resume
 ):
-    monkeypatch.setattr(fetch_module, "RESUME_MARGIN", 1 << 16)
     size = 1 << 20
     url = remote.ranged("/big.bin", size, pause=0.2, validators=[("ETag", '"v1"')])
     state = tmp_path / "crashed-state"
@@ -382,7 +379,12 @@ def test_recover_goes_on_with_a_download_the_server_can_resume(
     store = Store(state, fsync=False)
     recorder = Recorder()
     try:
-        manager = DownloadManager(DownloadRepository(store), LOCAL, listener=recorder)
+        manager = DownloadManager(
+            DownloadRepository(store),
+            LOCAL,
+            listener=recorder,
+            tuning=TransferTuning(resume_margin=1 << 16),
+        )
         if not resume:
             assert manager.startup() == [crashed_id]
             assert manager.get(crashed_id)["error"] == SERVER_STOPPED
