@@ -28,7 +28,7 @@ from typing import IO
 from ferry.chat.convert import ImportCancelled, Selection, run_import
 from ferry.chat.parsers import REGISTRY
 from ferry.chat.parsers.base import ImportFileError, PrepareOptions
-from ferry.downloads.manager import COMPLETED, DownloadManager
+from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import (
     DOMAIN_BLOCKED,
     DOWNLOAD_TIMEOUT,
@@ -39,6 +39,7 @@ from ferry.downloads.policy import (
 from ferry.kernel.errors import InvalidInput, MeteorError, PlainRocketChatError
 from ferry.kernel.ids import now_iso, operation_id
 from ferry.kernel.logs import redact_text
+from ferry.kernel.statuses import DownloadStatus
 from storage.operations import OperationRepository
 from storage.staging import StagingArea, StagingIncomplete
 from storage.users import UserRepository
@@ -422,7 +423,7 @@ class ImportService:
         self._update(op_id, status=DOWNLOADING_FILE)
 
         def finished(record: dict) -> None:
-            if record["status"] == COMPLETED:
+            if record["status"] == DownloadStatus.COMPLETED:
                 path = target_dir / record["filename"]
                 self._update(op_id, file=path.name)
                 self._file_loaded(op_id, path, password)
@@ -761,7 +762,7 @@ class ImportService:
             if self._stop.is_set():
                 break
             record, reason = self._fetch_with_retries(pending, file_id)
-            if record is not None and record["status"] == COMPLETED:
+            if record is not None and record["status"] == DownloadStatus.COMPLETED:
                 url = f"/{self.uploads_display}/{file_id}/{record['filename']}"
                 attachment = {"title": record["filename"], "title_link": url, "type": "file"}
                 self.workspace.mark_files_downloaded([(file_id, url, attachment)])
@@ -798,7 +799,7 @@ class ImportService:
             record = handle.wait()
             if record is None:
                 return None, "the download did not finish"
-            if record["status"] == COMPLETED:
+            if record["status"] == DownloadStatus.COMPLETED:
                 return record, None
             if record.get("error") not in (NETWORK_ERROR, DOWNLOAD_TIMEOUT) or self._stop.is_set():
                 return record, None
@@ -863,7 +864,7 @@ class ImportService:
             ).wait()
         except FetchError:
             return None
-        if record is None or record["status"] != COMPLETED:
+        if record is None or record["status"] != DownloadStatus.COMPLETED:
             shutil.rmtree(directory, ignore_errors=True)
             return None
         (directory / record["filename"]).replace(avatars / user_id)
