@@ -29,7 +29,7 @@ from ferry.downloads.fetch_types import (
     TransferTuning,
 )
 from ferry.downloads.part_files import create_part, flush, publish
-from ferry.downloads.policy import CheckedUrl, FetchPolicy, check_url
+from ferry.downloads.policy import CheckedUrl, FetchPolicy
 from ferry.downloads.ranges import resumable_from
 from ferry.downloads.request import header_length, identity_encoded, open_following_redirects
 from ferry.downloads.resuming import resume
@@ -63,7 +63,7 @@ def fetch_to_directory(
     margin, writeback window).
     """
     directory = Path(directory)
-    target = url if isinstance(url, CheckedUrl) else check_url(url, policy)
+    target = url if isinstance(url, CheckedUrl) else policy.check_url(url)
     tag = part_tag or secrets.token_hex(6)
     with (
         Transfer(policy, cancel, tuning) as transfer,

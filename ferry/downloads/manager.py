@@ -33,7 +33,6 @@ from ferry.downloads.policy import (
     CheckedUrl,
     FetchError,
     FetchPolicy,
-    check_url,
 )
 from ferry.downloads.records import (
     COMPLETED_MESSAGE,
@@ -127,7 +126,7 @@ class DownloadManager:
             if timeout <= 0:
                 raise ValueError("timeout must be positive")
             policy = dataclasses.replace(policy, timeout=float(timeout))
-        target = url if isinstance(url, CheckedUrl) else check_url(url, policy)
+        target = url if isinstance(url, CheckedUrl) else policy.check_url(url)
         name = names.choose_name(filename, url_path=target.path)
         record_id = download_id()
         record = {

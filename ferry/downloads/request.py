@@ -19,7 +19,6 @@ from ferry.downloads.policy import (
     REMOTE_FILE_NOT_FOUND,
     CheckedUrl,
     FetchError,
-    check_url,
 )
 from ferry.downloads.urllib3_vetted import VettedPoolManager
 from ferry.downloads.watchdog import Transfer
@@ -127,7 +126,7 @@ def open_following_redirects(
             )
         hops += 1
         try:
-            target = check_url(urljoin(target.url, location), policy)
+            target = policy.check_url(urljoin(target.url, location))
         except FetchError as exc:
             raise FetchError(exc.code, f"redirect to {location} refused: {exc.message}") from None
 
