@@ -14,15 +14,18 @@ from __future__ import annotations
 
 from tinydb.table import Document
 
+from ferry.kernel.statuses import ACTIVE_DOWNLOAD_STATUSES
 from storage.store import Store, detached
 
-ACTIVE_STATUSES = frozenset({"starting", "downloading"})
+# The key of a record's local bookkeeping: fields kept for recovery (where the part
+# file is, how to resume it, when the download ended) and never shown to clients.
+LOCAL_KEY = "_local"
 _DB = "downloads"
 
 
 def _newest_first(record: dict) -> tuple:
-    # end_time is whole seconds; the manager's `_local.finished_ns` orders ties.
-    local = record.get("_local") or {}
+    # end_time is whole seconds; the manager's local `finished_ns` orders ties.
+    local = record.get(LOCAL_KEY) or {}
     return (
         record.get("end_time") or 0,
         local.get("finished_ns") or 0,
@@ -98,7 +101,9 @@ class DownloadRepository:
             return detached(self._table.get(doc_id=record_id))
 
     def _finished(self) -> list[dict]:
-        records = [r for r in self._durable_records() if r.get("status") not in ACTIVE_STATUSES]
+        records = [
+            r for r in self._durable_records() if r.get("status") not in ACTIVE_DOWNLOAD_STATUSES
+        ]
         records.sort(key=_newest_first, reverse=True)
         return records
 
@@ -114,7 +119,7 @@ class DownloadRepository:
         """Records still marked `starting` or `downloading` (after a crash, orphans)."""
         with self._store.lock:
             return detached(
-                [r for r in self._durable_records() if r.get("status") in ACTIVE_STATUSES]
+                [r for r in self._durable_records() if r.get("status") in ACTIVE_DOWNLOAD_STATUSES]
             )
 
     def prune_history(self, keep: int) -> int:

@@ -13,27 +13,19 @@ state is saved (durably) first and shown in memory after, so readers such as
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import math
-import os
-import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
 from ferry.downloads import names
-from ferry.downloads.fetch import (
-    FetchResult,
-    PartialFile,
-    ResponseInfo,
-    Resumable,
-    fetch_to_directory,
-)
+from ferry.downloads.fetch import fetch_to_directory
+from ferry.downloads.fetch_types import FetchResult, PartialFile, ResponseInfo, TransferTuning
+from ferry.downloads.jobs import DownloadHandle, Job
 from ferry.downloads.policy import (
     DOWNLOAD_CANCELLED,
     NETWORK_ERROR,
@@ -41,76 +33,23 @@ from ferry.downloads.policy import (
     CheckedUrl,
     FetchError,
     FetchPolicy,
-    check_url,
 )
+from ferry.downloads.records import (
+    COMPLETED_MESSAGE,
+    STOPPED_MESSAGE,
+    in_final_state,
+    named,
+    now,
+    part_tag,
+    percentage,
+    public_view,
+)
+from ferry.downloads.recovery import partial_file, remove_leftovers
 from ferry.kernel.ids import download_id
-from storage.downloads import DownloadRepository
+from ferry.kernel.statuses import DownloadKind, DownloadStatus
+from storage.downloads import LOCAL_KEY, DownloadRepository
 
 log = logging.getLogger(__name__)
-
-STARTING = "starting"
-DOWNLOADING = "downloading"
-COMPLETED = "completed"
-FAILED = "failed"
-CANCELLED = "cancelled"
-
-# Fields kept in storage for recovery but never shown to clients.
-_LOCAL = "_local"
-# Speed is averaged over windows of this many seconds, then smoothed.
-_SPEED_WINDOW = 0.5
-_SPEED_SMOOTHING = 0.3
-# A download that could be resumed after a crash has its record (which says how) made
-# durable once it has run this long or holds this much; for a smaller, quicker one a
-# disk flush costs more than fetching it again would.
-CHECKPOINT_AFTER_SECONDS = 1.0
-CHECKPOINT_AFTER_BYTES = 64 * 1024 * 1024
-
-_MESSAGES = {COMPLETED: "Download completed"}
-_STOPPED_MESSAGE = "the server stopped before the download finished"
-
-
-def _now() -> int:
-    return int(time.time())
-
-
-def _part_tag(record_id: str) -> str:
-    return record_id.replace("-", "")[:16]
-
-
-def _percentage(current: int, expected: int | None) -> float | None:
-    if expected is None:
-        return None
-    if expected <= 0:
-        return 100.0
-    # Rounded down, so 100.0 is shown only once every byte is there.
-    return min(100.0, math.floor(current * 1000 / expected) / 10)
-
-
-def _named(record: dict, filename: str) -> dict:
-    """`record` with its file name and the display path that goes with it."""
-    display = record["directory"].rstrip("/")
-    file_path = f"{display}/{filename}" if display else filename
-    return {**record, "filename": filename, "file_path": file_path}
-
-
-def _closed(
-    record: dict, status: str, *, error: str | None, message: str, total_bytes: int | None
-) -> dict:
-    """`record` in a final state. `finished_ns` orders downloads ending in the same second."""
-    return {
-        **record,
-        "status": status,
-        "total_bytes": total_bytes,
-        "end_time": max(_now(), record.get("start_time") or 0),
-        "error": error,
-        "message": message,
-        _LOCAL: {**(record.get(_LOCAL) or {}), "finished_ns": time.time_ns()},
-    }
-
-
-def public_view(record: dict) -> dict:
-    """A record as clients see it, without the local bookkeeping."""
-    return {k: v for k, v in record.items() if k != _LOCAL}
 
 
 class DownloadListener(Protocol):
@@ -126,97 +65,6 @@ class DownloadListener(Protocol):
     def download_finished(self, record: dict) -> None: ...
 
 
-class DownloadHandle:
-    """What `start` returns: the id, and ways to wait for the first answer or the end."""
-
-    def __init__(self, manager: DownloadManager, record_id: str):
-        self.id = record_id
-        self._manager = manager
-        self._answered = threading.Event()
-        self._finished = threading.Event()
-        self._error: FetchError | None = None
-        self._headers_accepted = False
-
-    def wait_for_headers(self, timeout: float | None = None) -> None:
-        """Return once the remote answered with an accepted response.
-
-        Raises the FetchError if the download failed before that, or TimeoutError.
-        """
-        if not self._answered.wait(timeout):
-            raise TimeoutError(f"download {self.id} got no answer within {timeout} s")
-        if not self._headers_accepted and self._error is not None:
-            raise self._error
-
-    def wait(self, timeout: float | None = None) -> dict | None:
-        """The finished record, or None if it has not finished within `timeout`."""
-        if not self._finished.wait(timeout):
-            return None
-        return self._manager.get(self.id)
-
-    def record(self) -> dict | None:
-        return self._manager.get(self.id)
-
-    @property
-    def done(self) -> bool:
-        return self._finished.is_set()
-
-
-@dataclasses.dataclass(eq=False)
-class _Job:
-    record: dict
-    directory: Path
-    policy: FetchPolicy
-    requested_name: str | None
-    handle: DownloadHandle
-    on_finished: Callable[[dict], None] | None
-    partial: PartialFile | None = None
-    # Checked when the download was started; a resumed download checks its URL again.
-    target: CheckedUrl | None = None
-    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
-    stop_code: str | None = None
-    future: Future | None = None
-    finished: bool = False
-    current: int = 0
-    speed: float = 0.0
-    sample_time: float = 0.0
-    sample_bytes: int = 0
-    answered_time: float = 0.0
-    # Set while the record that would let this download resume is not yet durable.
-    checkpoint: Callable[[], None] | None = None
-
-    def progress(self, size: int) -> None:
-        # Called per chunk from the worker: plain arithmetic, no locks, no storage.
-        self.current = size
-        now = time.monotonic()
-        if self.checkpoint is not None and (
-            size >= CHECKPOINT_AFTER_BYTES or now - self.answered_time >= CHECKPOINT_AFTER_SECONDS
-        ):
-            checkpoint, self.checkpoint = self.checkpoint, None
-            checkpoint()
-        elapsed = now - self.sample_time
-        if elapsed >= _SPEED_WINDOW:
-            rate = (size - self.sample_bytes) / elapsed
-            self.speed = (
-                rate
-                if self.speed == 0
-                else (_SPEED_SMOOTHING * rate + (1 - _SPEED_SMOOTHING) * self.speed)
-            )
-            self.sample_time, self.sample_bytes = now, size
-
-    def live(self) -> dict:
-        record = public_view(self.record)
-        current, expected, speed = self.current, record["expected_size"], self.speed
-        record["current_size"] = current
-        record["progress_percentage"] = _percentage(current, expected)
-        record["speed"] = int(speed)
-        record["eta"] = (
-            math.ceil(max(expected - current, 0) / speed)
-            if expected is not None and speed > 0
-            else None
-        )
-        return record
-
-
 class DownloadManager:
     def __init__(
         self,
@@ -227,17 +75,19 @@ class DownloadManager:
         history_limit: int = 1000,
         listener: DownloadListener | None = None,
         on_idle: Callable[[], None] | None = None,
+        tuning: TransferTuning = TransferTuning(),
     ):
         """Builds the manager; `startup` starts its workers.
 
-        `on_idle` is called each time the last running download has ended.
+        `on_idle` is called each time the last running download has ended. `tuning`
+        shapes every transfer and says when a resumable download's record is flushed.
         """
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
         self._repository = repository
         self._policy = policy
         self._history_limit = history_limit
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
         self._stopping = False
         self._listener = listener
@@ -246,6 +96,7 @@ class DownloadManager:
         self._max_concurrent = max_concurrent
         self._on_idle = on_idle
         self._pool: ThreadPoolExecutor | None = None
+        self._tuning = tuning
 
     @property
     def policy(self) -> FetchPolicy:
@@ -261,7 +112,7 @@ class DownloadManager:
         *,
         filename: str | None = None,
         timeout: float | None = None,
-        kind: str = "file",
+        kind: str = DownloadKind.FILE,
         on_finished: Callable[[dict], None] | None = None,
     ) -> DownloadHandle:
         """Validate `url` (unless it is a `CheckedUrl` already) and queue its download
@@ -275,7 +126,7 @@ class DownloadManager:
             if timeout <= 0:
                 raise ValueError("timeout must be positive")
             policy = dataclasses.replace(policy, timeout=float(timeout))
-        target = url if isinstance(url, CheckedUrl) else check_url(url, policy)
+        target = url if isinstance(url, CheckedUrl) else policy.check_url(url)
         name = names.choose_name(filename, url_path=target.path)
         record_id = download_id()
         record = {
@@ -283,23 +134,32 @@ class DownloadManager:
             "kind": kind,
             "directory": display_directory,
             "url": target.given or target.url,
-            "status": STARTING,
+            "status": DownloadStatus.STARTING,
             "current_size": 0,
             "expected_size": None,
             "progress_percentage": None,
-            "start_time": _now(),
-            _LOCAL: {
+            "start_time": now(),
+            LOCAL_KEY: {
                 "directory": str(directory),
                 "part_path": None,
-                "tag": _part_tag(record_id),
+                "tag": part_tag(record_id),
                 # What a resume after a crash must ask for again.
                 "requested_name": filename,
                 "timeout": timeout,
             },
         }
-        record = _named(record, name)
-        handle = DownloadHandle(self, record_id)
-        job = _Job(record, Path(directory), policy, filename, handle, on_finished, target=target)
+        record = named(record, name)
+        handle = DownloadHandle(record_id, self.get)
+        job = Job(
+            record,
+            Path(directory),
+            policy,
+            filename,
+            handle,
+            on_finished,
+            tuning=self._tuning,
+            target=target,
+        )
         stopped = FetchError(SERVER_STOPPED, "the server is shutting down")
         with self._lock:
             if self._pool is None:
@@ -318,7 +178,7 @@ class DownloadManager:
             self._tell("download_started", public_view(record))
             return handle
         # Shutdown began while the record was written: close it, as shutdown would have.
-        self._finish(job, error=FetchError(SERVER_STOPPED, _STOPPED_MESSAGE))
+        self._finish(job, error=FetchError(SERVER_STOPPED, STOPPED_MESSAGE))
         raise stopped
 
     def _tell(self, what: str, record: dict) -> None:
@@ -331,7 +191,7 @@ class DownloadManager:
 
     # --- the worker ----------------------------------------------------------------
 
-    def _run(self, job: _Job) -> None:
+    def _run(self, job: Job) -> None:
         if job.finished:
             return
         try:
@@ -343,8 +203,9 @@ class DownloadManager:
                 on_headers=lambda info: self._headers(job, info),
                 on_progress=job.progress,
                 cancel=job.cancel,
-                part_tag=job.record[_LOCAL]["tag"],
+                part_tag=job.record[LOCAL_KEY]["tag"],
                 partial=job.partial,
+                tuning=self._tuning,
             )
         except FetchError as exc:
             self._finish(job, error=exc)
@@ -354,16 +215,16 @@ class DownloadManager:
         else:
             self._finish(job, result=result)
 
-    def _headers(self, job: _Job, info: ResponseInfo) -> None:
+    def _headers(self, job: Job, info: ResponseInfo) -> None:
         # Only this job's worker changes job.record before it finishes.
-        record = _named(job.record, info.filename)
+        record = named(job.record, info.filename)
         record.update(
-            status=DOWNLOADING,
+            status=DownloadStatus.DOWNLOADING,
             expected_size=info.content_length,
-            progress_percentage=_percentage(0, info.content_length),
+            progress_percentage=percentage(0, info.content_length),
         )
-        record[_LOCAL] = {
-            **record[_LOCAL],
+        record[LOCAL_KEY] = {
+            **record[LOCAL_KEY],
             "part_path": str(info.part_path),
             "resume": info.resumable.to_dict() if info.resumable is not None else None,
         }
@@ -377,8 +238,7 @@ class DownloadManager:
             job.sample_time = job.answered_time = time.monotonic()
             if info.resumable is not None:
                 job.checkpoint = self._checkpoint
-        job.handle._headers_accepted = True
-        job.handle._answered.set()
+        job.handle.set_answered()
         self._tell("download_answered", public_view(record))
 
     def _checkpoint(self) -> None:
@@ -394,7 +254,7 @@ class DownloadManager:
         threading.Thread(target=flush, name="ferry-download-checkpoint", daemon=True).start()
 
     def _finish(
-        self, job: _Job, *, result: FetchResult | None = None, error: FetchError | None = None
+        self, job: Job, *, result: FetchResult | None = None, error: FetchError | None = None
     ) -> None:
         with self._lock:
             if job.finished:
@@ -405,25 +265,29 @@ class DownloadManager:
                 and error.code == DOWNLOAD_CANCELLED
                 and job.stop_code == SERVER_STOPPED
             ):
-                error = FetchError(SERVER_STOPPED, _STOPPED_MESSAGE)
+                error = FetchError(SERVER_STOPPED, STOPPED_MESSAGE)
             if result is not None:
-                record = _named(job.record, result.filename)
+                record = named(job.record, result.filename)
                 record.update(current_size=result.size, progress_percentage=100.0)
-                record = _closed(
+                record = in_final_state(
                     record,
-                    COMPLETED,
+                    DownloadStatus.COMPLETED,
                     error=None,
-                    message=_MESSAGES[COMPLETED],
+                    message=COMPLETED_MESSAGE,
                     total_bytes=result.size,
                 )
             else:
                 record = dict(job.record)
                 record.update(
                     current_size=job.current,
-                    progress_percentage=_percentage(job.current, record["expected_size"]),
+                    progress_percentage=percentage(job.current, record["expected_size"]),
                 )
-                status = CANCELLED if error.code == DOWNLOAD_CANCELLED else FAILED
-                record = _closed(
+                status = (
+                    DownloadStatus.CANCELLED
+                    if error.code == DOWNLOAD_CANCELLED
+                    else DownloadStatus.FAILED
+                )
+                record = in_final_state(
                     record, status, error=error.code, message=error.message, total_bytes=None
                 )
         # Until the save returns, readers see the job as it was; then the saved record.
@@ -436,9 +300,7 @@ class DownloadManager:
                 self._jobs.pop(record["id"], None)
                 self._bytes_finished += result.size if result is not None else max(job.current, 0)
                 idle = not self._jobs
-            job.handle._error = error
-            job.handle._answered.set()
-            job.handle._finished.set()
+            job.handle.set_finished(error)
         self._tell("download_finished", public_view(record))
         if job.on_finished is not None:
             try:
@@ -477,15 +339,19 @@ class DownloadManager:
         with self._lock:
             jobs = list(self._jobs.values())
             received = self._bytes_finished + sum(job.current for job in jobs)
-        downloading = sum(1 for job in jobs if job.record["status"] == DOWNLOADING)
-        return {"starting": len(jobs) - downloading, "downloading": downloading, "bytes": received}
+        downloading = sum(1 for job in jobs if job.record["status"] == DownloadStatus.DOWNLOADING)
+        return {
+            DownloadStatus.STARTING: len(jobs) - downloading,
+            DownloadStatus.DOWNLOADING: downloading,
+            "bytes": received,
+        }
 
     def history(self, limit: int | None = None) -> list[dict]:
         return [public_view(r) for r in self._repository.history(limit)]
 
     # --- stopping ------------------------------------------------------------------
 
-    def _stop(self, job: _Job, code: str) -> None:
+    def _stop(self, job: Job, code: str) -> None:
         job.stop_code = job.stop_code or code
         job.cancel.set()
         if job.future is not None and job.future.cancel():
@@ -519,12 +385,16 @@ class DownloadManager:
             with self._lock:
                 if record["id"] in self._jobs:
                     continue
-            partial = _partial_file(record) if resume else None
+            partial = partial_file(record) if resume else None
             if partial is not None and self._resume(record, partial):
                 continue
-            _remove_leftovers(record.get(_LOCAL) or {})
-            record = _closed(
-                record, FAILED, error=SERVER_STOPPED, message=_STOPPED_MESSAGE, total_bytes=None
+            remove_leftovers(record.get(LOCAL_KEY) or {})
+            record = in_final_state(
+                record,
+                DownloadStatus.FAILED,
+                error=SERVER_STOPPED,
+                message=STOPPED_MESSAGE,
+                total_bytes=None,
             )
             self._repository.save(record)
             closed.append(record["id"])
@@ -535,18 +405,19 @@ class DownloadManager:
 
     def _resume(self, record: dict, partial: PartialFile) -> bool:
         """Queue the rest of a download a crash cut short; False once shutdown has begun."""
-        local = record[_LOCAL]
+        local = record[LOCAL_KEY]
         policy = self._policy
         if local.get("timeout") is not None:
             policy = dataclasses.replace(policy, timeout=float(local["timeout"]))
-        record = {**record, "status": STARTING}
-        job = _Job(
+        record = {**record, "status": DownloadStatus.STARTING}
+        job = Job(
             record,
             Path(local["directory"]),
             policy,
             local.get("requested_name"),
-            DownloadHandle(self, record["id"]),
+            DownloadHandle(record["id"], self.get),
             None,
+            tuning=self._tuning,
             partial=partial,
         )
         self._repository.save(record, wait=False)
@@ -568,68 +439,6 @@ class DownloadManager:
         deadline = None if timeout is None else time.monotonic() + timeout
         for job in jobs:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
-            job.handle._finished.wait(remaining)
+            job.handle.wait_until_done(remaining)
         if self._pool is not None:
             self._pool.shutdown(wait=timeout is None, cancel_futures=True)
-
-
-_PART_NAME = re.compile(r"\..*\.[0-9a-f]+\.part")
-
-
-def _valid_timeout(timeout: object) -> bool:
-    if timeout is None:
-        return True
-    return isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0
-
-
-def _partial_file(record: dict) -> PartialFile | None:
-    """The part file a file download left, if the download can go on from it."""
-    local = record.get(_LOCAL) or {}
-    resumable = Resumable.from_dict(local.get("resume"))
-    directory, part_path, tag = local.get("directory"), local.get("part_path"), local.get("tag")
-    if (
-        record.get("kind", "file") != "file"
-        or resumable is None
-        or not (directory and part_path and tag)
-        or not isinstance(local.get("requested_name"), str | None)
-        or not _valid_timeout(local.get("timeout"))
-    ):
-        return None
-    path = Path(part_path)
-    if (
-        # The directory was a real path when the download started; a symlink put on
-        # the way since could lead anywhere.
-        os.path.realpath(directory) != directory
-        or path.parent != Path(directory)
-        or not _PART_NAME.fullmatch(path.name)
-        or not path.name.endswith(f".{tag}.part")
-        or path.is_symlink()
-        or not path.is_file()
-    ):
-        return None
-    return PartialFile(path, record["filename"], resumable)
-
-
-def _remove_leftovers(local: dict) -> None:
-    """Delete a crashed download's part file: the recorded one, else one with its tag."""
-    directory = local.get("directory")
-    tag = local.get("tag")
-    if not directory:
-        return
-    directory = Path(directory)
-    candidates = []
-    if local.get("part_path"):
-        candidates.append(Path(local["part_path"]))
-    if tag:
-        # The part file may exist without being recorded if the crash came between
-        # creating it and saving the record.
-        candidates.extend(directory.glob(f".*.{tag}.part"))
-    for path in candidates:
-        # Only ever a part file directly in the recorded directory.
-        if path.parent != directory or not _PART_NAME.fullmatch(path.name):
-            continue
-        if tag and not path.name.endswith(f".{tag}.part"):
-            continue
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
-            if not path.is_symlink():
-                path.unlink()

@@ -116,6 +116,11 @@ class FetchPolicy:
     def resolve(self, host: str, port: int) -> list[str]:
         return (self.resolver or system_resolver)(host, port)
 
+    def check_url(self, url: str) -> CheckedUrl:
+        """`check_url(url, self)`. Downloads check every URL through their policy, so
+        the policy is where the checks of a download can be seen and counted."""
+        return check_url(url, self)
+
 
 class CheckedUrl(NamedTuple):
     """A URL that passed `check_url`; `url` is rebuilt from the checked parts, `given` is

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from ferry.accounts import Accounts
 from ferry.downloads import names
 from ferry.downloads.manager import DownloadManager
-from ferry.downloads.policy import FetchError, check_url
+from ferry.downloads.policy import FetchError
 from ferry.files import FileTree, split_relative
 from ferry.kernel.errors import Conflict, DownloadRefused, NotFound
 
@@ -40,7 +40,7 @@ class Transfers:
             )
         display = "/".join(split_relative(raw_directory))
         try:
-            target = check_url(url, self.manager.policy)
+            target = self.manager.policy.check_url(url)
             directory, display = self.files.directory_for_writing(raw_directory)
             handle = self.manager.start(
                 target, directory, display, filename=filename, timeout=timeout

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.downloads import fetch
+from ferry.downloads import urllib3_vetted
 from handlers.app import create_app
 from tests.api.test_import_api import prepared, state_is, upload, wait_for
 from tests.conftest import ADMIN_PASSWORD, log_in, make_config
@@ -82,7 +82,7 @@ class Battery:
         self.resolver = StubResolver(self.answers)
         self.internet = FakeInternet(self.front)
         self.patch = pytest.MonkeyPatch()
-        self.patch.setattr(fetch, "_open_socket", self.internet)
+        self.patch.setattr(urllib3_vetted, "_open_socket", self.internet)
         root = tmp_path_factory.mktemp("ssrf")
         self.app = create_app(
             make_config(root / "data", fetch_policy_overrides={"resolver": self.resolver})

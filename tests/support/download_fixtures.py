@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.downloads import fetch
+from ferry.downloads import urllib3_vetted
 from tests.support.downloads import FakeInternet
 from tests.support.remote import RemoteServer
 
@@ -25,5 +25,5 @@ def target_dir(tmp_path):
 @pytest.fixture
 def internet(remote, monkeypatch):
     fake = FakeInternet(remote)
-    monkeypatch.setattr(fetch, "_open_socket", fake)
+    monkeypatch.setattr(urllib3_vetted, "_open_socket", fake)
     return fake

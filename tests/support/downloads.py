@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from urllib3.util.connection import create_connection
 
-from ferry.downloads.policy import FetchPolicy
+from ferry.downloads.fetch import fetch_to_directory
+from ferry.downloads.fetch_types import FetchResult
+from ferry.downloads.policy import FetchError, FetchPolicy
 from tests.support.remote import RemoteServer
 
 # A globally routable address standing for "some server on the Internet". Nothing is
@@ -69,6 +72,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def listing(directory: Path) -> list[str]:
     """Every entry, hidden ones included: leftovers such as `.x.part` must show."""
     return sorted(os.listdir(directory))
+
+
+def fetch(url, directory: Path, policy: FetchPolicy = LOCAL, **kwargs) -> FetchResult:
+    return fetch_to_directory(url, directory, policy=policy, **kwargs)
+
+
+def fetch_failure(url, directory: Path, policy: FetchPolicy = LOCAL, **kwargs) -> FetchError:
+    """The error a fetch fails with; whatever it was, nothing half-written stays behind."""
+    with pytest.raises(FetchError) as caught:
+        fetch(url, directory, policy, **kwargs)
+    assert not [n for n in listing(directory) if n.endswith(".part")]
+    return caught.value
 
 
 class StubResolver:

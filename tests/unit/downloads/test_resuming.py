@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ferry.downloads import fetch as fetch_module
-from ferry.downloads.fetch import PartialFile, Resumable, fetch_to_directory, missing_ranges
+from ferry.downloads.fetch import fetch_to_directory
+from ferry.downloads.fetch_types import PartialFile, Resumable, TransferTuning
 from ferry.downloads.policy import FILE_TOO_LARGE, REMOTE_FILE_NOT_FOUND, FetchError
+from ferry.downloads.resuming import missing_ranges, reports_holes
 from tests.support.downloads import LOCAL, listing
 from tests.support.remote import pattern_bytes
 
@@ -19,21 +20,20 @@ pytest_plugins = ("tests.support.download_fixtures",)
 
 KIB = 1024
 SEGMENT = 256 * KIB
-SIZE = 4 * SEGMENT  # four whole segments under the sizes set below
+SIZE = 4 * SEGMENT  # four whole segments under TUNING
 MARGIN = 64 * KIB
 ETAG = '"v1"'
+TUNING = TransferTuning(segmented_min_size=SIZE, segment_alignment=SEGMENT, resume_margin=MARGIN)
 
 
-@pytest.fixture(autouse=True)
-def small_segments(monkeypatch):
-    monkeypatch.setattr(fetch_module, "SEGMENTED_MIN_SIZE", SIZE)
-    monkeypatch.setattr(fetch_module, "SEGMENT_ALIGNMENT", SEGMENT)
-    monkeypatch.setattr(fetch_module, "RESUME_MARGIN", MARGIN)
+def resume_fetch(url, directory, *, policy=LOCAL, **kwargs):
+    """A fetch with this file's small segments and resume margin."""
+    return fetch_to_directory(url, directory, policy=policy, tuning=TUNING, **kwargs)
 
 
 @pytest.fixture
 def holes(target_dir):
-    if not fetch_module.reports_holes(target_dir):
+    if not reports_holes(target_dir, SEGMENT):
         pytest.skip("this file system does not report holes")
 
 
@@ -71,7 +71,7 @@ def test_missing_ranges_begin_a_margin_before_each_segments_first_hole(target_di
     )
     fd = os.open(part, os.O_RDONLY)
     try:
-        missing = missing_ranges(fd, Resumable(SIZE, ETAG, IN_SEGMENTS))
+        missing = missing_ranges(fd, Resumable(SIZE, ETAG, IN_SEGMENTS), MARGIN)
     finally:
         os.close(fd)
     first_hole = -(-100_000 // 4096) * 4096  # holes start on block boundaries
@@ -88,7 +88,7 @@ def test_only_the_missing_bytes_are_fetched_and_the_file_is_whole(remote, target
     content = pattern_bytes(SIZE)
     part = crashed_part(target_dir, {0: 200_000, SEGMENT: 150_000, 2 * SEGMENT: SEGMENT}, content)
     answered, seen = [], []
-    result = fetch_to_directory(
+    result = resume_fetch(
         url,
         target_dir,
         policy=LOCAL,
@@ -118,9 +118,7 @@ def test_a_file_written_in_order_resumes_without_holes_to_read(remote, target_di
     url = remote.ranged("/big.bin", SIZE, validators=[("ETag", ETAG)])
     content = pattern_bytes(SIZE)
     part = crashed_part(target_dir, {0: 300_000}, content)
-    result = fetch_to_directory(
-        url, target_dir, policy=LOCAL, partial=partial(part, segmented=False)
-    )
+    result = resume_fetch(url, target_dir, policy=LOCAL, partial=partial(part, segmented=False))
     assert result.path.read_bytes() == content
     assert ranges_asked(remote) == [(f"bytes={300_000 - MARGIN}-{SIZE - 1}", ETAG)]
 
@@ -135,9 +133,7 @@ def test_a_file_written_in_order_resumes_without_holes_to_read(remote, target_di
 def test_a_file_that_cannot_be_resumed_is_fetched_whole_again(remote, target_dir, server):
     url = remote.ranged("/big.bin", SIZE, **server)
     stale = crashed_part(target_dir, {0: 300_000}, b"s" * SIZE)
-    result = fetch_to_directory(
-        url, target_dir, policy=LOCAL, partial=partial(stale, segmented=False)
-    )
+    result = resume_fetch(url, target_dir, policy=LOCAL, partial=partial(stale, segmented=False))
     assert result.path.read_bytes() == pattern_bytes(SIZE, server.get("version", 0) * 7919)
     assert listing(target_dir) == ["big.bin"]
     assert ranges_asked(remote)[0] == (f"bytes={300_000 - MARGIN}-{SIZE - 1}", ETAG)
@@ -147,16 +143,14 @@ def test_a_file_that_cannot_be_resumed_is_fetched_whole_again(remote, target_dir
 def test_a_shorter_file_is_fetched_whole_again(remote, target_dir):
     url = remote.ranged("/big.bin", 1000, validators=[("ETag", ETAG)])
     stale = crashed_part(target_dir, {0: 300_000}, b"s" * SIZE)
-    result = fetch_to_directory(
-        url, target_dir, policy=LOCAL, partial=partial(stale, segmented=False)
-    )
+    result = resume_fetch(url, target_dir, policy=LOCAL, partial=partial(stale, segmented=False))
     assert result.path.read_bytes() == pattern_bytes(1000)
 
 
 def test_a_vanished_part_file_means_starting_over(remote, target_dir):
     url = remote.ranged("/big.bin", SIZE, validators=[("ETag", ETAG)])
     gone = target_dir / ".big.bin.0123456789ab.part"
-    result = fetch_to_directory(url, target_dir, policy=LOCAL, partial=partial(gone))
+    result = resume_fetch(url, target_dir, policy=LOCAL, partial=partial(gone))
     assert result.path.read_bytes() == pattern_bytes(SIZE)
 
 
@@ -170,7 +164,7 @@ def test_a_resume_that_fails_leaves_no_part_file(remote, target_dir, cause):
         policy = dataclasses.replace(LOCAL, max_size=SIZE - 1)
     part = crashed_part(target_dir, {0: 300_000}, pattern_bytes(SIZE))
     with pytest.raises(FetchError) as caught:
-        fetch_to_directory(url, target_dir, policy=policy, partial=partial(part, segmented=False))
+        resume_fetch(url, target_dir, policy=policy, partial=partial(part, segmented=False))
     assert caught.value.code == {"gone": REMOTE_FILE_NOT_FOUND, "too-large": FILE_TOO_LARGE}[cause]
     assert listing(target_dir) == []
 
@@ -195,34 +189,6 @@ def test_a_download_is_resumable_only_with_a_strong_validator(
 ):
     url = remote.ranged("/big.bin", SIZE, validators=headers)
     answered = []
-    fetch_to_directory(url, target_dir, policy=LOCAL, on_headers=answered.append)
+    resume_fetch(url, target_dir, policy=LOCAL, on_headers=answered.append)
     expected = None if validator is None else Resumable(SIZE, validator, IN_SEGMENTS)
     assert answered[0].resumable == expected
-
-
-@pytest.mark.parametrize(
-    "stored",
-    [
-        None,
-        "x",
-        {"length": SIZE, "validator": ETAG},
-        {"length": True, "validator": ETAG, "starts": [0]},
-        {"length": 0, "validator": ETAG, "starts": [0]},
-        {"length": SIZE, "validator": "", "starts": [0]},
-        {"length": SIZE, "validator": '"a"\r\nX-Evil: 1', "starts": [0]},
-        {"length": SIZE, "validator": ETAG, "starts": "0"},
-        {"length": SIZE, "validator": ETAG, "starts": []},
-        {"length": SIZE, "validator": ETAG, "starts": [1, 2]},  # the first begins at 0
-        {"length": SIZE, "validator": ETAG, "starts": [0, 9, 5]},
-        {"length": SIZE, "validator": ETAG, "starts": [0, SIZE]},
-        {"length": SIZE, "validator": ETAG, "starts": [0, 1, 2, 3, 4]},
-        {"length": SIZE, "validator": ETAG, "starts": [0, True]},
-    ],
-)
-def test_stored_resume_details_are_used_only_if_whole_and_sane(stored):
-    assert Resumable.from_dict(stored) is None
-
-
-def test_stored_resume_details_round_trip():
-    resumable = Resumable(SIZE, ETAG, IN_SEGMENTS)
-    assert Resumable.from_dict(resumable.to_dict()) == resumable

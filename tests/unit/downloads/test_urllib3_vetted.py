@@ -1,4 +1,5 @@
-"""With private networks disallowed, nothing internal is ever contacted.
+"""With private networks disallowed, nothing internal is ever contacted; and the urllib3
+this module overrides is still the urllib3 it was written for.
 
 Every refusal is proved on the wire: the local server (which is the "internal" host
 here) accepted no connection at all. Where a test needs a reachable "public" server,
@@ -9,12 +10,29 @@ so no test sends traffic anywhere but 127.0.0.1.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import pytest
+import urllib3
+from urllib3.connection import HTTPConnection
 
-from ferry.downloads.fetch import fetch_to_directory
-from ferry.downloads.policy import DOMAIN_BLOCKED, FetchError, FetchPolicy
-from tests.support.downloads import LOOPBACK_AND_PRIVATE_LITERALS, PUBLIC_IP, StubResolver, listing
+from ferry.downloads import urllib3_vetted
+from ferry.downloads.fetch_types import TransferTuning
+from ferry.downloads.policy import DOMAIN_BLOCKED, NETWORK_ERROR, FetchError, FetchPolicy
+from tests.support.downloads import (
+    LOCAL,
+    LOOPBACK_AND_PRIVATE_LITERALS,
+    PUBLIC_IP,
+    StubResolver,
+    fetch,
+    fetch_failure,
+    listing,
+)
+from tests.support.remote import RemoteServer
+from tests.support.tls import PrivateCA
+
+pytest_plugins = ("tests.support.download_fixtures",)
+
 
 INTERNAL_ANSWERS = [
     "127.0.0.1",
@@ -30,12 +48,10 @@ INTERNAL_ANSWERS = [
     "2002:7f00:1::1",
 ]
 
-pytest_plugins = ("tests.support.download_fixtures",)
-
 
 def blocked(url: str, directory, policy: FetchPolicy) -> FetchError:
     with pytest.raises(FetchError) as caught:
-        fetch_to_directory(url, directory, policy=policy)
+        fetch(url, directory, policy=policy)
     assert caught.value.code == DOMAIN_BLOCKED
     assert listing(directory) == []
     return caught.value
@@ -70,7 +86,7 @@ def test_one_internal_answer_among_public_ones_refuses_the_name(remote, target_d
 def test_a_public_name_is_fetched_through_its_checked_address(remote, target_dir, internet):
     resolver = StubResolver({"files.example": [PUBLIC_IP]})
     remote.file("/report.txt", b"public data")
-    result = fetch_to_directory(
+    result = fetch(
         f"http://files.example:{remote.port}/report.txt",
         target_dir,
         policy=FetchPolicy(resolver=resolver),
@@ -85,9 +101,7 @@ def test_rebinding_after_the_check_does_not_move_the_connection(remote, target_d
     # answer that was checked is the one dialled, with no second lookup.
     resolver = StubResolver({"rebind.test": [[PUBLIC_IP], ["127.0.0.1"]]})
     remote.file("/f", b"ok")
-    fetch_to_directory(
-        f"http://rebind.test:{remote.port}/f", target_dir, policy=FetchPolicy(resolver=resolver)
-    )
+    fetch(f"http://rebind.test:{remote.port}/f", target_dir, policy=FetchPolicy(resolver=resolver))
     assert resolver.calls == ["rebind.test"]
     assert internet.attempts == [PUBLIC_IP]
 
@@ -147,4 +161,85 @@ def test_redirects_leaving_the_allowed_domains_are_refused(remote, target_dir, i
 def test_allowing_private_networks_reaches_local_servers(remote, target_dir):
     remote.file("/lan.txt", b"lan")
     policy = dataclasses.replace(FetchPolicy(), allow_private_networks=True)
-    assert fetch_to_directory(remote.url("/lan.txt"), target_dir, policy=policy).size == 3
+    assert fetch(remote.url("/lan.txt"), target_dir, policy=policy).size == 3
+
+
+def test_names_that_do_not_resolve(target_dir):
+    policy = dataclasses.replace(LOCAL, resolver=StubResolver({}))
+    error = fetch_failure("http://nowhere.test/x", target_dir, policy)
+    assert error.code == NETWORK_ERROR
+    assert "could not resolve nowhere.test" in error.message
+
+
+def test_the_host_header_names_the_host_while_the_checked_address_is_dialled(remote, target_dir):
+    policy = dataclasses.replace(LOCAL, resolver=StubResolver({"files.test": ["127.0.0.1"]}))
+    url = remote.file("/a", b"ok").replace("127.0.0.1", "files.test")
+    fetch(url, target_dir, policy)
+    assert remote.requests[0].headers["Host"] == f"files.test:{remote.port}"
+
+
+def test_tls_checks_the_host_name_while_the_checked_address_is_dialled(tmp_path, target_dir):
+    authority = PrivateCA(tmp_path)
+    sni: list[str] = []
+    resolver = StubResolver({"files.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+    trusting = dataclasses.replace(LOCAL, resolver=resolver, ca_bundle=str(authority.bundle))
+    with RemoteServer(tls=authority.server_context("files.test", sni)) as server:
+        server.file("/a.txt", b"secure")
+        result = fetch(server.url("/a.txt", host="files.test"), target_dir, trusting)
+        assert result.path.read_bytes() == b"secure"
+        assert sni == ["files.test"]
+        assert server.requests[0].headers["Host"] == f"files.test:{server.port}"
+
+        wrong_name = fetch_failure(server.url("/a.txt", host="other.test"), target_dir, trusting)
+        assert (wrong_name.code, "TLS" in wrong_name.message) == (NETWORK_ERROR, True)
+        system_store = dataclasses.replace(LOCAL, resolver=resolver)
+        untrusted = fetch_failure(server.url("/a.txt", host="files.test"), target_dir, system_store)
+        assert "certificate verify failed" in untrusted.message
+
+
+def test_every_segment_connection_is_resolved_and_checked(remote, target_dir, internet):
+    # The name points outside first, then (rebinding) at loopback for later connections.
+    resolver = StubResolver({"files.example": [[PUBLIC_IP], ["127.0.0.1"]]})
+    remote.ranged("/big.bin", 2 * 1024 * 1024)
+    url = f"http://files.example:{remote.port}/big.bin"
+    policy = FetchPolicy(resolver=resolver)
+    segmented = TransferTuning(segmented_min_size=1 << 20)
+    error = fetch_failure(url, target_dir, policy, tuning=segmented)
+    assert error.code == DOMAIN_BLOCKED
+    assert internet.attempts == [PUBLIC_IP]
+    assert resolver.calls == ["files.example", "files.example"]
+
+
+# --- the urllib3 it was written for -------------------------------------------------
+
+
+def test_the_installed_urllib3_is_one_the_overrides_were_written_for():
+    installed = tuple(int(part) for part in urllib3.__version__.split(".")[:2])
+    lowest, first_unsupported = urllib3_vetted.SUPPORTED_URLLIB3
+    assert lowest <= installed < first_unsupported, (
+        f"urllib3 {urllib3.__version__} is outside the range ferry.downloads.urllib3_vetted "
+        "was written for: check its overrides against this version, then widen the range"
+    )
+
+
+# The parameters urllib3 passes to each method the module overrides.
+CALLED_WITH = {
+    "_new_conn": ["self"],
+    "_new_pool": ["self", "scheme", "host", "port", "request_context"],
+}
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    urllib3_vetted.OVERRIDDEN,
+    ids=[f"{cls.__name__}.{name}" for cls, name in urllib3_vetted.OVERRIDDEN],
+)
+def test_the_private_methods_it_overrides_still_exist(cls, name):
+    original = getattr(cls, name, None)
+    assert callable(original), f"urllib3's {cls.__name__} no longer has {name}"
+    assert list(inspect.signature(original).parameters) == CALLED_WITH[name]
+
+
+def test_a_connection_still_knows_the_host_it_resolves():
+    # The override resolves `_dns_host` itself; urllib3 keeps the name as given there.
+    assert HTTPConnection("files.example.", 80)._dns_host == "files.example."

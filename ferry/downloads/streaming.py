@@ -1,0 +1,282 @@
+"""Moving a body into the part file: read by read, spliced in the kernel where the
+socket allows, or in segments over several connections at once; each way capped,
+cancelled and timed like the others."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import http.client
+import io
+import os
+import select
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+
+import urllib3
+from urllib3.response import BaseHTTPResponse
+
+from ferry.downloads.fetch_types import SEGMENTS
+from ferry.downloads.part_files import Writeback, local_error
+from ferry.downloads.policy import FILE_TOO_LARGE, NETWORK_ERROR, CheckedUrl, FetchError
+from ferry.downloads.ranges import can_segment, open_ranges, segments
+from ferry.downloads.urllib3_vetted import VettedPoolManager
+from ferry.downloads.watchdog import Transfer
+
+# Large reads keep per-chunk overhead (callbacks, syscalls) far below the transfer cost.
+CHUNK_SIZE = 512 * 1024
+# A plain-HTTP body of known length goes from the socket to the file through a pipe of
+# this size inside the kernel (splice): no copy through Python, the GIL released.
+SPLICE_PIPE_SIZE = 1024 * 1024
+
+
+def _write_all(fd: int, chunk: bytes, offset: int) -> None:
+    view = memoryview(chunk)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _read_failed(
+    transfer: Transfer, exc: BaseException, target: CheckedUrl, size: int, announced: int | None
+) -> FetchError:
+    error = transfer.explain(exc, target.host)
+    if error.code == NETWORK_ERROR:
+        expected = f" of {announced}" if announced is not None else ""
+        error = FetchError(
+            NETWORK_ERROR, f"connection to {target.host} broke after {size}{expected} bytes"
+        )
+    return error
+
+
+def refuse_announced_size(length: int | None, max_size: int | None) -> None:
+    """Refuse, before any body byte, a file whose stated size is over the cap."""
+    if max_size is not None and length is not None and length > max_size:
+        raise FetchError(
+            FILE_TOO_LARGE, f"the file is {length} bytes, over the limit of {max_size} bytes"
+        )
+
+
+def _too_large(size: int, max_size: int | None) -> None:
+    if max_size is not None and size > max_size:
+        raise FetchError(FILE_TOO_LARGE, f"the file is larger than the limit of {max_size} bytes")
+
+
+def _spliceable_socket(response: BaseHTTPResponse) -> socket.socket | None:
+    """The plain TCP socket under a length-delimited body, if the rest can be spliced.
+
+    Call only after a read of at least io.DEFAULT_BUFFER_SIZE: that read took what the
+    header parser had buffered, so every remaining body byte is still in the socket.
+    """
+    if not hasattr(os, "splice"):
+        return None
+    original = getattr(response, "_fp", None)  # the http.client response
+    if not isinstance(original, http.client.HTTPResponse) or original.chunked:
+        return None
+    sock = getattr(getattr(original.fp, "raw", None), "_sock", None)
+    if not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket):
+        return None
+    return sock
+
+
+def _splice_rest(
+    sock: socket.socket,
+    fd: int,
+    transfer: Transfer,
+    target: CheckedUrl,
+    announced: int | None,
+    on_progress: Callable[[int], None] | None,
+    writeback: Writeback,
+    *,
+    offset: int,
+    size: int,
+    total: int,
+) -> int:
+    """Move body bytes `size`..`total` from `sock` to `fd` (at `offset` + position).
+
+    Same checks as reading: cancel and deadline (the watchdog's shutdown ends a wait
+    as end of body), idle timeout, size cap, progress; returns the bytes now written.
+    """
+    max_size = transfer.policy.max_size
+    idle_ms = int(transfer.policy.idle_timeout * 1000)
+    source = sock.fileno()
+    readable = select.poll()
+    readable.register(source, select.POLLIN)
+    pipe_out, pipe_in = os.pipe()
+    try:
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, SPLICE_PIPE_SIZE)
+        while size < total:
+            transfer.check()
+            want = min(SPLICE_PIPE_SIZE, total - size)
+            try:
+                moved = os.splice(
+                    source, pipe_in, want, flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+                )
+            except BlockingIOError:
+                if not readable.poll(idle_ms):
+                    raise _read_failed(
+                        transfer, TimeoutError("idle"), target, size, announced
+                    ) from None
+                continue
+            except OSError as exc:
+                raise _read_failed(transfer, exc, target, size, announced) from None
+            if not moved:
+                break
+            size += moved
+            _too_large(size, max_size)
+            while moved:
+                try:
+                    moved -= os.splice(pipe_out, fd, moved, offset_dst=offset + size - moved)
+                except OSError as exc:
+                    raise local_error(exc, "write the file") from None
+            writeback.written(size)
+            if on_progress is not None:
+                on_progress(size)
+    finally:
+        os.close(pipe_out)
+        os.close(pipe_in)
+    return size
+
+
+def _stream_body(
+    response: BaseHTTPResponse,
+    fd: int,
+    transfer: Transfer,
+    target: CheckedUrl,
+    announced: int | None,
+    on_progress: Callable[[int], None] | None,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+) -> int:
+    """Write the body at `offset` in `fd`, stopping after `limit` bytes if given."""
+    max_size = transfer.policy.max_size
+    # read1 returns what has arrived instead of waiting for a full chunk (urllib3 >= 2.3).
+    read = getattr(response, "read1", response.read)
+    total = limit if limit is not None else announced
+    size = 0
+    writeback = Writeback(fd, offset, transfer.tuning.writeback_window)
+    while limit is None or size < limit:
+        transfer.check()
+        want = CHUNK_SIZE if limit is None else min(CHUNK_SIZE, limit - size)
+        try:
+            chunk = read(want, decode_content=False)
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            raise _read_failed(transfer, exc, target, size, announced) from None
+        if not chunk:
+            break
+        size += len(chunk)
+        _too_large(size, max_size)
+        try:
+            _write_all(fd, chunk, offset + size - len(chunk))
+        except OSError as exc:
+            raise local_error(exc, "write the file") from None
+        writeback.written(size)
+        if on_progress is not None:
+            on_progress(size)
+        if total is not None and size < total and want >= io.DEFAULT_BUFFER_SIZE:
+            sock = _spliceable_socket(response)
+            if sock is not None:
+                size = _splice_rest(
+                    sock,
+                    fd,
+                    transfer,
+                    target,
+                    announced,
+                    on_progress,
+                    writeback,
+                    offset=offset,
+                    size=size,
+                    total=total,
+                )
+                break
+    # A shut-down socket reads as a clean end of body; the watchdog knows better.
+    transfer.check()
+    if announced is not None and size < announced:
+        raise FetchError(
+            NETWORK_ERROR, f"connection to {target.host} closed after {size} of {announced} bytes"
+        )
+    return size
+
+
+def stream(
+    connections: VettedPoolManager,
+    response: BaseHTTPResponse,
+    fd: int,
+    transfer: Transfer,
+    target: CheckedUrl,
+    length: int | None,
+    on_progress: Callable[[int], None] | None,
+) -> int:
+    """The body into `fd`: over one connection, or in segments when the server allows.
+
+    Segments go through the same connections, so every extra connection is vetted like the
+    first, and share the transfer, so cancel and the deadline end them all. The first
+    segment is the response already open; if any other range is refused, the fetch
+    goes on over that one connection alone.
+    """
+    if not can_segment(response, length, transfer.tuning):
+        return _stream_body(response, fd, transfer, target, length, on_progress)
+    pieces = segments(length, SEGMENTS, transfer.tuning.segment_alignment)
+    with contextlib.ExitStack() as closing:
+        extra = open_ranges(connections, transfer, target, pieces[1:], closing)
+        if extra is None:
+            return _stream_body(response, fd, transfer, target, length, on_progress)
+        return stream_segments(
+            [response, *extra], pieces, fd, transfer, target, length, on_progress
+        )
+
+
+def stream_segments(
+    responses: list[BaseHTTPResponse],
+    pieces: list[tuple[int, int]],
+    fd: int,
+    transfer: Transfer,
+    target: CheckedUrl,
+    length: int,
+    on_progress: Callable[[int], None] | None,
+) -> int:
+    done = [0] * len(pieces)
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        def progress(size: int) -> None:
+            with lock:
+                done[index] = size
+                if on_progress is not None:
+                    on_progress(sum(done))
+
+        start, size = pieces[index]
+        try:
+            got = _stream_body(
+                responses[index], fd, transfer, target, size, progress, offset=start, limit=size
+            )
+            if got != size:
+                raise FetchError(
+                    NETWORK_ERROR, f"connection to {target.host} closed after {got} of {size} bytes"
+                )
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+            transfer.fail(
+                exc if isinstance(exc, FetchError) else FetchError(NETWORK_ERROR, str(exc))
+            )
+
+    workers = [
+        threading.Thread(target=run, args=(i,), name="ferry-fetch-segment", daemon=True)
+        for i in range(1, len(pieces))
+    ]
+    for worker in workers:
+        worker.start()
+    run(0)
+    for worker in workers:
+        worker.join()
+    if errors:
+        # The first failure is the cause; the others are the connections it ended.
+        raise transfer.aborted or errors[0]
+    transfer.check()
+    return length
