@@ -55,7 +55,7 @@ from ferry.chat.pending import PendingDownloads
 from ferry.chat.step_sink import StepSink
 from ferry.chat.workers import ImportWorkers
 from ferry.downloads.manager import DownloadManager
-from ferry.downloads.policy import DOWNLOAD_TIMEOUT, FetchError, check_url
+from ferry.downloads.policy import DOWNLOAD_TIMEOUT, FetchError
 from ferry.kernel.errors import InvalidInput, MeteorError
 from ferry.kernel.statuses import DownloadKind, DownloadStatus, ImportStep
 from storage.operations import OperationRepository
@@ -220,7 +220,7 @@ class ImportService:
                 self._file_loaded(operation["_id"], target, password)
             return self.operations.get(operation["_id"])
         try:
-            checked_url = check_url(file_url, self.downloads.policy)
+            checked_url = self.downloads.policy.check_url(file_url)
         except FetchError as refusal:
             raise fetch_failure(refusal) from None
         operation = self._new_operation(user_id, info)
