@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from ferry import __version__
 from ferry.accounts import Accounts, PasswordHasher
+from ferry.chat.operations.service import ImportService
 from ferry.chat.reads import WorkspaceQueries
-from ferry.chat.service import ImportService
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import FetchPolicy
 from ferry.downloads.transfers import Transfers

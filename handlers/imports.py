@@ -1,4 +1,4 @@
-"""Rocket.Chat's import API: thin handlers over ferry.chat.service.ImportService."""
+"""Rocket.Chat's import API: thin handlers over ferry.chat.operations.service.ImportService."""
 
 from handlers.context import current_user, services
 from handlers.responses import json_response

@@ -4,7 +4,7 @@ import base64
 import time
 from pathlib import Path
 
-from ferry.chat.importers import importer_info
+from ferry.chat.operations.importers import importer_info
 from handlers.app import create_app
 from tests.conftest import ADMIN_PASSWORD, log_in, make_config
 from tests.support.envelope import assert_error

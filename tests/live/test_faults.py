@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from ferry.chat.generate import write_csv_export
-from ferry.chat.lifecycle import DISK_FULL_REASON
+from ferry.chat.operations.lifecycle import DISK_FULL_REASON
 from tests.live.test_downloads_live import Ferry
 from tests.support.remote import RemoteServer, wait_until
 

@@ -24,36 +24,36 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from ferry.chat.api_import import ApiImporter
 from ferry.chat.convert.run import run_import
 from ferry.chat.convert.state import ImportCancelled, Selection
-from ferry.chat.import_files import (
+from ferry.chat.operations.api_import import ApiImporter
+from ferry.chat.operations.files import (
     copy_capped,
     fetch_failure,
     file_too_large,
     local_import_path,
     stored_file_name,
 )
-from ferry.chat.importers import (
+from ferry.chat.operations.importers import (
     IMPORTER_NOT_DEFINED,
     INVALID_OPERATION_STATUS,
     ImporterInfo,
     importer_info,
     visible_importers,
 )
-from ferry.chat.lifecycle import (
+from ferry.chat.operations.lifecycle import (
     DISK_FULL_REASON,
     IMPORTING,
     RESTART_REASON,
     WAITING,
     disk_full,
 )
-from ferry.chat.operation_records import OperationRecords
+from ferry.chat.operations.pending import PendingDownloads
+from ferry.chat.operations.records import OperationRecords
+from ferry.chat.operations.step_sink import StepSink
+from ferry.chat.operations.workers import ImportWorkers
 from ferry.chat.parsers import REGISTRY
 from ferry.chat.parsers.base import ImportFileError, PrepareOptions
-from ferry.chat.pending import PendingDownloads
-from ferry.chat.step_sink import StepSink
-from ferry.chat.workers import ImportWorkers
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import DOWNLOAD_TIMEOUT, FetchError
 from ferry.kernel.errors import InvalidInput, MeteorError

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ferry.chat.importers import OPERATION_NOT_FOUND, ImporterInfo
+from ferry.chat.operations.importers import OPERATION_NOT_FOUND, ImporterInfo
 from ferry.kernel.errors import MeteorError
 from ferry.kernel.ids import now_iso, operation_id
 from ferry.kernel.statuses import ImportStep

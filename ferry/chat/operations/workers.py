@@ -8,8 +8,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from ferry.chat.lifecycle import DISK_FULL_REASON, disk_full
-from ferry.chat.operation_records import OperationRecords
+from ferry.chat.operations.lifecycle import DISK_FULL_REASON, disk_full
+from ferry.chat.operations.records import OperationRecords
 from ferry.kernel.statuses import ImportStep
 from storage.staging import StagingArea
 

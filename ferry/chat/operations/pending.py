@@ -12,9 +12,9 @@ import shutil
 import time
 from pathlib import Path
 
-from ferry.chat.importers import IMPORTERS
-from ferry.chat.operation_records import OperationRecords
-from ferry.chat.workers import ImportWorkers
+from ferry.chat.operations.importers import IMPORTERS
+from ferry.chat.operations.records import OperationRecords
+from ferry.chat.operations.workers import ImportWorkers
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import DOWNLOAD_TIMEOUT, NETWORK_ERROR, FetchError
 from ferry.kernel.statuses import DownloadKind, DownloadStatus, ImportStep

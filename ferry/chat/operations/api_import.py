@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ferry.chat.convert.state import Selection
-from ferry.chat.importers import (
+from ferry.chat.operations.importers import (
     IMPORTER_NOT_DEFINED,
     IMPORTERS,
     INVALID_OPERATION_STATUS,
     OPERATION_NOT_FOUND,
 )
-from ferry.chat.lifecycle import import_state
-from ferry.chat.operation_records import OperationRecords
+from ferry.chat.operations.lifecycle import import_state
+from ferry.chat.operations.records import OperationRecords
 from ferry.kernel.errors import PlainRocketChatError
 from ferry.kernel.statuses import ImportState, ImportStep, Role
 from storage.staging import StagingArea
