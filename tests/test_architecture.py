@@ -259,3 +259,14 @@ def test_no_module_is_too_long():
         if (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert too_long == {}
+
+
+def test_the_readme_layout_names_paths_that_exist():
+    readme = (REPO / "README.md").read_text()
+    layout = readme.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in layout.splitlines() if line.startswith("| `")]
+    named = [part for row in rows for part in row.split("|")[1].split("`")[1::2]]
+    assert "ferry/chat/" in named and "storage/" in named
+    generated = {"data/"}
+    missing = [path for path in named if path not in generated and not (REPO / path).exists()]
+    assert missing == []
