@@ -80,10 +80,17 @@ class AtomicCachedStorage(Storage):
     truncating the journal leaves such lines behind).
     """
 
-    def __init__(self, path: str | Path, fsync: bool = True, group_commit: bool = False):
+    def __init__(
+        self,
+        path: str | Path,
+        fsync: bool = True,
+        group_commit: bool = False,
+        journal_compact_min_bytes: int = JOURNAL_COMPACT_MIN_BYTES,
+    ):
         self.path = Path(path)
         self.fsync = fsync
         self.group_commit = group_commit
+        self.journal_compact_min_bytes = journal_compact_min_bytes
         self.journal_path = self.path.with_suffix(".journal")
         self._cache: dict | None = None
         # Changes made in memory, and how many of them are on disk.
@@ -207,7 +214,7 @@ class AtomicCachedStorage(Storage):
             or self._undescribed_write
             or self._journal_fd is None
             or None in changed.values()
-            or self._journal_bytes > max(JOURNAL_COMPACT_MIN_BYTES, self._file_bytes)
+            or self._journal_bytes > max(self.journal_compact_min_bytes, self._file_bytes)
         ):
             self._snapshot_due = self._undescribed_write = False
             return None
@@ -247,10 +254,19 @@ class Store:
     `db(name)` only while holding `lock`. Nothing outside `storage/` imports tinydb.
     """
 
-    def __init__(self, state_dir: Path, *, fsync: bool = True):
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        fsync: bool = True,
+        journal_compact_min_bytes: int = JOURNAL_COMPACT_MIN_BYTES,
+    ):
+        """`journal_compact_min_bytes`: a journal is folded into its main file once it
+        outgrows both this and the main file."""
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
+        self.journal_compact_min_bytes = journal_compact_min_bytes
         self.lock = threading.RLock()
         self._dbs: dict[str, TinyDB] = {}
         self._lock_file = self._claim(self.state_dir / ".lock")
@@ -294,6 +310,7 @@ class Store:
                 storage=AtomicCachedStorage,
                 fsync=self.fsync,
                 group_commit=group_commit,
+                journal_compact_min_bytes=self.journal_compact_min_bytes,
             )
             self._dbs[name] = database
         return database

@@ -28,14 +28,14 @@ def reopened(state) -> dict[str, dict]:
         store.close()
 
 
-def test_a_save_appends_one_line_and_leaves_the_main_file_alone(tmp_path, monkeypatch):
+def test_a_save_appends_one_line_and_leaves_the_main_file_alone(tmp_path):
     state = tmp_path / "state"
+    folding_often = Store(state, journal_compact_min_bytes=0)
+    for i in range(300):
+        DownloadRepository(folding_often).save(record(f"old{i}", url=f"https://example.com/{i}"))
+    folding_often.close()
     store = Store(state)
     repository = DownloadRepository(store)
-    with monkeypatch.context() as folding_often:
-        folding_often.setattr(store_module, "JOURNAL_COMPACT_MIN_BYTES", 0)
-        for i in range(300):
-            repository.save(record(f"old{i}", url=f"https://example.com/{i}"))
     main_file = state / "downloads.json"
     journal = state / "downloads.journal"
     before, journal_before = main_file.read_bytes(), journal.stat().st_size
@@ -59,10 +59,9 @@ def test_removals_are_journaled_too(tmp_path):
     assert sorted(reopened(state)) == ["r3", "r4"]
 
 
-def test_a_large_journal_is_folded_into_the_main_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(store_module, "JOURNAL_COMPACT_MIN_BYTES", 2000)
+def test_a_large_journal_is_folded_into_the_main_file(tmp_path):
     state = tmp_path / "state"
-    store = Store(state)
+    store = Store(state, journal_compact_min_bytes=2000)
     repository = DownloadRepository(store)
     for i in range(40):
         repository.save(record(f"r{i % 5}", "downloading" if i % 2 else "completed", n=i))
@@ -73,14 +72,15 @@ def test_a_large_journal_is_folded_into_the_main_file(tmp_path, monkeypatch):
     assert {r["n"] for r in records.values()} == {35, 36, 37, 38, 39}
 
 
-def test_lines_older_than_the_main_file_do_not_revert_it(tmp_path, monkeypatch):
+def test_lines_older_than_the_main_file_do_not_revert_it(tmp_path):
     state = tmp_path / "state"
     store = Store(state)
-    repository = DownloadRepository(store)
-    repository.save(record("a", "downloading"))
+    DownloadRepository(store).save(record("a", "downloading"))
     stale_journal = (state / "downloads.journal").read_bytes()
-    monkeypatch.setattr(store_module, "JOURNAL_COMPACT_MIN_BYTES", 0)
-    repository.save(record("a", "completed"))
+    assert stale_journal
+    store.close()
+    store = Store(state, journal_compact_min_bytes=0)
+    DownloadRepository(store).save(record("a", "completed"))
     assert (state / "downloads.journal").stat().st_size == 0  # folded
     store.close()
     # A crash between writing the main file and emptying the journal leaves it like this.
@@ -133,11 +133,10 @@ def test_a_failed_append_fails_the_save_and_the_next_save_keeps_everything(tmp_p
 WRITER = textwrap.dedent(
     """
     import sys
-    from storage import store as store_module
     from storage.downloads import DownloadRepository
     from storage.store import Store
-    store_module.JOURNAL_COMPACT_MIN_BYTES = 3000  # fold often, so kills land in folds too
-    repository = DownloadRepository(Store(sys.argv[1]))
+    # Fold often, so that kills land in folds too.
+    repository = DownloadRepository(Store(sys.argv[1], journal_compact_min_bytes=3000))
     i = 0
     while True:
         record_id = f"r{i % 7}"
