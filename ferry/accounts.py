@@ -37,6 +37,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "view-c-room",
             "view-room-administration",
             "view-statistics",
+            # Widen what operations show rather than gate them (see the spec's info).
+            "view-all-downloads",
+            "manage-all-downloads",
         }
     ),
     Role.USER: frozenset({"view-files", "view-outside-room", "view-c-room"}),
