@@ -37,6 +37,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "view-c-room",
             "view-room-administration",
             "view-statistics",
+            # Widen what operations show rather than gate them (see the spec's info).
+            "view-all-downloads",
+            "manage-all-downloads",
+            "view-full-other-user-info",
         }
     ),
     Role.USER: frozenset({"view-files", "view-outside-room", "view-c-room"}),
@@ -109,6 +113,29 @@ def public_user(user: dict) -> dict:
     shown["status"] = "offline"
     shown["canLogIn"] = bool(user.get("password")) and bool(user.get("active", True))
     return shown
+
+
+# --- what one user sees of another -------------------------------------------------
+# Rocket.Chat's projections for a caller without `view-full-other-user-info` looking at
+# someone else: `users.info` shows the profile, `users.list` less; never emails, roles,
+# import ids, services, dates or whether the account can log in.
+FULL_OTHER_USER_INFO = "view-full-other-user-info"
+LISTED_USER_FIELDS = ("_id", "username", "name", "status", "active", "type", "avatarETag")
+OTHER_USER_FIELDS = (*LISTED_USER_FIELDS, "utcOffset", "statusText", "bio")
+
+
+def user_as_seen_by(
+    user: dict, viewer: dict, *, fields: tuple[str, ...] = OTHER_USER_FIELDS
+) -> dict:
+    """`user` as `viewer` may see them: whole to themself, whole but for login
+    `services` to holders of `view-full-other-user-info`, else only `fields`."""
+    shown = public_user(user)
+    if user["_id"] == viewer["_id"]:
+        return shown
+    if FULL_OTHER_USER_INFO in Accounts.permissions_of(viewer):
+        shown.pop("services", None)
+        return shown
+    return {key: shown[key] for key in fields if key in shown}
 
 
 class Accounts:

@@ -1,18 +1,18 @@
 """The download API beyond the file routes: the global list, one download, cancel."""
 
-from handlers.context import services
+from handlers.context import current_user, services
 
 
 async def list_active_downloads():
     """GET /api/v1/downloads"""
-    return {"downloads": services().transfers.active()}
+    return {"downloads": services().transfers.active(current_user())}
 
 
 def get_download(id: str):
     """GET /api/v1/downloads/{id}"""
-    return {"download": services().transfers.get(id), "success": True}
+    return {"download": services().transfers.get(current_user(), id), "success": True}
 
 
 def cancel_download(id: str):
     """DELETE /api/v1/downloads/{id}"""
-    return {"download": services().transfers.cancel(id), "success": True}
+    return {"download": services().transfers.cancel(current_user(), id), "success": True}

@@ -27,7 +27,7 @@ def browse_root(
 ):
     """GET / (with ?download_history=, ?download=, ?downloads=)"""
     if download_history is not None:
-        return json_response(200, {"history": services().transfers.history()})
+        return json_response(200, {"history": services().transfers.history(current_user())})
     return browse("", download, filename, timeout, downloads, offset, count)
 
 
@@ -38,7 +38,8 @@ def browse(
     if download is not None:
         return _start_download(path, download, filename, timeout)
     if downloads is not None:
-        return json_response(200, {"downloads": services().transfers.active(path)})
+        downloads = services().transfers.active(current_user(), path)
+        return json_response(200, {"downloads": downloads})
     return _browse(path, offset, count)
 
 

@@ -1,8 +1,8 @@
 """Users and roles (Rocket.Chat's shapes)."""
 
-from ferry.accounts import public_user
+from ferry.accounts import LISTED_USER_FIELDS, public_user, user_as_seen_by
 from ferry.kernel.errors import InvalidInput
-from handlers.context import services
+from handlers.context import current_user, services
 
 
 def create_user(body: dict):
@@ -28,14 +28,15 @@ def update_user(body: dict):
 def get_user(userId: str | None = None, username: str | None = None):
     """GET /api/v1/users.info"""
     user = services().accounts.find_user(user_id=userId, username=username)
-    return {"user": public_user(user), "success": True}
+    return {"user": user_as_seen_by(user, current_user()), "success": True}
 
 
 def list_users(offset: int = 0, count: int = 50):
     """GET /api/v1/users.list"""
     users, total = services().accounts.list_users(offset, count)
+    viewer = current_user()
     return {
-        "users": [public_user(u) for u in users],
+        "users": [user_as_seen_by(u, viewer, fields=LISTED_USER_FIELDS) for u in users],
         "count": len(users),
         "offset": offset,
         "total": total,

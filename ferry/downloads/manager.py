@@ -37,9 +37,11 @@ from ferry.downloads.policy import (
 from ferry.downloads.records import (
     COMPLETED_MESSAGE,
     STOPPED_MESSAGE,
+    Owner,
     in_final_state,
     named,
     now,
+    owner_fields,
     part_tag,
     percentage,
     public_view,
@@ -114,9 +116,10 @@ class DownloadManager:
         timeout: float | None = None,
         kind: str = DownloadKind.FILE,
         on_finished: Callable[[dict], None] | None = None,
+        owner: Owner | None = None,
     ) -> DownloadHandle:
         """Validate `url` (unless it is a `CheckedUrl` already) and queue its download
-        into `directory`.
+        into `directory`, recorded as started by `owner` (the user who asked for it).
 
         Raises FetchError (INVALID_URL, DOMAIN_BLOCKED) before anything is recorded,
         and FetchError(SERVER_STOPPED) once shutdown has begun.
@@ -139,6 +142,7 @@ class DownloadManager:
             "expected_size": None,
             "progress_percentage": None,
             "start_time": now(),
+            **owner_fields(owner),
             LOCAL_KEY: {
                 "directory": str(directory),
                 "part_path": None,

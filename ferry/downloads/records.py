@@ -1,11 +1,14 @@
-"""A download's record: naming its file, closing it in a final state, and the view of it
-clients get (without the local bookkeeping)."""
+"""A download's record: who started it, naming its file, closing it in a final state,
+the view of it clients get (without the local bookkeeping), and the view anyone but its
+owner gets (without the secrets in its URL)."""
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
+from ferry.kernel.logs import redact_text, redact_url
 from ferry.kernel.statuses import DownloadStatus
 from storage.downloads import LOCAL_KEY
 
@@ -57,6 +60,40 @@ def in_final_state(
     }
 
 
+@dataclass(frozen=True)
+class Owner:
+    """Who started a download: a user's id, and their username at the time (for display)."""
+
+    user_id: str
+    username: str | None = None
+
+    @classmethod
+    def of(cls, user: dict) -> Owner:
+        return cls(user["_id"], user.get("username"))
+
+
+def owner_fields(owner: Owner | None) -> dict:
+    """The record fields naming `owner`; None for both when nobody owns the download."""
+    if owner is None:
+        return {"owner_id": None, "owner_username": None}
+    return {"owner_id": owner.user_id, "owner_username": owner.username}
+
+
 def public_view(record: dict) -> dict:
     """A record as clients see it, without the local bookkeeping."""
-    return {k: v for k, v in record.items() if k != LOCAL_KEY}
+    view = {k: v for k, v in record.items() if k != LOCAL_KEY}
+    # Records written before downloads had owners lack the fields: owned by nobody.
+    return view if "owner_id" in view else {**view, **owner_fields(None)}
+
+
+def owned_by(record: dict, user_id: str) -> bool:
+    return record.get("owner_id") is not None and record.get("owner_id") == user_id
+
+
+def without_secrets(record: dict) -> dict:
+    """A public record as anyone but its owner sees it: the URL, and the message (which
+    may quote it), redacted as the logs redact them."""
+    shown = {**record, "url": redact_url(record["url"])}
+    if shown.get("message"):
+        shown["message"] = redact_text(shown["message"])
+    return shown

@@ -1,4 +1,11 @@
-"""The file server's downloads: `?download=URL` into the file tree, through the one manager."""
+"""The file server's downloads: `?download=URL` into the file tree, through the one manager,
+and who sees and cancels which.
+
+A user sees and cancels the downloads they started. `view-all-downloads` shows everyone's
+and `manage-all-downloads` cancels everyone's; others' records are shown with the secrets
+in their URLs redacted, as the logs show them. A download the caller may not see is
+answered as unknown, so its id does not even confirm that it exists.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,13 @@ from ferry.accounts import Accounts
 from ferry.downloads import names
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import FetchError
+from ferry.downloads.records import Owner, owned_by, without_secrets
 from ferry.files import FileTree, split_relative
 from ferry.kernel.errors import Conflict, DownloadRefused, NotFound
 
 DOWNLOAD_FORBIDDEN = "DOWNLOAD_FORBIDDEN"
+VIEW_ALL_DOWNLOADS = "view-all-downloads"
+MANAGE_ALL_DOWNLOADS = "manage-all-downloads"
 
 
 class Transfers:
@@ -43,7 +53,7 @@ class Transfers:
             target = self.manager.policy.check_url(url)
             directory, display = self.files.directory_for_writing(raw_directory)
             handle = self.manager.start(
-                target, directory, display, filename=filename, timeout=timeout
+                target, directory, display, filename=filename, timeout=timeout, owner=Owner.of(user)
             )
         except FetchError as refusal:
             guessed = self._guess_name(url, filename)
@@ -70,23 +80,52 @@ class Transfers:
             url_path = ""
         return names.choose_name(filename, url_path=url_path)
 
-    def active(self, raw_directory: str | None = None) -> list[dict]:
+    # --- what a user sees ----------------------------------------------------------
+
+    @staticmethod
+    def _as_seen_by(user: dict, record: dict) -> dict:
+        return record if owned_by(record, user["_id"]) else without_secrets(record)
+
+    def _visible(self, user: dict, records: list[dict]) -> list[dict]:
+        """`records` the user may see, as the user may see them."""
+        sees_all = VIEW_ALL_DOWNLOADS in self.accounts.permissions_of(user)
+        return [
+            self._as_seen_by(user, record)
+            for record in records
+            if sees_all or owned_by(record, user["_id"])
+        ]
+
+    def active(self, user: dict, raw_directory: str | None = None) -> list[dict]:
         if raw_directory is None:
-            return self.manager.active()
-        return self.manager.active("/".join(split_relative(raw_directory)))
+            return self._visible(user, self.manager.active())
+        return self._visible(user, self.manager.active("/".join(split_relative(raw_directory))))
 
-    def history(self) -> list[dict]:
-        return self.manager.history()
+    def history(self, user: dict) -> list[dict]:
+        return self._visible(user, self.manager.history())
 
-    def get(self, download_id: str) -> dict:
+    def get(self, user: dict, download_id: str) -> dict:
+        """Raises NotFound for an unknown id and for a download the user may not see."""
         record = self.manager.get(download_id)
-        if record is None:
+        shown = self._visible(user, [record]) if record is not None else []
+        if not shown:
             raise NotFound(f"No download with id {download_id}.")
-        return record
+        return shown[0]
 
-    def cancel(self, download_id: str) -> dict:
-        """Raises NotFound for an unknown id, Conflict for a finished download."""
-        self.get(download_id)
+    def cancel(self, user: dict, download_id: str) -> dict:
+        """Stop the user's own download, or anyone's with `manage-all-downloads`.
+
+        Raises:
+            NotFound: an unknown id, or a download the user may neither see nor cancel.
+            Forbidden: someone else's download, seen through `view-all-downloads` only.
+            Conflict: the download has finished.
+        """
+        record = self.manager.get(download_id)
+        granted = self.accounts.permissions_of(user)
+        own = record is not None and owned_by(record, user["_id"])
+        if record is None or not (own or granted & {VIEW_ALL_DOWNLOADS, MANAGE_ALL_DOWNLOADS}):
+            raise NotFound(f"No download with id {download_id}.")
+        if not own:
+            self.accounts.authorize(user, MANAGE_ALL_DOWNLOADS)
         if not self.manager.cancel(download_id):
             raise Conflict("The download has already finished.")
-        return self.get(download_id)
+        return self._as_seen_by(user, self.manager.get(download_id))

@@ -68,3 +68,12 @@ def test_protected_operation_needs_its_permission(client, make_user, path, metho
     assert response.json()["error"] == (
         "User does not have the permissions required for this action [error-unauthorized]"
     )
+
+
+def test_every_permission_a_role_grants_is_named_in_the_spec():
+    # Permissions that widen what an operation shows (view-all-downloads, ...) gate no
+    # operation, so the spec's info names them instead.
+    gating = {op.get("x-ferry-permission") for _, _, op in operations()}
+    described = SPEC["info"]["description"]
+    for permission in set().union(*ROLE_PERMISSIONS.values()):
+        assert permission in gating or f"`{permission}`" in described, permission

@@ -17,6 +17,7 @@ from ferry.chat.operations.records import OperationRecords
 from ferry.chat.operations.workers import ImportWorkers
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import DOWNLOAD_TIMEOUT, NETWORK_ERROR, FetchError
+from ferry.downloads.records import Owner
 from ferry.kernel.statuses import DownloadKind, DownloadStatus, ImportStep
 from storage.users import UserRepository
 from storage.workspace import WorkspaceStore
@@ -63,10 +64,16 @@ class PendingDownloads:
             status=ImportStep.IMPORTING_FILES,
             count={"total": count, "completed": 0, "error": 0, "messages": count},
         )
-        self._workers.submit_side(operation["_id"], self._fetch_pending_files, operation["_id"])
+        self._workers.submit_side(
+            operation["_id"], self._fetch_pending_files, operation["_id"], self._owner(user_id)
+        )
         return count
 
-    def _fetch_pending_files(self, op_id: str) -> None:
+    def _owner(self, user_id: str) -> Owner:
+        """The user running the operation, whom its downloads are recorded as started by."""
+        return Owner.of(self._users.get(user_id) or {"_id": user_id})
+
+    def _fetch_pending_files(self, op_id: str, owner: Owner) -> None:
         files: dict[str, tuple[dict, int]] = {}
         for message in self._workspace.pending_file_messages():
             pending = message["_importFile"]
@@ -78,7 +85,7 @@ class PendingDownloads:
         for file_id, (pending, messages) in files.items():
             if self._workers.stopping:
                 break
-            record, reason = self._fetch_with_retries(pending, file_id)
+            record, reason = self._fetch_with_retries(pending, file_id, owner)
             if record is not None and record["status"] == DownloadStatus.COMPLETED:
                 url = f"/{self._uploads_display}/{file_id}/{record['filename']}"
                 attachment = {"title": record["filename"], "title_link": url, "type": "file"}
@@ -98,7 +105,9 @@ class PendingDownloads:
             op_id, ImportStep.DONE if not self._workers.stopping else ImportStep.FAILED
         )
 
-    def _fetch_with_retries(self, pending: dict, file_id: str) -> tuple[dict | None, str | None]:
+    def _fetch_with_retries(
+        self, pending: dict, file_id: str, owner: Owner
+    ) -> tuple[dict | None, str | None]:
         """The download's final record, or (None, why no download was started)."""
         url = pending.get("downloadUrl") or ""
         if pending.get("external") or not url.startswith("http"):
@@ -116,6 +125,7 @@ class PendingDownloads:
                     display,
                     filename=pending.get("name"),
                     kind=DownloadKind.PENDING_FILE,
+                    owner=owner,
                 )
             except FetchError as refusal:
                 return None, f"{refusal.message} [{refusal.code}]"
@@ -147,16 +157,18 @@ class PendingDownloads:
             status=ImportStep.IMPORTING_FILES,
             count={"total": len(pending), "completed": 0, "error": 0},
         )
-        self._workers.submit_side(operation["_id"], self._fetch_avatars, operation["_id"], pending)
+        self._workers.submit_side(
+            operation["_id"], self._fetch_avatars, operation["_id"], pending, self._owner(user_id)
+        )
         return len(pending)
 
-    def _fetch_avatars(self, op_id: str, pending: list[dict]) -> None:
+    def _fetch_avatars(self, op_id: str, pending: list[dict], owner: Owner) -> None:
         errors = 0
         avatars = self._uploads_dir.parent / "avatars"
         avatars.mkdir(parents=True, exist_ok=True)
         for completed, user in enumerate(pending, start=1):
             url = user["_pendingAvatarUrl"]
-            stored = self._store_avatar(user["_id"], url, avatars)
+            stored = self._store_avatar(user["_id"], url, avatars, owner)
             if stored:
                 self._users.update(
                     user["_id"],
@@ -167,7 +179,7 @@ class PendingDownloads:
             self._operations.set_live_counts(op_id, {"completed": completed, "error": errors})
         self._operations.finish(op_id, ImportStep.DONE)
 
-    def _store_avatar(self, user_id: str, url: str, avatars: Path) -> str | None:
+    def _store_avatar(self, user_id: str, url: str, avatars: Path, owner: Owner) -> str | None:
         if url.startswith("data:"):
             header, _, payload = url.partition(",")
             try:
@@ -186,7 +198,12 @@ class PendingDownloads:
         directory.mkdir(exist_ok=True)
         try:
             record = self._downloads.start(
-                url, directory, "avatars", filename=user_id, kind=DownloadKind.PENDING_AVATAR
+                url,
+                directory,
+                "avatars",
+                filename=user_id,
+                kind=DownloadKind.PENDING_AVATAR,
+                owner=owner,
             ).wait()
         except FetchError:
             return None

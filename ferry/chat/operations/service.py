@@ -56,6 +56,7 @@ from ferry.chat.parsers import REGISTRY
 from ferry.chat.parsers.base import ImportFileError, PrepareOptions
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import DOWNLOAD_TIMEOUT, FetchError
+from ferry.downloads.records import Owner
 from ferry.kernel.errors import InvalidInput, MeteorError
 from ferry.kernel.statuses import DownloadKind, DownloadStatus, ImportStep
 from storage.operations import OperationRepository
@@ -248,6 +249,7 @@ class ImportService:
                 f"imports/{op_id}",
                 kind=DownloadKind.IMPORT,
                 on_finished=finished,
+                owner=Owner.of(self.users.get(user_id) or {"_id": user_id}),
             )
             handle.wait_for_headers(HEADERS_WAIT_SECONDS)
         except (FetchError, TimeoutError) as failure:

@@ -17,6 +17,7 @@ from ferry.downloads.policy import (
     FetchError,
     FetchPolicy,
 )
+from ferry.downloads.records import Owner
 from storage.downloads import DownloadRepository
 from tests.support.downloads import LOCAL, StubResolver, listing
 from tests.support.remote import wait_until
@@ -33,6 +34,8 @@ BASE_FIELDS = {
     "expected_size",
     "progress_percentage",
     "start_time",
+    "owner_id",
+    "owner_username",
 }
 
 
@@ -74,7 +77,7 @@ def status_of(manager: DownloadManager, record_id: str, status: str) -> bool:
 
 def test_a_download_completes_and_moves_to_history(manager, remote, target_dir):
     url = remote.generated("/data/set.bin", 700_000)
-    handle = manager.start(url, target_dir, "files")
+    handle = manager.start(url, target_dir, "files", owner=Owner("u1", "ann"))
     record = handle.wait(10)
     assert set(record) == FINISHED_FIELDS
     assert record == {
@@ -93,6 +96,8 @@ def test_a_download_completes_and_moves_to_history(manager, remote, target_dir):
         "end_time": record["end_time"],
         "error": None,
         "message": "Download completed",
+        "owner_id": "u1",
+        "owner_username": "ann",
     }
     assert isinstance(record["start_time"], int) and record["end_time"] >= record["start_time"]
     assert manager.active() == []
@@ -127,6 +132,7 @@ def test_active_downloads_show_live_progress(manager, remote, target_dir, store)
     assert wait_until(lambda: manager.get(handle.id)["current_size"] == 300_000)
     record = manager.get(handle.id)
     assert set(record) == ACTIVE_FIELDS
+    assert (record["owner_id"], record["owner_username"]) == (None, None)  # started by nobody
     assert record["status"] == "downloading"
     assert record["kind"] == "import"
     assert (record["expected_size"], record["progress_percentage"]) == (1_000_000, 30.0)
