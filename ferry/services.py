@@ -62,6 +62,7 @@ class Services:
             DownloadRepository(store),
             fetch_policy(config),
             max_concurrent=config.max_concurrent_downloads,
+            max_queued=config.max_queued_downloads,
             history_limit=config.download_history_limit,
             listener=telemetry,
             # The last transfer of a burst has ended: hand the memory its workers freed
@@ -136,7 +137,7 @@ def fetch_policy(config: Config) -> FetchPolicy:
         allowed_domains=config.download_allowed_domains,
         blocked_domains=config.download_blocked_domains,
         allow_private_networks=config.allow_private_networks,
-        max_size=config.max_download_size,
+        max_size=config.max_download_size or None,
         timeout=config.download_timeout,
         **config.fetch_policy_overrides,
     )

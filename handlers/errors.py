@@ -77,20 +77,28 @@ def _is_api_path(request: ConnexionRequest) -> bool:
 
 
 # The file server's documented download codes and the statuses Ferry answers them with.
-STATUS_BY_DOWNLOAD_CODE = {"INVALID_URL": 400, "DOMAIN_BLOCKED": 403, "DOWNLOAD_FORBIDDEN": 403}
+STATUS_BY_DOWNLOAD_CODE = {
+    "INVALID_URL": 400,
+    "DOMAIN_BLOCKED": 403,
+    "DOWNLOAD_FORBIDDEN": 403,
+    "DOWNLOAD_QUEUE_FULL": 503,
+}
+# How long a client refused for a full download queue is asked to wait (Retry-After).
+QUEUE_FULL_RETRY_SECONDS = 30
 
 
 def download_refused(exc: errors.DownloadRefused) -> ConnexionResponse:
     status = STATUS_BY_DOWNLOAD_CODE.get(exc.code, 400)
+    headers = {"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)} if status == 503 else None
     if exc.filename is None:
-        return error_response(status, exc.code, extra={"message": exc.message})
+        return error_response(status, exc.code, headers=headers, extra={"message": exc.message})
     body = {
         "download_id": None,
         "filename": exc.filename,
         "path": exc.path,
         "message": exc.message,
     }
-    return error_response(status, exc.code, extra=body)
+    return error_response(status, exc.code, headers=headers, extra=body)
 
 
 async def on_domain_error(request: ConnexionRequest, exc: errors.FerryError) -> ConnexionResponse:
