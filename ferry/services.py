@@ -33,6 +33,10 @@ from storage.workspace import WorkspaceStore
 # Where pending files land, inside the served tree so their URLs work.
 UPLOADS_FOLDER = "uploads"
 
+# Health reports degraded below this much free space where state or files are written:
+# a state file is rewritten beside itself, and a download needs room as it arrives.
+LOW_DISK_BYTES = 16 * 1024**2
+
 # How long shutdown waits for transfers to record their end before the store closes.
 SHUTDOWN_GRACE_SECONDS = 10
 
@@ -112,16 +116,19 @@ class Services:
         self.imports.startup()
 
     def health(self) -> dict:
-        """Cheap enough to poll every second: no storage reads or writes, one access()."""
-        writable = os.access(self.config.state_dir, os.W_OK) and os.access(
-            self.config.files_dir, os.W_OK
-        )
+        """Cheap enough to poll every second: no storage reads or writes, only an
+        access() and a statvfs() of `state/` and `files/` each."""
+        directories = (self.config.state_dir, self.config.files_dir)
+        checks = {
+            "data_dir_writable": all(os.access(d, os.W_OK) for d in directories),
+            "disk_space_available": all(has_free_space(d) for d in directories),
+        }
         stats = self.downloads.stats()
         return {
-            "status": HealthStatus.OK if writable else HealthStatus.DEGRADED,
+            "status": HealthStatus.OK if all(checks.values()) else HealthStatus.DEGRADED,
             "version": __version__,
             "uptime_seconds": round(self.telemetry.uptime(), 3),
-            "checks": {"data_dir_writable": writable},
+            "checks": checks,
             "active_downloads": stats[DownloadStatus.STARTING] + stats[DownloadStatus.DOWNLOADING],
         }
 
@@ -129,6 +136,17 @@ class Services:
         self.imports.shutdown()
         self.downloads.shutdown(SHUTDOWN_GRACE_SECONDS)
         self.store.close()
+
+
+def has_free_space(directory) -> bool:
+    """Whether `directory`'s file system has room for the next state write: at least
+    LOW_DISK_BYTES free to unprivileged writers and a free inode (where it counts them)."""
+    try:
+        usage = os.statvfs(directory)
+    except OSError:
+        return False
+    enough_bytes = usage.f_bavail * usage.f_frsize >= LOW_DISK_BYTES
+    return enough_bytes and (usage.f_files == 0 or usage.f_favail > 0)
 
 
 def fetch_policy(config: Config) -> FetchPolicy:
