@@ -33,6 +33,10 @@ from storage.workspace import WorkspaceStore
 # Where pending files land, inside the served tree so their URLs work.
 UPLOADS_FOLDER = "uploads"
 
+# Health reports degraded below this much free space where state or files are written:
+# a state file is rewritten beside itself, and a download needs room as it arrives.
+LOW_DISK_BYTES = 16 * 1024**2
+
 # How long shutdown waits for transfers to record their end before the store closes.
 SHUTDOWN_GRACE_SECONDS = 10
 
@@ -62,6 +66,7 @@ class Services:
             DownloadRepository(store),
             fetch_policy(config),
             max_concurrent=config.max_concurrent_downloads,
+            max_queued=config.max_queued_downloads,
             history_limit=config.download_history_limit,
             listener=telemetry,
             # The last transfer of a burst has ended: hand the memory its workers freed
@@ -111,16 +116,19 @@ class Services:
         self.imports.startup()
 
     def health(self) -> dict:
-        """Cheap enough to poll every second: no storage reads or writes, one access()."""
-        writable = os.access(self.config.state_dir, os.W_OK) and os.access(
-            self.config.files_dir, os.W_OK
-        )
+        """Cheap enough to poll every second: no storage reads or writes, only an
+        access() and a statvfs() of `state/` and `files/` each."""
+        directories = (self.config.state_dir, self.config.files_dir)
+        checks = {
+            "data_dir_writable": all(os.access(d, os.W_OK) for d in directories),
+            "disk_space_available": all(has_free_space(d) for d in directories),
+        }
         stats = self.downloads.stats()
         return {
-            "status": HealthStatus.OK if writable else HealthStatus.DEGRADED,
+            "status": HealthStatus.OK if all(checks.values()) else HealthStatus.DEGRADED,
             "version": __version__,
             "uptime_seconds": round(self.telemetry.uptime(), 3),
-            "checks": {"data_dir_writable": writable},
+            "checks": checks,
             "active_downloads": stats[DownloadStatus.STARTING] + stats[DownloadStatus.DOWNLOADING],
         }
 
@@ -130,13 +138,24 @@ class Services:
         self.store.close()
 
 
+def has_free_space(directory) -> bool:
+    """Whether `directory`'s file system has room for the next state write: at least
+    LOW_DISK_BYTES free to unprivileged writers and a free inode (where it counts them)."""
+    try:
+        usage = os.statvfs(directory)
+    except OSError:
+        return False
+    enough_bytes = usage.f_bavail * usage.f_frsize >= LOW_DISK_BYTES
+    return enough_bytes and (usage.f_files == 0 or usage.f_favail > 0)
+
+
 def fetch_policy(config: Config) -> FetchPolicy:
     """The one policy every server-side fetch obeys, downloads and imports alike."""
     return FetchPolicy(
         allowed_domains=config.download_allowed_domains,
         blocked_domains=config.download_blocked_domains,
         allow_private_networks=config.allow_private_networks,
-        max_size=config.max_download_size,
+        max_size=config.max_download_size or None,
         timeout=config.download_timeout,
         **config.fetch_policy_overrides,
     )

@@ -14,6 +14,7 @@ from handlers import errors
 from handlers.connexion_speedups import decorate_handlers_once
 from handlers.context import SPEC_PATH, ServicesMiddleware
 from handlers.observe import RequestLogMiddleware
+from handlers.response_headers import SPEC_JSON_PATH, SWAGGER_UI_PATH, ResponseHeadersMiddleware
 
 
 def create_app(
@@ -39,8 +40,8 @@ def create_app(
         specification_dir=SPEC_PATH.parent,
         lifespan=lifespan,
         swagger_ui_options=SwaggerUIOptions(
-            swagger_ui_path="/api/v1/ui",
-            spec_path="/api/v1/openapi.json",
+            swagger_ui_path=SWAGGER_UI_PATH,
+            spec_path=SPEC_JSON_PATH,
         ),
     )
     app.add_api(
@@ -52,6 +53,8 @@ def create_app(
     app.add_middleware(
         RequestLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, telemetry=services.telemetry
     )
+    # Outside the error handlers, so error answers get the safety headers too.
+    app.add_middleware(ResponseHeadersMiddleware, MiddlewarePosition.BEFORE_EXCEPTION)
     errors.register(app)
     app.services = services
     return app

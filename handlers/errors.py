@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 from typing import Any
@@ -77,20 +78,28 @@ def _is_api_path(request: ConnexionRequest) -> bool:
 
 
 # The file server's documented download codes and the statuses Ferry answers them with.
-STATUS_BY_DOWNLOAD_CODE = {"INVALID_URL": 400, "DOMAIN_BLOCKED": 403, "DOWNLOAD_FORBIDDEN": 403}
+STATUS_BY_DOWNLOAD_CODE = {
+    "INVALID_URL": 400,
+    "DOMAIN_BLOCKED": 403,
+    "DOWNLOAD_FORBIDDEN": 403,
+    "DOWNLOAD_QUEUE_FULL": 503,
+}
+# How long a client refused for a full download queue is asked to wait (Retry-After).
+QUEUE_FULL_RETRY_SECONDS = 30
 
 
 def download_refused(exc: errors.DownloadRefused) -> ConnexionResponse:
     status = STATUS_BY_DOWNLOAD_CODE.get(exc.code, 400)
+    headers = {"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)} if status == 503 else None
     if exc.filename is None:
-        return error_response(status, exc.code, extra={"message": exc.message})
+        return error_response(status, exc.code, headers=headers, extra={"message": exc.message})
     body = {
         "download_id": None,
         "filename": exc.filename,
         "path": exc.path,
         "message": exc.message,
     }
-    return error_response(status, exc.code, extra=body)
+    return error_response(status, exc.code, headers=headers, extra=body)
 
 
 async def on_domain_error(request: ConnexionRequest, exc: errors.FerryError) -> ConnexionResponse:
@@ -163,10 +172,30 @@ async def on_crash(request: ConnexionRequest, exc: Exception) -> ConnexionRespon
     return error_response(500, "Internal server error")
 
 
+# --- a data directory that refuses writes: 507, never a 500 -------------------------
+STORAGE_ERRORS = {
+    errno.ENOSPC: ("error-disk-full", "The server has no disk space left"),
+    errno.EDQUOT: ("error-disk-full", "The server has no disk space left"),
+    errno.EROFS: ("error-storage-read-only", "The server's data directory is read-only"),
+}
+
+
+async def on_os_error(request: ConnexionRequest, exc: OSError) -> ConnexionResponse:
+    """A write the disk refused (full, over quota, read-only) is the operator's to fix,
+    and the client is told so; any other OSError is a crash."""
+    if exc.errno not in STORAGE_ERRORS:
+        return await on_crash(request, exc)
+    error_type, reason = STORAGE_ERRORS[exc.errno]
+    log.error("%s %s: cannot write: %s", request.method, request.url.path, exc.strerror)
+    message = f"{reason}; try again once an operator has fixed it. [{error_type}]"
+    return error_response(507, message, error_type=error_type)
+
+
 def register(app) -> None:
     app.add_error_handler(errors.FerryError, on_domain_error)
     app.add_error_handler(ProblemException, on_problem)
     app.add_error_handler(HTTPException, on_http_error)
     app.add_error_handler(UnicodeDecodeError, on_undecodable)
     app.add_error_handler(MultiPartException, on_bad_multipart)
+    app.add_error_handler(OSError, on_os_error)
     app.add_error_handler(Exception, on_crash)

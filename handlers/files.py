@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 import os
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from starlette.responses import FileResponse
 
 from ferry.kernel.errors import NotFound, RangeNotSatisfiable
 from handlers.context import allowed_methods, current_user, services
+from handlers.response_headers import served_file_headers
 from handlers.responses import empty_response, json_response
 from handlers.starlette_overrides import LenientFileResponse
 
@@ -52,9 +54,7 @@ def _start_download(path: str, url: str, filename: str | None, timeout: int | No
             existing = None
         if existing is not None and existing.is_file():
             # As the original server does: ?download on a file hands the file over.
-            return FileResponse(
-                existing, filename=existing.name, content_disposition_type="attachment"
-            )
+            return _file_response(existing, attachment=True)
     started = services().transfers.start(
         current_user(), path, url, filename=filename, timeout=timeout
     )
@@ -83,9 +83,15 @@ def _browse(raw_path: str, offset: int, count: int):
     return _file_response(target)
 
 
-def _file_response(target: Path):
+def _file_response(target: Path, *, attachment: bool = False):
     info = os.stat(target)
-    response = LenientFileResponse(target, stat_result=info)
+    media_type = mimetypes.guess_type(target.name)[0]
+    response = LenientFileResponse(
+        target,
+        stat_result=info,
+        media_type=media_type,
+        headers=served_file_headers(target.name, media_type, attachment=attachment),
+    )
     if _not_modified(response, info):
         return empty_response(304, {k: response.headers[k] for k in ("etag", "last-modified")})
     if not LenientFileResponse.range_is_satisfiable(request.headers.get("range"), info.st_size):

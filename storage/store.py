@@ -160,7 +160,14 @@ class AtomicCachedStorage(Storage):
                 self._snapshot_due = True
             self._undescribed_write = True
             return
-        write_atomically(self.path, orjson.dumps(data), fsync=self.fsync)
+        try:
+            write_atomically(self.path, orjson.dumps(data), fsync=self.fsync)
+        except BaseException:
+            # TinyDB changed the cached tables in place before calling this: forget them,
+            # so that the next read comes from the file, which holds the last durable
+            # state (a full disk must not leave a change in memory that was never saved).
+            self._cache = None
+            raise
         self._cache = data
 
     def changed(self, table: str, doc_ids: list[str] | None) -> None:

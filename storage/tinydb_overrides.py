@@ -53,8 +53,12 @@ class KeyedTable(Table):
         if table is None:
             table = tables[self.name] = {}
         updater(table)
-        self._storage.write(tables)
-        self.clear_cache()
+        try:
+            self._storage.write(tables)
+        finally:
+            # Also after a failed write, whose storage goes back to the file: no cached
+            # query may keep showing the change.
+            self.clear_cache()
 
     def insert(self, document):
         doc_id = super().insert(document)

@@ -42,6 +42,20 @@ def _size(value: str) -> int:
     return size
 
 
+def _size_or_unlimited(value: str) -> int:
+    """A size, or 0 / `none` / `unlimited` for no cap (stored as 0)."""
+    if value.strip().lower() in ("0", "none", "unlimited"):
+        return 0
+    return _size(value)
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be a whole number, 0 or more")
+    return number
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number <= 0:
@@ -126,8 +140,9 @@ SERVE_FLAGS = (
         "--max-download-size",
         "FERRY_MAX_DOWNLOAD_SIZE",
         "max_download_size",
-        "largest file a fetch may write (bytes, or with K/M/G/T)",
-        _size,
+        "largest file a fetch may write (bytes, or with K/M/G/T; default 10G; 0 or "
+        "'none' for no cap)",
+        _size_or_unlimited,
     ),
     Flag(
         "--max-concurrent-downloads",
@@ -135,6 +150,14 @@ SERVE_FLAGS = (
         "max_concurrent_downloads",
         "transfers that run at once; more wait as 'starting'",
         _positive_int,
+    ),
+    Flag(
+        "--max-queued-downloads",
+        "FERRY_MAX_QUEUED_DOWNLOADS",
+        "max_queued_downloads",
+        "downloads that may wait as 'starting' beyond the running ones; more are refused "
+        "with 503 DOWNLOAD_QUEUE_FULL",
+        _count,
     ),
     Flag(
         "--download-timeout",

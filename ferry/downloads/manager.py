@@ -29,6 +29,7 @@ from ferry.downloads.jobs import DownloadHandle, Job
 from ferry.downloads.policy import (
     DOWNLOAD_CANCELLED,
     NETWORK_ERROR,
+    QUEUE_FULL,
     SERVER_STOPPED,
     CheckedUrl,
     FetchError,
@@ -74,6 +75,7 @@ class DownloadManager:
         policy: FetchPolicy,
         *,
         max_concurrent: int = 3,
+        max_queued: int | None = None,
         history_limit: int = 1000,
         listener: DownloadListener | None = None,
         on_idle: Callable[[], None] | None = None,
@@ -81,11 +83,15 @@ class DownloadManager:
     ):
         """Builds the manager; `startup` starts its workers.
 
-        `on_idle` is called each time the last running download has ended. `tuning`
-        shapes every transfer and says when a resumable download's record is flushed.
+        At most `max_queued` downloads wait (as `starting`) beyond the `max_concurrent`
+        that run; None lets the queue grow without bound. `on_idle` is called each time
+        the last running download has ended. `tuning` shapes every transfer and says when
+        a resumable download's record is flushed.
         """
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
+        if max_queued is not None and max_queued < 0:
+            raise ValueError("max_queued must be at least 0")
         self._repository = repository
         self._policy = policy
         self._history_limit = history_limit
@@ -96,6 +102,9 @@ class DownloadManager:
         # Bytes received by finished downloads; those in flight are added when asked.
         self._bytes_finished = 0
         self._max_concurrent = max_concurrent
+        self._max_queued = max_queued
+        # Starts that passed the queue check and are saving their record, not yet in _jobs.
+        self._admitting = 0
         self._on_idle = on_idle
         self._pool: ThreadPoolExecutor | None = None
         self._tuning = tuning
@@ -121,8 +130,9 @@ class DownloadManager:
         """Validate `url` (unless it is a `CheckedUrl` already) and queue its download
         into `directory`, recorded as started by `owner` (the user who asked for it).
 
-        Raises FetchError (INVALID_URL, DOMAIN_BLOCKED) before anything is recorded,
-        and FetchError(SERVER_STOPPED) once shutdown has begun.
+        Raises FetchError (INVALID_URL, DOMAIN_BLOCKED, or QUEUE_FULL when
+        `max_queued` downloads already wait) before anything is recorded, and
+        FetchError(SERVER_STOPPED) once shutdown has begun.
         """
         policy = self._policy
         if timeout is not None:
@@ -170,8 +180,15 @@ class DownloadManager:
                 raise RuntimeError("DownloadManager.startup() has not been called")
             if self._stopping:
                 raise stopped
-        self._repository.save(record)
+            self._admit()
+        try:
+            self._repository.save(record)
+        except BaseException:
+            with self._lock:
+                self._admitting -= 1
+            raise
         with self._lock:
+            self._admitting -= 1
             if not self._stopping:
                 self._jobs[record_id] = job
                 job.future = self._pool.submit(self._run, job)
@@ -184,6 +201,21 @@ class DownloadManager:
         # Shutdown began while the record was written: close it, as shutdown would have.
         self._finish(job, error=FetchError(SERVER_STOPPED, STOPPED_MESSAGE))
         raise stopped
+
+    def _admit(self) -> None:
+        """Take a place in the queue for a start. Call with the lock held.
+
+        Raises FetchError(QUEUE_FULL) when every place is taken.
+        """
+        if self._max_queued is not None:
+            places = self._max_concurrent + self._max_queued
+            if len(self._jobs) + self._admitting >= places:
+                raise FetchError(
+                    QUEUE_FULL,
+                    f"{self._max_queued} downloads already wait for one of the "
+                    f"{self._max_concurrent} transfer slots; try again later",
+                )
+        self._admitting += 1
 
     def _tell(self, what: str, record: dict) -> None:
         if self._listener is None:

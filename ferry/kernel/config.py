@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# A download cap that keeps one fetch from filling an ordinary disk.
+DEFAULT_MAX_DOWNLOAD_SIZE = 10 * 1024**3
+
 
 @dataclass(frozen=True)
 class Config:
@@ -16,8 +19,11 @@ class Config:
     download_allowed_domains: tuple[str, ...] = ()
     download_blocked_domains: tuple[str, ...] = ()
     allow_private_networks: bool = False
-    max_download_size: int | None = None
+    # Largest file a fetch may write; 0 (or None) lifts the cap.
+    max_download_size: int | None = DEFAULT_MAX_DOWNLOAD_SIZE
     max_concurrent_downloads: int = 3
+    # Downloads that may wait as `starting` beyond the running ones; more are refused.
+    max_queued_downloads: int = 1000
     download_timeout: float = 300.0
     download_history_limit: int = 1000
     # Local paths `downloadPublicImportFile` may read; None refuses every local path.

@@ -451,3 +451,42 @@ def test_hostile_filenames_stay_in_the_directory(client, admin, remote, tmp_path
         assert len(path.name.encode()) <= 255
         assert not any(ord(ch) < 32 for ch in path.name)
     assert leftovers(tmp_path) == []
+
+
+# --- disk limits ---------------------------------------------------------------------
+
+
+def test_the_default_size_cap_refuses_a_file_over_10_gib(client, admin, remote, files_dir):
+    # The remote announces 11 GiB and sends 1 KiB: refused on its headers, nothing kept.
+    url = remote.stall("/huge.iso", length=11 * 1024**3)
+    download_id = start(client, admin, "isos", url)["download_id"]
+    entry = finished(client, admin, download_id)
+    assert (entry["status"], entry["error"]) == ("failed", "FILE_TOO_LARGE")
+    assert "11811160064" in entry["message"]
+    assert every_file(files_dir) == set()
+
+
+def test_a_full_download_queue_refuses_the_start_and_records_nothing(tmp_path, remote):
+    with other_server(
+        tmp_path,
+        allow_download=True,
+        allow_private_networks=True,
+        max_concurrent_downloads=1,
+        max_queued_downloads=1,
+    ) as (client, admin):
+        running = start(client, admin, "q", remote.stall("/running.bin"))["download_id"]
+        waiting = start(client, admin, "q", remote.stall("/waiting.bin"))["download_id"]
+        url = quote(remote.url("/refused.bin"), safe="")
+        refused = client.get(f"/q?download={url}", headers=admin.bearer)
+        body = assert_error(refused, 503, error="DOWNLOAD_QUEUE_FULL")
+        assert body["download_id"] is None and body["path"] == "q/refused.bin"
+        assert int(refused.headers["retry-after"]) >= 1
+        assert {d["id"] for d in active(client, admin)} == {running, waiting}
+        assert history(client, admin) == []
+        assert not any("refused" in r.path for r in remote.requests)
+
+        # A place freed is a place taken again.
+        client.delete(f"/api/v1/downloads/{waiting}", headers=admin.bearer)
+        again = start(client, admin, "q", remote.stall("/again.bin"))["download_id"]
+        for download_id in (running, again):
+            client.delete(f"/api/v1/downloads/{download_id}", headers=admin.bearer)

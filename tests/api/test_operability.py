@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import shutil
 from urllib.parse import quote
 
@@ -96,16 +97,35 @@ def test_health_is_public_and_says_ok_with_version_and_uptime(client):
     assert body["status"] == "ok"
     assert body["version"] == __version__
     assert body["uptime_seconds"] >= 0
-    assert body["checks"] == {"data_dir_writable": True}
+    assert body["checks"] == {"data_dir_writable": True, "disk_space_available": True}
     assert body["active_downloads"] == 0
 
 
-def test_health_is_degraded_when_the_files_directory_is_gone(client, config):
-    shutil.rmtree(config.files_dir)
+@pytest.mark.parametrize("gone", ["files_dir", "state_dir"])
+def test_health_is_degraded_when_files_or_state_is_gone(client, config, gone):
+    shutil.rmtree(getattr(config, gone))
     response = client.get("/api/v1/health")
     assert response.status_code == 503
     assert response.json()["status"] == "degraded"
-    assert response.json()["checks"] == {"data_dir_writable": False}
+    assert response.json()["checks"]["data_dir_writable"] is False
+
+
+def test_health_is_degraded_when_the_disk_is_nearly_full(client, monkeypatch):
+    real_statvfs = os.statvfs
+
+    def nearly_full(path):
+        usage = real_statvfs(path)
+        # 1 MiB left: below the 16 MiB a state rewrite or a download may need.
+        fields = list(usage)
+        fields[4] = (1024**2) // usage.f_frsize  # f_bavail
+        return os.statvfs_result(fields)
+
+    monkeypatch.setattr(os, "statvfs", nearly_full)
+    response = client.get("/api/v1/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["checks"] == {"data_dir_writable": True, "disk_space_available": False}
 
 
 # --- metrics access -----------------------------------------------------------------

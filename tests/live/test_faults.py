@@ -3,6 +3,7 @@ prepares and imports, and a full disk in the middle of an import."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -150,8 +152,11 @@ def test_random_kill_9_rounds_leave_nothing_running(tmp_path, remote, exports):
     print("kill moments:", moments)
 
 
-def mount_tmpfs(directory: Path, size: str, *, remount: bool = False) -> None:
+def mount_tmpfs(
+    directory: Path, size: str, *, remount: bool = False, read_only: bool = False
+) -> None:
     options = f"remount,size={size}" if remount else f"size={size}"
+    options += ",ro" if read_only else ",rw"
     subprocess.run(
         ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)],
         check=True,
@@ -160,20 +165,26 @@ def mount_tmpfs(directory: Path, size: str, *, remount: bool = False) -> None:
     )
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A directory on a 6 MB tmpfs, unmounted at the end."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
+@contextlib.contextmanager
+def tmpfs_disk(directory: Path, size: str):
+    """`directory` on a tmpfs of `size`, unmounted at the end; skips the test without root."""
+    directory.mkdir()
     try:
-        mount_tmpfs(disk, "6m")
+        mount_tmpfs(directory, size)
     except (OSError, subprocess.CalledProcessError) as failure:
         reason = getattr(failure, "stderr", "") or failure
         pytest.skip(f"cannot mount a tmpfs here (needs root): {reason}")
     try:
-        yield disk
+        yield directory
     finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A directory on a 6 MB tmpfs."""
+    with tmpfs_disk(tmp_path / "disk", "6m") as disk:
+        yield disk
 
 
 def assert_failed_for_lack_of_space(ferry: Ferry, data_dir: Path) -> None:
@@ -220,3 +231,70 @@ def test_full_disk_fails_the_import_readably_and_the_server_keeps_serving(
         assert leftovers(data_dir) == []
     finally:
         ferry.stop()
+
+
+def fill(disk: Path) -> Path:
+    """Write a file on `disk` until not one byte more fits; returns it."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for block in (b"f" * 65536, b"f"):
+            with contextlib.suppress(OSError):
+                while os.write(fd, block):
+                    pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def log_in(ferry: Ferry) -> requests.Response:
+    return requests.post(
+        f"{ferry.base}/api/v1/login",
+        json={"user": "root", "password": "live-downloads-pw-1"},
+        timeout=10,
+    )
+
+
+def health(ferry: Ferry) -> tuple[int, dict]:
+    response = requests.get(f"{ferry.base}/api/v1/health", timeout=5)
+    return response.status_code, response.json()["checks"]
+
+
+def test_a_full_or_read_only_disk_degrades_health_and_refuses_writes_readably(tmp_path):
+    with tmpfs_disk(tmp_path / "disk", "40m") as disk:
+        ferry = Ferry(disk / "data", tmp_path / "ferry.log")
+        try:
+            ok = {"data_dir_writable": True, "disk_space_available": True}
+            assert health(ferry) == (200, ok)
+
+            filler = fill(disk)
+            assert health(ferry) == (
+                503,
+                {"data_dir_writable": True, "disk_space_available": False},
+            )
+            refused = log_in(ferry)
+            assert refused.status_code == 507, refused.text
+            assert refused.json()["errorType"] == "error-disk-full"
+            assert ferry.get("/api/v1/me").status_code == 200  # reads go on
+            filler.unlink()
+            assert health(ferry) == (200, ok)
+            assert log_in(ferry).status_code == 200
+
+            # files/ mounted read-only (state/ holds open files, so it cannot be remounted).
+            files = disk / "data" / "files"
+            mount_tmpfs(files, "20m")
+            try:
+                mount_tmpfs(files, "20m", remount=True, read_only=True)
+                assert health(ferry) == (
+                    503,
+                    {"data_dir_writable": False, "disk_space_available": True},
+                )
+                url = quote("http://127.0.0.1:9/x.bin", safe="")
+                refused = ferry.get(f"/incoming?download={url}")
+                assert refused.status_code == 507, refused.text
+                assert refused.json()["errorType"] == "error-storage-read-only"
+            finally:
+                subprocess.run(["umount", "-l", str(files)], check=False)
+            assert health(ferry) == (200, ok)
+        finally:
+            ferry.stop()

@@ -6,6 +6,7 @@ import pytest
 
 from ferry.cli.flags import SERVE_FLAGS, config_from
 from ferry.cli.main import build_parser
+from ferry.services import fetch_policy
 
 README = (Path(__file__).parents[3] / "README.md").read_text()
 
@@ -43,4 +44,26 @@ def test_bad_environment_value_is_a_clear_exit():
 @pytest.mark.parametrize("bad", ["0", "-5", "lots", "1Q"])
 def test_bad_sizes_are_refused(bad):
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["serve", "--max-download-size", bad])
+        build_parser().parse_args(["serve", "--max-upload-size", bad])
+
+
+def test_downloads_are_capped_at_10_gib_and_queued_up_to_1000_unless_told_otherwise():
+    defaults = config_from(build_parser().parse_args(["serve"]), {})
+    assert defaults.max_download_size == 10 * 1024**3
+    assert defaults.max_queued_downloads == 1000
+    assert fetch_policy(defaults).max_size == 10 * 1024**3
+
+
+@pytest.mark.parametrize("unlimited", ["0", "none", "unlimited"])
+def test_a_download_cap_of_0_or_none_lifts_it(unlimited):
+    config = config_from(
+        build_parser().parse_args(["serve"]), {"FERRY_MAX_DOWNLOAD_SIZE": unlimited}
+    )
+    assert fetch_policy(config).max_size is None
+
+
+def test_the_download_queue_may_be_0_but_not_negative():
+    args = build_parser().parse_args(["serve", "--max-queued-downloads", "0"])
+    assert config_from(args, {}).max_queued_downloads == 0
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--max-queued-downloads", "-1"])

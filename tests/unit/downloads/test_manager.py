@@ -12,6 +12,7 @@ from ferry.downloads.policy import (
     DOWNLOAD_CANCELLED,
     DOWNLOAD_TIMEOUT,
     INVALID_URL,
+    QUEUE_FULL,
     REMOTE_FILE_NOT_FOUND,
     SERVER_STOPPED,
     FetchError,
@@ -238,6 +239,27 @@ def test_downloads_beyond_the_limit_wait_as_starting(managers, remote, target_di
 
     assert manager.cancel(handles[0].id)
     assert status_of(manager, handles[2].id, "downloading")
+
+
+def test_a_full_queue_refuses_a_start_before_anything_is_recorded(
+    managers, remote, target_dir, store
+):
+    manager = managers(max_concurrent=2, max_queued=1)
+    url = remote.stall("/stall")
+    handles = [manager.start(url, target_dir, "files") for _ in range(3)]
+    with pytest.raises(FetchError) as refused:
+        manager.start(url, target_dir, "files")
+    assert refused.value.code == QUEUE_FULL
+    assert len(manager.active()) == 3
+    recorded = {record["id"] for record in DownloadRepository(store).unfinished()}
+    assert recorded == {handle.id for handle in handles}
+
+    # A finished download gives its place back.
+    assert manager.cancel(handles[2].id)
+    handles[2].wait(10)
+    manager.start(url, target_dir, "files")
+    for handle in manager.active():
+        manager.cancel(handle["id"])
 
 
 def test_cancelling_a_running_download(manager, remote, target_dir):

@@ -96,3 +96,22 @@ def test_opening_removes_temp_files_of_writes_a_kill_interrupted(tmp_path):
         assert all(p.exists() for p in kept)
     finally:
         store.close()
+
+
+def test_a_write_the_disk_refuses_changes_nothing_in_memory(store, monkeypatch):
+    users = UserRepository(store)
+    users.insert({"_id": "u1", "username": "alice"})
+    users.add_token("hash-1", "u1", "2026-01-01T00:00:00Z")
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("storage.store.write_atomically", disk_full)
+    with pytest.raises(OSError):
+        users.revoke_token("hash-1")
+    with pytest.raises(OSError):
+        users.update("u1", {"username": "mallory"})
+    monkeypatch.undo()
+
+    assert users.user_id_for_token("hash-1") == "u1"
+    assert users.get("u1")["username"] == "alice"
