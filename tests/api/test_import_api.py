@@ -406,8 +406,10 @@ def test_pending_files_fetched_once_and_attached(importing, tmp_path):
         assert count == {"count": 1, "success": True}
         wait_for(client, admin, state_is("done"))
         assert len([r for r in remote.requests if r.path.startswith("/files/F1")]) == 1
-    stored = list((app.services.config.files_dir / "uploads").rglob("report.txt"))
+    # Stored under the state directory (served by /file-upload/), not in the file tree.
+    stored = list((app.services.config.state_dir / "uploads").glob("*/report.txt"))
     assert [p.read_bytes() for p in stored] == [b"quarterly numbers"]
+    assert not (app.services.config.files_dir / "uploads").exists()
     assert (
         client.post("/api/v1/downloadPendingFiles", headers=admin.headers, json={}).json()["count"]
         == 0
@@ -499,8 +501,8 @@ def test_pending_file_that_answers_404_is_an_error_and_never_saved(importing, tm
     progress = client.get("/api/v1/getImportProgress", headers=admin.headers).json()
     assert progress["key"] == "pending-files"
     assert progress["count"] == {"completed": 2, "total": 2, "error": 1}
-    uploads = app.services.config.files_dir / "uploads"
-    assert [p.name for p in uploads.rglob("*") if p.is_file()] == ["good.txt"]
+    uploads = app.services.config.state_dir / "uploads"
+    assert [p.name for p in uploads.glob("*/*")] == ["good.txt"]
     operation = client.get("/api/v1/getCurrentImportOperation", headers=admin.headers).json()[
         "operation"
     ]

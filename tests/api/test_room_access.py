@@ -1,4 +1,4 @@
-"""Who reads which room of an imported workspace, as Rocket.Chat scopes them.
+"""Who reads which room of an imported workspace, and its files, as Rocket.Chat scopes them.
 
 Ann and Bo share a private group and a direct-message room; Cy is only in the public
 channel. Each room carries a file fetched by downloadPendingFiles.
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from ferry.chat.attachments import legacy_upload_id
+from handlers.app import create_app
 from tests.api.test_import_api import prepared, state_is, upload, wait_for
-from tests.conftest import log_in
+from tests.conftest import ADMIN_PASSWORD, log_in, make_config
 from tests.support.envelope import assert_error
 from tests.support.importers import build_zip
 from tests.support.remote import RemoteServer
@@ -77,6 +79,21 @@ def _room_id(client, admin, endpoint, key):
     return _get(client, admin, f"/api/v1/{endpoint}").json()[key][0]["_id"]
 
 
+def _file_urls(app) -> dict[str, str]:
+    """File name -> the URL its message's attachment links to.
+
+    Read from the store: the Slack parser keeps a shared file's own message hidden, so
+    no history answer shows it.
+    """
+    workspace = app.services.imports.workspace
+    urls = {}
+    for room in workspace.rooms(None)[0]:
+        for message in workspace.messages(room["_id"]):
+            for attachment in message.get("attachments") or []:
+                urls[attachment["title"]] = attachment["title_link"]
+    return {key: urls[name] for key, name in NAMES.items() if name in urls}
+
+
 def test_a_member_reads_their_private_group_and_direct_messages(team):
     app, client, who = team
     ann = who["ann"]
@@ -132,3 +149,103 @@ def test_the_workspace_wide_lists_need_room_administration(team, endpoint, key):
     assert every["total"] == 1 and len(every[key]) == 1
     refused = assert_error(_get(client, who["admin"], f"/api/v1/{endpoint}?sort=name"), 400)
     assert refused["errorType"] == "error-invalid-sort"
+
+
+def test_attachments_are_served_to_those_who_may_read_the_room(team):
+    app, client, who = team
+    urls = _file_urls(app)
+    assert set(urls) == set(FILES)
+    assert all(url.startswith("/file-upload/") for url in urls.values())
+    for caller in ("ann", "bo", "admin"):
+        for key, content in FILES.items():
+            response = _get(client, who[caller], urls[key])
+            assert (response.status_code, response.content) == (200, content), (caller, key)
+    cy = who["cy"]
+    assert _get(client, cy, urls["general"]).content == FILES["general"]
+    unknown = assert_error(_get(client, cy, "/file-upload/nothing-here/plan.txt"), 404)
+    for key in ("secret", "D1"):
+        # Cy is told the file does not exist, exactly as for an id that names nothing.
+        assert assert_error(_get(client, cy, urls[key]), 404) == unknown
+    assert_error(client.get(urls["secret"]), 401)
+
+
+def test_attachments_honour_range_and_validators(team):
+    app, client, who = team
+    url = _file_urls(app)["secret"]
+    ann = who["ann"].headers
+    part = client.get(url, headers={**ann, "Range": "bytes=4-10"})
+    assert (part.status_code, part.content) == (206, FILES["secret"][4:11])
+    etag = client.get(url, headers=ann).headers["etag"]
+    assert client.get(url, headers={**ann, "If-None-Match": etag}).status_code == 304
+    assert client.get(url, headers={**ann, "Range": "bytes=999-"}).status_code == 416
+
+
+def test_the_public_file_tree_serves_no_imported_file(team):
+    app, client, who = team
+    admin = who["admin"]
+    listing = _get(client, admin, "/").json()
+    assert "uploads" not in [entry["name"] for entry in listing["entries"]]
+    for url in _file_urls(app).values():
+        upload_id, name = url.removeprefix("/file-upload/").split("/")
+        assert_error(_get(client, admin, f"/uploads/{upload_id}/{name}"), 404)
+    assert_error(_get(client, admin, "/file-upload"), 404)
+
+
+def test_files_an_earlier_version_served_publicly_move_behind_the_room_check(tmp_path):
+    # Earlier versions stored pending files in the served tree (files/uploads/<id>/<name>)
+    # and pointed their messages at /uploads/...; the next start moves them out.
+    config = make_config(tmp_path / "data")
+    app = create_app(config)
+    accounts = app.services.accounts
+    accounts.ensure_admin("admin", ADMIN_PASSWORD)
+    ann = accounts.create_user("ann", email=None, name="Ann", password=PASSWORD)
+    accounts.create_user("cy", email=None, name="Cy", password=PASSWORD)
+    workspace = app.services.imports.workspace
+    workspace.insert_rooms([{"_id": "G1", "t": "p", "name": "secret"}])
+    workspace.set_members("G1", [ann["_id"]])
+    old_url = "/uploads/F.1/plan.txt"
+    workspace.upsert_messages(
+        [
+            {
+                "_id": "m1",
+                "rid": "G1",
+                "msg": "",
+                "ts": "2017-07-14T02:40:00.000Z",
+                "_sort": 1,
+                "u": {"_id": ann["_id"], "username": "ann"},
+                "_importFile": {"id": "F.1", "downloadUrl": "https://files.example.test/p"},
+                "attachments": [{"title": "plan.txt", "title_link": old_url}],
+            }
+        ]
+    )
+    workspace.mark_files_downloaded([("F.1", old_url, None)])
+    legacy = config.files_dir / "uploads"
+    (legacy / "F1").mkdir(parents=True)
+    (legacy / "F1" / "plan.txt").write_bytes(b"the group's plan")
+    (legacy / "orphan").mkdir()
+    (legacy / "orphan" / "stray.bin").write_bytes(b"no message points here")
+
+    with app.test_client() as client:  # the server's start moves them
+        caller = {n: log_in(client, n, PASSWORD) for n in ("ann", "cy")}
+        admin = log_in(client, "admin", ADMIN_PASSWORD)
+        assert not legacy.exists()
+        assert_error(_get(client, admin, "/uploads/F1/plan.txt"), 404)
+        message = next(workspace.messages("G1"))
+        url = message["attachments"][0]["title_link"]
+        assert url.startswith("/file-upload/") and url.endswith("/plan.txt")
+        assert message["_importFile"]["rocketChatUrl"] == url
+        assert _get(client, caller["ann"], url).content == b"the group's plan"
+        assert_error(_get(client, caller["cy"], url), 404)
+        # A file no message points at is kept for room administrators only.
+        stray = legacy_upload_id("orphan/stray.bin")
+        assert _get(client, admin, f"/file-upload/{stray}/stray.bin").status_code == 200
+        assert_error(_get(client, caller["ann"], f"/file-upload/{stray}/stray.bin"), 404)
+    app.services.close()
+
+    # Once moved, a folder of that name is the user's own: later starts leave it alone.
+    (legacy / "mine").mkdir(parents=True)
+    (legacy / "mine" / "notes.txt").write_text("mine")
+    again = create_app(config)
+    with again.test_client():
+        assert (legacy / "mine" / "notes.txt").read_text() == "mine"
+    again.services.close()
