@@ -39,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ferry.chat.generate import write_csv_export, write_slack_export  # noqa: E402
+from ferry.chat.reads import VIEW_PUBLIC_ROOMS, Reader  # noqa: E402
 from ferry.kernel.config import Config  # noqa: E402
 from ferry.kernel.statuses import FINAL_IMPORT_STEPS, ImportStep  # noqa: E402
 from ferry.services import Services  # noqa: E402
@@ -164,12 +165,13 @@ def history_latency(services: Services) -> dict:
     rooms = services.workspace.channels_list(count=100_000)["channels"]
     biggest = max(rooms, key=lambda room: room.get("msgs", 0))
     started = time.perf_counter()
-    page = services.workspace.channel_history(biggest["_id"], count=HISTORY_PAGE)
+    reader = Reader("bench", frozenset({VIEW_PUBLIC_ROOMS}))
+    page = services.workspace.channel_history(reader, biggest["_id"], count=HISTORY_PAGE)
     cold = (time.perf_counter() - started) * 1000
     warm = []
     for _ in range(WARM_READS):
         started = time.perf_counter()
-        services.workspace.channel_history(biggest["_id"], count=HISTORY_PAGE)
+        services.workspace.channel_history(reader, biggest["_id"], count=HISTORY_PAGE)
         warm.append((time.perf_counter() - started) * 1000)
     assert page["messages"], "the biggest room shows no message"
     return {

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ferry.chat.convert.run import run_import  # noqa: E402
 from ferry.chat.convert.state import Selection  # noqa: E402
-from ferry.chat.reads import WorkspaceQueries  # noqa: E402
+from ferry.chat.reads import VIEW_PUBLIC_ROOMS, Reader, WorkspaceQueries  # noqa: E402
 from storage.staging import StagingArea  # noqa: E402
 from storage.store import Store  # noqa: E402
 from storage.users import UserRepository  # noqa: E402
@@ -215,16 +215,17 @@ def history_latency(store: Store, rooms: int) -> dict:
     # A fresh store: nothing decoded or cached, as after a restart.
     fresh = WorkspaceQueries(WorkspaceStore(store))
     room = fresh._workspace.room_by_name(f"room-{rooms - 1}")
+    reader = Reader("bench", frozenset({VIEW_PUBLIC_ROOMS}))
     started = time.perf_counter()
-    page = fresh.channel_history(room["_id"], count=20, with_totals=True)
+    page = fresh.channel_history(reader, room["_id"], count=20, with_totals=True)
     cold = (time.perf_counter() - started) * 1000
     warm = []
     for _ in range(50):
         started = time.perf_counter()
-        fresh.channel_history(room["_id"], count=20)
+        fresh.channel_history(reader, room["_id"], count=20)
         warm.append((time.perf_counter() - started) * 1000)
     started = time.perf_counter()
-    deep = fresh.channel_history(room["_id"], offset=page["total"] // 2, count=20)
+    deep = fresh.channel_history(reader, room["_id"], offset=page["total"] // 2, count=20)
     middle = (time.perf_counter() - started) * 1000
     assert len(page["messages"]) == 20 and len(deep["messages"]) == 20
     return {

@@ -12,8 +12,9 @@ from pathlib import Path
 from ferry.kernel.errors import InvalidInput, NotFound
 from ferry.kernel.statuses import EntryType
 
-# Names under these top-level folders belong to the API, never to the file tree.
-RESERVED_PREFIXES = ("api",)
+# Names under these top-level folders belong to the API (and to the imported files'
+# route), never to the file tree.
+RESERVED_PREFIXES = ("api", "file-upload")
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255
 
@@ -94,7 +95,7 @@ class FileTree:
         """
         segments = split_relative(raw)
         if segments and segments[0] in RESERVED_PREFIXES:
-            raise InvalidInput("Paths under /api/ are reserved.")
+            raise InvalidInput(f"Paths under /{segments[0]}/ are reserved.")
         if any(segment.startswith(".") for segment in segments):
             raise InvalidInput("Hidden directories cannot be written to.")
         current = self._real_root

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ferry import __version__
 from ferry.accounts import Accounts, PasswordHasher
+from ferry.chat.attachments import LEGACY_FOLDER, Attachments
 from ferry.chat.operations.service import ImportService
 from ferry.chat.reads import WorkspaceQueries
 from ferry.downloads.manager import DownloadManager
@@ -30,8 +31,10 @@ from storage.store import Store
 from storage.users import UserRepository
 from storage.workspace import WorkspaceStore
 
-# Where pending files land, inside the served tree so their URLs work.
+# Pending files live under the state directory and are served by /file-upload/ to those
+# who may read their rooms; avatars, public in Rocket.Chat, stay in the served tree.
 UPLOADS_FOLDER = "uploads"
+AVATARS_FOLDER = "avatars"
 
 # Health reports degraded below this much free space where state or files are written:
 # a state file is rewritten beside itself, and a download needs room as it arrives.
@@ -51,6 +54,7 @@ class Services:
     transfers: Transfers
     imports: ImportService
     workspace: WorkspaceQueries
+    attachments: Attachments
     telemetry: Telemetry
     started: bool = False
 
@@ -76,6 +80,13 @@ class Services:
         telemetry.watch_downloads(downloads.stats)
         transfers = Transfers(downloads, files, accounts, allowed=config.allow_download)
         workspace = WorkspaceStore(store)
+        queries = WorkspaceQueries(workspace)
+        attachments = Attachments(
+            queries,
+            workspace,
+            directory=config.state_dir / UPLOADS_FOLDER,
+            legacy_directory=config.files_dir / LEGACY_FOLDER,
+        )
         imports = ImportService(
             OperationRepository(store),
             StagingArea(store),
@@ -83,8 +94,8 @@ class Services:
             workspace,
             downloads,
             store_dir=config.state_dir / "import-files",
-            uploads_dir=config.files_dir / UPLOADS_FOLDER,
-            uploads_display=UPLOADS_FOLDER,
+            attachments=attachments,
+            avatars_dir=config.files_dir / AVATARS_FOLDER,
             import_folder=config.import_folder,
             max_upload_size=config.max_upload_size,
             direct_message_max_users=config.direct_message_max_users,
@@ -101,7 +112,8 @@ class Services:
             downloads=downloads,
             transfers=transfers,
             imports=imports,
-            workspace=WorkspaceQueries(workspace),
+            workspace=queries,
+            attachments=attachments,
             telemetry=telemetry,
         )
 
@@ -113,6 +125,8 @@ class Services:
         # Transfers a crash cut off go on from their part files where the server allows it
         # (and downloads are on); the rest are recorded as failed, their part files removed.
         self.downloads.startup(resume=self.config.allow_download)
+        # Imported files an earlier version left in the served tree move out of it.
+        self.attachments.move_legacy_uploads()
         self.imports.startup()
 
     def health(self) -> dict:

@@ -1,10 +1,17 @@
 """Rocket.Chat's room endpoints over the imported workspace."""
 
-from handlers.context import services
+from ferry.chat.reads import Reader
+from handlers.context import current_user, services
 
 
 def _ok(result: dict) -> dict:
     return {**result, "success": True}
+
+
+def reader() -> Reader:
+    """The caller, as the room rules see them."""
+    user = current_user()
+    return Reader(user["_id"], services().accounts.permissions_of(user))
 
 
 def list_channels(offset: int = 0, count: int = 50):
@@ -14,26 +21,37 @@ def list_channels(offset: int = 0, count: int = 50):
 
 def list_groups(offset: int = 0, count: int = 50):
     """GET /api/v1/groups.list"""
-    return _ok(services().workspace.groups_list(offset, count))
+    return _ok(services().workspace.groups_list(reader(), offset, count))
+
+
+def list_all_groups(offset: int = 0, count: int = 50, sort=None, query=None):
+    """GET /api/v1/groups.listAll"""
+    return _ok(services().workspace.groups_list_all(offset, count, sort=sort, query=query))
 
 
 def list_ims(offset: int = 0, count: int = 50):
     """GET /api/v1/im.list"""
-    return _ok(services().workspace.im_list(offset, count))
+    return _ok(services().workspace.im_list(reader(), offset, count))
+
+
+def list_all_ims(offset: int = 0, count: int = 50, sort=None, query=None):
+    """GET /api/v1/im.list.everyone"""
+    return _ok(services().workspace.im_list_everyone(offset, count, sort=sort, query=query))
 
 
 # Rocket.Chat serves direct messages under both `im.*` and the newer `dm.*` names.
 list_dms = list_ims
+list_all_dms = list_all_ims
 
 
 def channel_info(roomId: str | None = None, roomName: str | None = None):
     """GET /api/v1/channels.info"""
-    return _ok(services().workspace.channel_info(roomId, roomName))
+    return _ok(services().workspace.channel_info(reader(), roomId, roomName))
 
 
 def group_info(roomId: str | None = None, roomName: str | None = None):
     """GET /api/v1/groups.info"""
-    return _ok(services().workspace.group_info(roomId, roomName))
+    return _ok(services().workspace.group_info(reader(), roomId, roomName))
 
 
 def _history(
@@ -54,6 +72,7 @@ def _history(
     return _ok(
         services().workspace.history(
             room_type,
+            reader(),
             roomId,
             roomName,
             latest=latest,

@@ -3,7 +3,8 @@
 TinyDB holds a whole file in memory and rewrites it on every write, which is fine for
 rooms (thousands, written in batches) and hopeless for a million messages. So:
 
-    <state_dir>/workspace.json                TinyDB, table "rooms" keyed by room _id
+    <state_dir>/workspace.json                TinyDB, table "rooms" keyed by room _id,
+                                              table "uploads" (files messages point at)
     <state_dir>/workspace/rooms/<rid>/members.json  member user ids
     <state_dir>/workspace/...                 messages, in shards (storage.message_shards)
 
@@ -46,6 +47,8 @@ class WorkspaceStore:
         self._by_import_id: dict[str, str] = {}
         self._by_members: dict[str, str] = {}
         self._ordered: dict[str, list[str]] | None = None
+        # user id -> ids of the rooms they are a member of; built on first use.
+        self._rooms_of: dict[str, set[str]] | None = None
         with store.lock:
             for room in self._rooms.all():
                 self._index_room(room)
@@ -84,6 +87,11 @@ class WorkspaceStore:
             self._rooms.insert_multiple(Document(dict(r), doc_id=r["_id"]) for r in rooms)
             for room in rooms:
                 self._index_room(room)
+                if self._rooms_of is not None:
+                    # Members are written before their room; a membership lookup built
+                    # in between missed them.
+                    for user_id in self.members(room["_id"]):
+                        self._rooms_of.setdefault(user_id, set()).add(room["_id"])
             self._ordered = None
 
     def update_rooms(self, changes: dict[str, dict]) -> None:
@@ -125,19 +133,23 @@ class WorkspaceStore:
     ) -> tuple[list[dict], int]:
         """Rooms of one type (`c`, `p`, `d`; None for all) by name then id; `(page, total)`."""
         with self._store.lock:
-            if self._ordered is None:
-                ordered: dict[str, list[str]] = defaultdict(list)
-                every = sorted(
-                    self._rooms.all(),
-                    key=lambda r: (r.get("name") or ",".join(r.get("usernames") or []), r["_id"]),
-                )
-                for room in every:
-                    ordered[room["t"]].append(room["_id"])
-                    ordered[""].append(room["_id"])
-                self._ordered = dict(ordered)
-            ids = self._ordered.get(room_type or "", [])
+            ids = self._ordering().get(room_type or "", [])
             end = None if count is None else offset + count
             return [self.room(rid) for rid in ids[offset:end]], len(ids)
+
+    def _ordering(self) -> dict[str, list[str]]:
+        """Room ids by type (`""` for all), by name then id; call with the lock held."""
+        if self._ordered is None:
+            ordered: dict[str, list[str]] = defaultdict(list)
+            every = sorted(
+                self._rooms.all(),
+                key=lambda r: (r.get("name") or ",".join(r.get("usernames") or []), r["_id"]),
+            )
+            for room in every:
+                ordered[room["t"]].append(room["_id"])
+                ordered[""].append(room["_id"])
+            self._ordered = dict(ordered)
+        return self._ordered
 
     def room_count(self) -> int:
         with self._store.lock:
@@ -148,20 +160,55 @@ class WorkspaceStore:
             return read_json(self._shards.room_dir(room_id) / "members.json", [])
 
     def set_members(self, room_id: str, user_ids: Iterable[str]) -> None:
+        members = sorted(set(user_ids))
         with self._store.lock:
             directory = self._shards.room_dir(room_id)
             directory.mkdir(parents=True, exist_ok=True)
+            before = self.members(room_id) if self._rooms_of is not None else []
             write_atomically(
-                directory / "members.json",
-                orjson.dumps(sorted(set(user_ids))),
-                fsync=self._store.fsync,
+                directory / "members.json", orjson.dumps(members), fsync=self._store.fsync
             )
+            if self._rooms_of is not None:
+                for user_id in before:
+                    self._rooms_of.get(user_id, set()).discard(room_id)
+                for user_id in members:
+                    self._rooms_of.setdefault(user_id, set()).add(room_id)
+
+    # ======================================================================
+    # membership: who may read a private group or a direct-message room
+    # ======================================================================
+
+    def _memberships(self) -> dict[str, set[str]]:
+        if self._rooms_of is None:
+            rooms_of: dict[str, set[str]] = defaultdict(set)
+            for room in self._rooms.all():
+                for user_id in self.members(room["_id"]):
+                    rooms_of[user_id].add(room["_id"])
+            self._rooms_of = dict(rooms_of)
+        return self._rooms_of
+
+    def is_member(self, room_id: str, user_id: str) -> bool:
+        with self._store.lock:
+            return room_id in self._memberships().get(user_id, ())
+
+    def member_rooms(
+        self, user_id: str, room_type: str, offset: int = 0, count: int | None = None
+    ) -> tuple[list[dict], int]:
+        """The rooms of one type `user_id` is a member of, ordered as `rooms()`; `(page, total)`."""
+        with self._store.lock:
+            mine = self._memberships().get(user_id, set())
+            ids = [rid for rid in self._ordering().get(room_type, []) if rid in mine]
+            end = None if count is None else offset + count
+            return [self.room(rid) for rid in ids[offset:end]], len(ids)
 
     def delete_room(self, room_id: str) -> None:
         with self._store.lock:
             if self._rooms.contains(doc_id=room_id):
                 self._rooms.remove(doc_ids=[room_id])
             self._unindex_room(room_id)
+            if self._rooms_of is not None:
+                for user_id in self.members(room_id):
+                    self._rooms_of.get(user_id, set()).discard(room_id)
             self._shards.delete(room_id)
             self._ordered = None
 
@@ -306,6 +353,32 @@ class WorkspaceStore:
         downloads = list(downloads)
         with self._store.lock:
             return self._shards.mark_downloaded(downloads)
+
+    # ======================================================================
+    # uploads: the files imported messages point at
+    # ======================================================================
+
+    @property
+    def _uploads(self):
+        return self._store.db("workspace").table("uploads")
+
+    def save_upload(self, upload: dict) -> None:
+        """Insert or replace an upload record, keyed by its `_id`."""
+        upload = detached(upload)
+
+        def replace(document: dict) -> None:
+            document.clear()
+            document.update(upload)
+
+        with self._store.lock:
+            if self._uploads.contains(doc_id=upload["_id"]):
+                self._uploads.update(replace, doc_ids=[upload["_id"]])
+            else:
+                self._uploads.insert(Document(upload, doc_id=upload["_id"]))
+
+    def upload(self, upload_id: str) -> dict | None:
+        with self._store.lock:
+            return detached(self._uploads.get(doc_id=upload_id))
 
     # ======================================================================
     # room statistics

@@ -1,16 +1,24 @@
 """Rocket.Chat-shaped answers for the workspace read endpoints.
 
-The lead's handlers parse the query string, call one function here and add
-`success: true`. Errors are the exceptions below; each knows Rocket.Chat's body.
+The handlers parse the query string, call one function here with the caller as a
+`Reader` and add `success: true`. Errors are the exceptions below; each knows
+Rocket.Chat's body.
 
     q = WorkspaceQueries(workspace_store)
-    q.channels_list(offset, count) -> {"channels": [...], "count", "offset", "total"}
-    q.groups_list(offset, count)   -> {"groups": [...], ...}
-    q.im_list(offset, count)       -> {"ims": [...], ...}
-    q.channel_info(room_id=..., room_name=...) -> {"channel": {...}}   (group_info -> "group")
-    q.channel_history(room_id, room_name, *, latest=, oldest=, inclusive=, offset=,
+    q.channels_list(offset, count)          -> {"channels": [...], "count", "offset", "total"}
+    q.groups_list(reader, offset, count)    -> the reader's private groups ({"groups": ...})
+    q.im_list(reader, offset, count)        -> the reader's direct messages ({"ims": ...})
+    q.groups_list_all(offset, count, sort=, query=)   (im_list_everyone alike)
+    q.channel_info(reader, room_id=..., room_name=...) -> {"channel": {...}}  (group_info)
+    q.channel_history(reader, room_id, room_name, *, latest=, oldest=, inclusive=, offset=,
                       count=, show_thread_messages=, with_totals=) -> {"messages": [...]}
-    (group_history, im_history alike; all are history("c"|"p"|"d", ...))
+    (group_history, im_history alike; all are history("c"|"p"|"d", reader, ...))
+
+Who reads what, as Rocket.Chat's canAccessRoom decides it: a public channel anyone with
+`view-c-room`; a private group or a direct-message room its members. Ferry adds one
+rule: `view-room-administration` (admins) reads every room, since whoever imported the
+workspace holds its export anyway. A room the reader may not read answers exactly as a
+room that does not exist.
 
 History follows Rocket.Chat's getChannelHistory: newest first; `latest` and `oldest`
 are exclusive bounds unless `inclusive`; `latest`/`oldest` are ISO dates (compared at
@@ -19,14 +27,13 @@ microsecond fraction, or milliseconds when larger than 1e11); hidden messages ne
 show; thread replies show only with `show_thread_messages` (Rocket.Chat's REST
 default is false) or when broadcast. Rocket.Chat answers only `{messages}`;
 `with_totals=True` adds `count`, `offset` and `total`.
-
-Listing is not filtered by membership: Ferry serves an imported workspace to its
-admins, so `groups.list` and `im.list` list every private group and DM.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partialmethod
 from typing import Any
@@ -53,6 +60,18 @@ _NOT_FOUND = {
 _PRIVATE_MESSAGE_FIELDS = ("_sort", "_importFile")
 _ISO_FRACTION = re.compile(r"\.(\d+)")
 
+# Rocket.Chat's permission names the room rules read.
+VIEW_PUBLIC_ROOMS = "view-c-room"
+ROOM_ADMINISTRATION = "view-room-administration"
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who asks: their user id and the permissions their roles grant."""
+
+    user_id: str
+    permissions: frozenset[str]
+
 
 class WorkspaceQueryError(MeteorError):
     """Base for errors Rocket.Chat answers as `{success:false, error, errorType}` (400)."""
@@ -78,6 +97,18 @@ class RoomParamMissing(WorkspaceQueryError):
 
 class InvalidQuery(WorkspaceQueryError):
     """A paging or date parameter cannot be used (`error-invalid-params`)."""
+
+
+class InvalidListFilter(MeteorError):
+    """A `sort` or `query` that is not what parseJsonQuery accepts (`error-invalid-sort`,
+    `error-invalid-query`)."""
+
+    def __init__(self, parameter: str, why: str):
+        super().__init__(
+            f"error-invalid-{parameter}",
+            f"Invalid {parameter} parameter provided: {why}",
+            {"helperMethod": "parseJsonQuery"},
+        )
 
 
 def parse_moment(value: Any) -> tuple[int, bool]:
@@ -136,6 +167,78 @@ def history_bounds(
     return since, before
 
 
+# Room fields the admin-wide lists sort by and filter on (Rocket.Chat's Mongo `sort` and
+# `query`, reduced to what is safe and cheap here: ascending or descending sorts, and
+# equality with a JSON scalar).
+SORTABLE_ROOM_FIELDS = ("name", "fname", "ts", "lm", "_updatedAt", "msgs", "usersCount")
+QUERYABLE_ROOM_FIELDS = (
+    "_id",
+    "name",
+    "fname",
+    "archived",
+    "ro",
+    "default",
+    "topic",
+    "description",
+    "usersCount",
+    "msgs",
+)
+_MAX_SORT_FIELDS = 3
+
+
+def _json_object(parameter: str, text: Any) -> dict:
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        raise InvalidListFilter(parameter, "it is not JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidListFilter(parameter, "it must be a JSON object")
+    return value
+
+
+def parse_sort(text: Any) -> list[tuple[str, int]]:
+    """`{"name": 1, "ts": -1}` as `[(field, direction)]`; empty or absent sorts by name."""
+    if text is None or text == "":
+        return []
+    order = _json_object("sort", text)
+    if len(order) > _MAX_SORT_FIELDS:
+        raise InvalidListFilter("sort", f"at most {_MAX_SORT_FIELDS} fields")
+    for field, direction in order.items():
+        if field not in SORTABLE_ROOM_FIELDS:
+            raise InvalidListFilter("sort", f"rooms sort by {', '.join(SORTABLE_ROOM_FIELDS)}")
+        if isinstance(direction, bool) or direction not in (1, -1):
+            raise InvalidListFilter("sort", "each field takes 1 or -1")
+    return list(order.items())
+
+
+def parse_query(text: Any) -> dict[str, Any]:
+    """`{"archived": true}`: fields that must equal the given JSON scalars."""
+    if text is None or text == "":
+        return {}
+    wanted = _json_object("query", text)
+    for field, value in wanted.items():
+        if field not in QUERYABLE_ROOM_FIELDS:
+            raise InvalidListFilter(
+                "query", f"rooms are filtered on {', '.join(QUERYABLE_ROOM_FIELDS)}"
+            )
+        if isinstance(value, dict | list):
+            raise InvalidListFilter("query", "only equality with a string, number or boolean")
+    return wanted
+
+
+def room_matches(room: dict, wanted: dict[str, Any]) -> bool:
+    return all(room.get(field) == value for field, value in wanted.items())
+
+
+def _sort_key(value: Any) -> tuple:
+    # Missing fields sort first, as MongoDB sorts them; numbers before text.
+    if value is None:
+        return (0,)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (1, value)
+    return (2, str(value))
+
+
 def _message(message: dict) -> dict:
     for key in _PRIVATE_MESSAGE_FIELDS:
         message.pop(key, None)
@@ -164,9 +267,8 @@ class WorkspaceQueries:
 
     # --- lists ---------------------------------------------------------------
 
-    def _list(self, room_type: str, offset: Any, count: Any) -> dict[str, Any]:
-        offset, count = _paging(offset, count)
-        rooms, total = self._workspace.rooms(room_type, offset, count)
+    @staticmethod
+    def _page(room_type: str, rooms: list[dict], offset: int, total: int) -> dict[str, Any]:
         return {
             _KINDS[room_type][1]: [_room(r) for r in rooms],
             "count": len(rooms),
@@ -174,41 +276,99 @@ class WorkspaceQueries:
             "total": total,
         }
 
+    def _list(self, room_type: str, offset: Any, count: Any) -> dict[str, Any]:
+        offset, count = _paging(offset, count)
+        rooms, total = self._workspace.rooms(room_type, offset, count)
+        return self._page(room_type, rooms, offset, total)
+
+    def _members_list(
+        self, room_type: str, reader: Reader, offset: Any, count: Any
+    ) -> dict[str, Any]:
+        offset, count = _paging(offset, count)
+        rooms, total = self._workspace.member_rooms(reader.user_id, room_type, offset, count)
+        return self._page(room_type, rooms, offset, total)
+
+    def _everyone_list(
+        self, room_type: str, offset: Any, count: Any, sort: Any, query: Any
+    ) -> dict[str, Any]:
+        offset, count = _paging(offset, count)
+        order, wanted = parse_sort(sort), parse_query(query)
+        if not order and not wanted:
+            return self._list(room_type, offset, count)
+        rooms = [r for r in self._workspace.rooms(room_type)[0] if room_matches(r, wanted)]
+        for field, direction in reversed(order):
+            rooms.sort(key=lambda room, f=field: _sort_key(room.get(f)), reverse=direction < 0)
+        return self._page(room_type, rooms[offset : offset + count], offset, len(rooms))
+
     def channels_list(self, offset: Any = 0, count: Any = 50) -> dict[str, Any]:
         return self._list(RoomType.CHANNEL, offset, count)
 
-    def groups_list(self, offset: Any = 0, count: Any = 50) -> dict[str, Any]:
-        return self._list(RoomType.PRIVATE_GROUP, offset, count)
+    def groups_list(self, reader: Reader, offset: Any = 0, count: Any = 50) -> dict[str, Any]:
+        """groups.list: the private groups `reader` is a member of."""
+        return self._members_list(RoomType.PRIVATE_GROUP, reader, offset, count)
 
-    def im_list(self, offset: Any = 0, count: Any = 50) -> dict[str, Any]:
-        return self._list(RoomType.DIRECT, offset, count)
+    def im_list(self, reader: Reader, offset: Any = 0, count: Any = 50) -> dict[str, Any]:
+        """im.list: the direct-message rooms `reader` is a member of."""
+        return self._members_list(RoomType.DIRECT, reader, offset, count)
+
+    def groups_list_all(
+        self, offset: Any = 0, count: Any = 50, *, sort: Any = None, query: Any = None
+    ) -> dict[str, Any]:
+        """groups.listAll: every private group (the caller holds view-room-administration)."""
+        return self._everyone_list(RoomType.PRIVATE_GROUP, offset, count, sort, query)
+
+    def im_list_everyone(
+        self, offset: Any = 0, count: Any = 50, *, sort: Any = None, query: Any = None
+    ) -> dict[str, Any]:
+        """im.list.everyone: every direct-message room (view-room-administration)."""
+        return self._everyone_list(RoomType.DIRECT, offset, count, sort, query)
+
+    # --- who reads what --------------------------------------------------------
+
+    def may_read(self, room: dict, reader: Reader) -> bool:
+        """Rocket.Chat's canAccessRoom for imported rooms, plus Ferry's admin rule."""
+        if ROOM_ADMINISTRATION in reader.permissions:
+            return True
+        if room.get("t") == RoomType.CHANNEL and VIEW_PUBLIC_ROOMS in reader.permissions:
+            return True
+        return self._workspace.is_member(room["_id"], reader.user_id)
 
     # --- one room ------------------------------------------------------------
 
     def find_room(
-        self, room_type: str, room_id: str | None = None, room_name: str | None = None
+        self,
+        room_type: str,
+        reader: Reader,
+        room_id: str | None = None,
+        room_name: str | None = None,
     ) -> dict:
-        """The room of that type by id (preferred) or name, or RoomNotFound."""
+        """The room of that type by id (preferred) or name, or RoomNotFound when there is
+        none or `reader` may not read it."""
         room_id = (room_id or "").strip()
         room_name = (room_name or "").strip()
         if not room_id and not room_name:
             raise RoomParamMissing()
         room = self._workspace.room(room_id) if room_id else self._workspace.room_by_name(room_name)
-        if room is None or room.get("t") != room_type:
+        if room is None or room.get("t") != room_type or not self.may_read(room, reader):
             raise RoomNotFound(room_type)
         return _room(room)
 
-    def channel_info(self, room_id: str | None = None, room_name: str | None = None) -> dict:
-        return {"channel": self.find_room(RoomType.CHANNEL, room_id, room_name)}
+    def channel_info(
+        self, reader: Reader, room_id: str | None = None, room_name: str | None = None
+    ) -> dict:
+        return {"channel": self.find_room(RoomType.CHANNEL, reader, room_id, room_name)}
 
-    def group_info(self, room_id: str | None = None, room_name: str | None = None) -> dict:
-        return {"group": self.find_room(RoomType.PRIVATE_GROUP, room_id, room_name)}
+    def group_info(
+        self, reader: Reader, room_id: str | None = None, room_name: str | None = None
+    ) -> dict:
+        return {"group": self.find_room(RoomType.PRIVATE_GROUP, reader, room_id, room_name)}
 
     # --- history -------------------------------------------------------------
 
     def history(
         self,
         room_type: str,
+        reader: Reader,
         room_id: str | None = None,
         room_name: str | None = None,
         *,
@@ -221,7 +381,7 @@ class WorkspaceQueries:
         with_totals: bool = False,
     ) -> dict[str, Any]:
         """`{messages}` of a room of `room_type`; see the module docstring."""
-        room = self.find_room(room_type, room_id, room_name)
+        room = self.find_room(room_type, reader, room_id, room_name)
         offset, count = _paging(offset, count)
         since, before = history_bounds(latest, oldest, inclusive)
         messages, total = self._workspace.history(

@@ -145,7 +145,7 @@ def test_reimport_never_duplicates(importing, tmp_path):
         total = client.get("/api/v1/users.list", headers=admin.headers).json()["total"]
         rooms = (
             app.services.workspace.channels_list()["total"]
-            + app.services.workspace.groups_list()["total"]
+            + app.services.workspace.groups_list_all()["total"]
         )
         counts = (total, rooms)
         if _ == 0:
@@ -406,8 +406,10 @@ def test_pending_files_fetched_once_and_attached(importing, tmp_path):
         assert count == {"count": 1, "success": True}
         wait_for(client, admin, state_is("done"))
         assert len([r for r in remote.requests if r.path.startswith("/files/F1")]) == 1
-    stored = list((app.services.config.files_dir / "uploads").rglob("report.txt"))
+    # Stored under the state directory (served by /file-upload/), not in the file tree.
+    stored = list((app.services.config.state_dir / "uploads").glob("*/report.txt"))
     assert [p.read_bytes() for p in stored] == [b"quarterly numbers"]
+    assert not (app.services.config.files_dir / "uploads").exists()
     assert (
         client.post("/api/v1/downloadPendingFiles", headers=admin.headers, json={}).json()["count"]
         == 0
@@ -499,8 +501,8 @@ def test_pending_file_that_answers_404_is_an_error_and_never_saved(importing, tm
     progress = client.get("/api/v1/getImportProgress", headers=admin.headers).json()
     assert progress["key"] == "pending-files"
     assert progress["count"] == {"completed": 2, "total": 2, "error": 1}
-    uploads = app.services.config.files_dir / "uploads"
-    assert [p.name for p in uploads.rglob("*") if p.is_file()] == ["good.txt"]
+    uploads = app.services.config.state_dir / "uploads"
+    assert [p.name for p in uploads.glob("*/*")] == ["good.txt"]
     operation = client.get("/api/v1/getCurrentImportOperation", headers=admin.headers).json()[
         "operation"
     ]
@@ -538,9 +540,9 @@ def test_group_dm_member_limit_is_a_server_setting(tmp_path):
             everything = {"input": {"users": {"all": True}, "channels": {"all": True}}}
             client.post("/api/v1/startImport", headers=admin.headers, json=everything)
             wait_for(client, admin, state_is("done"))
-            listed = client.get(
-                f"/api/v1/{'groups' if kind == 'groups' else 'im'}.list", headers=admin.headers
-            )
+            # The workspace-wide lists: the admin is a member of none of these rooms.
+            listing = "groups.listAll" if kind == "groups" else "im.list.everyone"
+            listed = client.get(f"/api/v1/{listing}", headers=admin.headers)
             assert listed.json()["total"] == 1, (limit, listed.json())
         app.services.close()
 

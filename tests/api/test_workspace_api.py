@@ -104,9 +104,12 @@ def test_history_bounds_are_exclusive_unless_inclusive(slack_workspace):
     assert len(inclusive) == 3
 
 
-def test_groups_and_ims_need_room_administration(slack_workspace):
+def test_every_group_is_listed_for_room_administration_only(slack_workspace):
+    # groups.list is the caller's own groups (the admin is in none of the import's);
+    # every group is groups.listAll, which needs view-room-administration.
     app, client, admin = slack_workspace
-    groups = client.get("/api/v1/groups.list", headers=admin.headers).json()
+    assert client.get("/api/v1/groups.list", headers=admin.headers).json()["total"] == 0
+    groups = client.get("/api/v1/groups.listAll", headers=admin.headers).json()
     assert [g["name"] for g in groups["groups"]] == ["secret"]
     history = client.get(
         f"/api/v1/groups.history?roomId={groups['groups'][0]['_id']}", headers=admin.headers
@@ -115,7 +118,7 @@ def test_groups_and_ims_need_room_administration(slack_workspace):
     app.services.accounts.create_user("reader", email=None, name="R", password="reader-pass-1")
     reader = log_in(client, "reader", "reader-pass-1")
     assert client.get("/api/v1/channels.list", headers=reader.headers).status_code == 200
-    assert_error(client.get("/api/v1/groups.list", headers=reader.headers), 403)
+    assert_error(client.get("/api/v1/groups.listAll", headers=reader.headers), 403)
 
 
 def test_unknown_room_has_rocketchats_error(slack_workspace):
@@ -127,10 +130,10 @@ def test_unknown_room_has_rocketchats_error(slack_workspace):
     assert missing["errorType"] == "error-room-param-not-provided"
 
 
-def test_csv_direct_messages_show_in_im_list(importing, tmp_path):
+def test_csv_direct_messages_show_in_im_list_everyone(importing, tmp_path):
     app, client, admin, _ = importing
     import_export(client, admin, csv_export(tmp_path), "csv")
-    ims = client.get("/api/v1/im.list", headers=admin.headers).json()
+    ims = client.get("/api/v1/im.list.everyone", headers=admin.headers).json()
     assert ims["total"] == 1
     messages = client.get(
         f"/api/v1/im.history?roomId={ims['ims'][0]['_id']}", headers=admin.headers

@@ -14,6 +14,7 @@ from tests.live.test_serve import free_port, start, wait_until_up
 
 pytestmark = pytest.mark.live
 ADMIN = {"FERRY_ADMIN_USERNAME": "admin", "FERRY_ADMIN_PASSWORD": "rocket-client-pass"}
+MEMBER_PASSWORD = "billy-bob-reads-his-rooms"
 
 
 @pytest.fixture
@@ -52,8 +53,14 @@ def import_csv(base: str, path) -> None:
 
 def test_rocketchat_api_reads_an_imported_workspace(server, tmp_path):
     import_csv(server, csv_export(tmp_path))
-    rocket = RocketChat("admin", ADMIN["FERRY_ADMIN_PASSWORD"], server_url=server)
-    assert rocket.me()["username"] == "admin"
+    admin = RocketChat("admin", ADMIN["FERRY_ADMIN_PASSWORD"], server_url=server)
+    assert admin.me()["username"] == "admin"
+    # Private groups and direct messages are read by their members: the admin gives the
+    # imported billy.bob a password, and the client reads the workspace as him.
+    billy = admin.users_info(username="billy.bob")["user"]
+    assert admin.users_update(billy["_id"], password=MEMBER_PASSWORD)["success"]
+    rocket = RocketChat("billy.bob", MEMBER_PASSWORD, server_url=server)
+    assert rocket.me()["username"] == "billy.bob"
 
     channels = list(rocket.channels_list())
     groups = list(rocket.groups_list())

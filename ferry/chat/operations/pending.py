@@ -12,6 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ferry.chat.attachments import Attachments
 from ferry.chat.operations.importers import IMPORTERS
 from ferry.chat.operations.records import OperationRecords
 from ferry.chat.operations.workers import ImportWorkers
@@ -38,16 +39,16 @@ class PendingDownloads:
         workspace: WorkspaceStore,
         downloads: DownloadManager,
         *,
-        uploads_dir: Path,
-        uploads_display: str,
+        attachments: Attachments,
+        avatars_dir: Path,
     ):
         self._operations = operations
         self._workers = workers
         self._users = users
         self._workspace = workspace
         self._downloads = downloads
-        self._uploads_dir = uploads_dir
-        self._uploads_display = uploads_display
+        self._attachments = attachments
+        self._avatars_dir = avatars_dir
 
     # --- files -----------------------------------------------------------------------
 
@@ -74,24 +75,28 @@ class PendingDownloads:
         return Owner.of(self._users.get(user_id) or {"_id": user_id})
 
     def _fetch_pending_files(self, op_id: str, owner: Owner) -> None:
-        files: dict[str, tuple[dict, int]] = {}
+        # file id -> (what to fetch, how many messages point at it, their rooms)
+        files: dict[str, tuple[dict, int, set[str]]] = {}
         for message in self._workspace.pending_file_messages():
             pending = message["_importFile"]
-            known = files.get(pending["id"])
-            files[pending["id"]] = (pending, (known[1] if known else 0) + 1)
+            _, count, rooms = files.get(pending["id"], (pending, 0, set()))
+            files[pending["id"]] = (pending, count + 1, rooms | {message["rid"]})
         completed = errors = 0
         # Why each file failed, so that a refused or broken link is explained somewhere.
         reasons: list[str] = []
-        for file_id, (pending, messages) in files.items():
+        for file_id, (pending, messages, rooms) in files.items():
             if self._workers.stopping:
                 break
-            record, reason = self._fetch_with_retries(pending, file_id, owner)
+            upload_id, directory, display = self._attachments.new_upload()
+            record, reason = self._fetch_with_retries(pending, directory, display, owner)
             if record is not None and record["status"] == DownloadStatus.COMPLETED:
-                url = f"/{self._uploads_display}/{file_id}/{record['filename']}"
-                attachment = {"title": record["filename"], "title_link": url, "type": "file"}
+                url, attachment = self._attachments.publish(
+                    upload_id, record["filename"], rooms, record.get("total_bytes")
+                )
                 self._workspace.mark_files_downloaded([(file_id, url, attachment)])
                 completed += messages
             else:
+                self._attachments.discard(upload_id)
                 errors += messages
                 completed += messages
                 if record is not None:
@@ -106,17 +111,12 @@ class PendingDownloads:
         )
 
     def _fetch_with_retries(
-        self, pending: dict, file_id: str, owner: Owner
+        self, pending: dict, directory: Path, display: str, owner: Owner
     ) -> tuple[dict | None, str | None]:
         """The download's final record, or (None, why no download was started)."""
         url = pending.get("downloadUrl") or ""
         if pending.get("external") or not url.startswith("http"):
             return None, "not a downloadable http(s) link"
-        directory = (
-            self._uploads_dir / "".join(ch for ch in file_id if ch.isalnum() or ch in "-_")[:64]
-        )
-        directory.mkdir(parents=True, exist_ok=True)
-        display = f"{self._uploads_display}/{directory.name}"
         for attempt in range(PENDING_ATTEMPTS):
             try:
                 handle = self._downloads.start(
@@ -164,7 +164,7 @@ class PendingDownloads:
 
     def _fetch_avatars(self, op_id: str, pending: list[dict], owner: Owner) -> None:
         errors = 0
-        avatars = self._uploads_dir.parent / "avatars"
+        avatars = self._avatars_dir
         avatars.mkdir(parents=True, exist_ok=True)
         for completed, user in enumerate(pending, start=1):
             url = user["_pendingAvatarUrl"]

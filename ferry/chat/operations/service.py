@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from ferry.chat.attachments import Attachments
 from ferry.chat.convert.run import run_import
 from ferry.chat.convert.state import ImportCancelled, Selection
 from ferry.chat.operations.api_import import ApiImporter
@@ -81,8 +82,8 @@ class ImportService:
         downloads: DownloadManager,
         *,
         store_dir: Path,
-        uploads_dir: Path,
-        uploads_display: str,
+        attachments: Attachments,
+        avatars_dir: Path,
         import_folder: Path | None,
         max_upload_size: int,
         direct_message_max_users: int = 1,
@@ -113,8 +114,8 @@ class ImportService:
             users,
             workspace,
             downloads,
-            uploads_dir=uploads_dir,
-            uploads_display=uploads_display,
+            attachments=attachments,
+            avatars_dir=avatars_dir,
         )
         self.api = ApiImporter(
             self.operations, staging, clear=self.clear, begin_import=self.begin_import

@@ -6,6 +6,8 @@ import random
 
 import pytest
 
+from storage.store import Store
+from storage.workspace import WorkspaceStore
 from tests.support.workspace import SECOND, ids_of, message, write
 
 
@@ -83,3 +85,46 @@ def test_reading_a_room_while_it_is_being_written_sees_each_message_once(ws):
     assert len(seen) == len(set(seen))
     assert seen == sorted(seen)
     assert seen[-1] == "m039"
+
+
+def test_member_rooms_come_from_members_files_after_a_reopen(ws, store):
+    ws.set_members("R2", ["a", "b"])
+    ws.set_members("ab", ["a", "b"])
+    ws.set_members("R1", ["a"])
+    reopened = WorkspaceStore(store)
+    assert reopened.is_member("R2", "b") and not reopened.is_member("R1", "b")
+    page, total = reopened.member_rooms("a", "p")
+    assert ([r["_id"] for r in page], total) == (["R2"], 1)
+    assert reopened.member_rooms("b", "d")[1] == 1
+    assert reopened.member_rooms("nobody", "p") == ([], 0)
+
+
+def test_membership_changes_and_deleted_rooms_update_the_lookups(ws):
+    ws.set_members("R2", ["a"])
+    assert ws.is_member("R2", "a")
+    ws.set_members("R2", ["b"])
+    assert not ws.is_member("R2", "a") and ws.is_member("R2", "b")
+    ws.delete_room("R2")
+    assert not ws.is_member("R2", "b")
+    assert ws.member_rooms("b", "p") == ([], 0)
+
+
+def test_upload_records_are_replaced_whole_and_survive_a_reopen(ws, store):
+    ws.save_upload({"_id": "U1", "name": "a.txt", "rooms": ["R2"], "size": 3})
+    ws.save_upload({"_id": "U1", "name": "a.txt", "rooms": ["R1", "R2"]})
+    store.close()
+    again = Store(store.state_dir, fsync=False)
+    try:
+        saved = WorkspaceStore(again).upload("U1")
+        assert saved == {"_id": "U1", "name": "a.txt", "rooms": ["R1", "R2"]}
+        assert WorkspaceStore(again).upload("missing") is None
+    finally:
+        again.close()
+
+
+def test_a_room_inserted_after_its_members_were_written_is_listed_for_them(ws):
+    # An import writes members before their room; a reader may look in between.
+    ws.set_members("N1", ["a"])
+    assert ws.member_rooms("a", "p") == ([], 0)
+    ws.insert_rooms([{"_id": "N1", "t": "p", "name": "new"}])
+    assert [r["_id"] for r in ws.member_rooms("a", "p")[0]] == ["N1"]
