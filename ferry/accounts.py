@@ -6,20 +6,23 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from ferry.kernel.config import Config
 from ferry.kernel.errors import (
     PERMISSION_DENIED,
     Forbidden,
     InvalidInput,
-    LoginBlocked,
     MeteorError,
     NotFound,
     WrongCredentials,
 )
-from ferry.kernel.ids import now_iso, random_id
+from ferry.kernel.ids import iso_from_unix, now_iso, random_id
 from ferry.kernel.statuses import Role, UserType
 from ferry.login_throttle import LoginThrottle
+from ferry.password_policy import check_password
 from storage.users import UserRepository
 
 # Rocket.Chat's permission names where it has them; roles map to the permissions they grant.
@@ -140,46 +143,49 @@ def user_as_seen_by(
 
 class Accounts:
     def __init__(
-        self, users: UserRepository, hasher: PasswordHasher, throttle: LoginThrottle | None = None
+        self,
+        users: UserRepository,
+        hasher: PasswordHasher,
+        throttle: LoginThrottle | None = None,
+        *,
+        token_ttl: float = Config.token_ttl,
+        clock: Callable[[], float] = time.time,
     ):
         self.users = users
         self.hasher = hasher
         self.throttle = throttle or LoginThrottle()
+        self.token_ttl = token_ttl
+        self.clock = clock
+
+    def startup(self) -> None:
+        """Tokens stored before tokens expired get the full lifetime from now: an upgrade
+        logs nobody out, and leaves no token valid forever."""
+        self.users.set_missing_token_expiry(iso_from_unix(self.clock() + self.token_ttl))
 
     # --- authentication -----------------------------------------------------
 
     def login(self, identity: str, password: str, client_ip: str | None = None) -> tuple[dict, str]:
         """Returns (user, new token) for a username or email and its password.
 
-        Repeated failures block further attempts for a while, per user and per
-        `client_ip` (see ferry/throttle.py); a blocked attempt is refused unchecked.
+        Repeated failures are throttled per account and `client_ip` (see
+        ferry/login_throttle.py); a refused attempt is not checked at all.
 
         Raises:
-            LoginBlocked: too many recent failures for this user or from this address.
+            LoginBlocked: too many recent failures for this account or from this address.
             WrongCredentials: unknown user, wrong password, inactive or password-less user.
         """
-        ip_key = client_ip or "unknown"
-        wait = self.throttle.by_ip.blocked_for(ip_key)
-        if wait:
-            raise LoginBlocked(
-                "error-login-blocked-for-ip", "Login has been temporarily blocked for IP", wait
-            )
+        address = client_ip or "unknown"
         user = self.users.by_username(identity) or self.users.by_email(identity)
         # Username and email of one user share one count; unknown names count by name.
-        user_key = f"id:{user['_id']}" if user else f"name:{identity.casefold()}"
-        wait = self.throttle.by_user.blocked_for(user_key)
-        if wait:
-            raise LoginBlocked(
-                "error-login-blocked-for-user", "Login has been temporarily blocked for User", wait
-            )
+        account = f"id:{user['_id']}" if user else f"name:{identity.casefold()}"
+        self.throttle.check(account, address)
         encoded = (user or {}).get("password")
         # Verify even for unknown users so that timing does not reveal which names exist.
         valid = self.hasher.verify(password, encoded or self._decoy_hash())
         if not (user and encoded and valid and user.get("active", True)):
-            self.throttle.by_user.failed(user_key)
-            self.throttle.by_ip.failed(ip_key)
+            self.throttle.failed(account, address)
             raise WrongCredentials("Unauthorized")
-        self.throttle.by_user.reset(user_key)
+        self.throttle.succeeded(account, address)
         return user, self.issue_token(user["_id"])
 
     _decoy: str | None = None
@@ -190,22 +196,42 @@ class Accounts:
         return Accounts._decoy
 
     def issue_token(self, user_id: str) -> str:
+        return self.issue_session(user_id)[0]
+
+    def issue_session(self, user_id: str) -> tuple[str, str]:
+        """A new token for `user_id` and when it expires (ISO 8601)."""
+        now = self.clock()
         token = secrets.token_urlsafe(_TOKEN_BYTES)
-        self.users.add_token(hash_token(token), user_id, now_iso())
-        return token
+        expires = iso_from_unix(now + self.token_ttl)
+        self.users.add_token(hash_token(token), user_id, iso_from_unix(now), expires)
+        return token, expires
 
     def user_for_token(self, token: str, user_id: str | None = None) -> dict | None:
-        """The active user owning `token` (and matching `user_id` when given), else None."""
-        owner = self.users.user_id_for_token(hash_token(token))
-        if owner is None or (user_id is not None and owner != user_id):
+        """The active user owning `token` (and matching `user_id` when given), else None.
+
+        An expired token is refused; it is removed at its owner's next login.
+        """
+        stored = self.users.token(hash_token(token))
+        if stored is None or (user_id is not None and stored["userId"] != user_id):
             return None
-        user = self.users.get(owner)
+        # Only tokens from before expiry existed lack one, until startup() dates them.
+        expires = stored.get("expiresAt")
+        if expires is not None and expires <= iso_from_unix(self.clock()):
+            return None
+        user = self.users.get(stored["userId"])
         if user is None or not user.get("active", True):
             return None
         return user
 
     def logout(self, token: str) -> None:
         self.users.revoke_token(hash_token(token))
+
+    def logout_other_clients(self, user_id: str) -> tuple[str, str]:
+        """Rocket.Chat's logoutOtherClients: a new token, and every other one revoked
+        (the one the request came with too). Returns (token, its expiry)."""
+        token, expires = self.issue_session(user_id)
+        self.users.revoke_tokens_of(user_id, keep=hash_token(token))
+        return token, expires
 
     # --- authorization ------------------------------------------------------
 
@@ -238,7 +264,10 @@ class Accounts:
         active: bool = True,
         verified: bool = False,
     ) -> dict:
-        """Raises MeteorError `error-field-unavailable` when the username or email is taken."""
+        """Raises MeteorError `error-field-unavailable` when the username or email is taken,
+        `error-password-policy-not-met-*` for a weak password."""
+        if password is not None:
+            check_password(password)
         if self.users.by_username(username):
             raise MeteorError("error-field-unavailable", f"{username} is already in use :(")
         if email and self.users.by_email(email):
@@ -269,7 +298,12 @@ class Accounts:
             raise NotFound("User not found.", error_type="error-invalid-user")
         return user
 
-    def update_user(self, user_id: str, changes: dict) -> dict:
+    def update_user(self, user_id: str, changes: dict, *, session: str | None = None) -> dict:
+        """A new password revokes the user's tokens but `session` (the token the change
+        was made with, kept when it is the user's own); deactivating revokes them all.
+
+        Raises MeteorError `error-password-policy-not-met-*` for a weak password.
+        """
         user = self.find_user(user_id=user_id)
         fields: dict = {"_updatedAt": now_iso()}
         if "name" in changes:
@@ -282,17 +316,25 @@ class Accounts:
                 )
             fields["emails"] = [{"address": changes["email"], "verified": False}]
         if "password" in changes:
+            check_password(changes["password"])
             fields["password"] = self.hasher.hash(changes["password"])
         if "active" in changes:
             if not changes["active"]:
                 self._keep_an_admin(user, losing="active")
             fields["active"] = changes["active"]
-        return self.users.update(user["_id"], fields)
+        updated = self.users.update(user["_id"], fields)
+        if changes.get("active") is False:
+            self.users.revoke_tokens_of(user["_id"])
+        elif "password" in changes:
+            keep = hash_token(session) if session is not None else None
+            self.users.revoke_tokens_of(user["_id"], keep=keep)
+        return updated
 
     def list_users(self, offset: int, count: int) -> tuple[list[dict], int]:
         return self.users.page(offset, count)
 
     def set_password(self, username: str, password: str) -> dict:
+        """Sets the password and revokes every token of the user."""
         user = self.find_user(username=username)
         return self.update_user(user["_id"], {"password": password})
 
@@ -332,16 +374,23 @@ class Accounts:
             )
 
     def ensure_admin(self, username: str | None, password: str | None) -> tuple[dict, str] | None:
-        """On first start, create an admin; returns (user, password) when one was made."""
+        """On first start, create an admin; returns (user, password) when one was made.
+
+        A given `password` must pass the password rule (MeteorError otherwise); the one
+        generated without it does (24 random characters).
+        """
         if self.users.count_active_admins() > 0:
             return None
         username = username or "admin"
         password = password or secrets.token_urlsafe(18)
+        check_password(password)
         existing = self.users.by_username(username)
         if existing:
             roles = list(dict.fromkeys([*existing.get("roles", []), Role.ADMIN]))
             fields = {"roles": roles, "active": True, "password": self.hasher.hash(password)}
-            return self.users.update(existing["_id"], fields), password
+            updated = self.users.update(existing["_id"], fields)
+            self.users.revoke_tokens_of(existing["_id"])
+            return updated, password
         user = self.create_user(
             username, email=None, name="Administrator", password=password, roles=[Role.ADMIN]
         )

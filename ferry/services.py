@@ -64,7 +64,11 @@ class Services:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         telemetry = Telemetry()
         store = Store(config.state_dir)
-        accounts = Accounts(UserRepository(store), PasswordHasher(cost=config.password_cost))
+        accounts = Accounts(
+            UserRepository(store),
+            PasswordHasher(cost=config.password_cost),
+            token_ttl=config.token_ttl,
+        )
         files = FileTree(config.files_dir)
         downloads = DownloadManager(
             DownloadRepository(store),
@@ -122,6 +126,7 @@ class Services:
         if self.started:
             return
         self.started = True
+        self.accounts.startup()
         # Transfers a crash cut off go on from their part files where the server allows it
         # (and downloads are on); the rest are recorded as failed, their part files removed.
         self.downloads.startup(resume=self.config.allow_download)

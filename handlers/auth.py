@@ -3,14 +3,20 @@
 from connexion import request
 
 from ferry.accounts import public_user
+from handlers.client_address import client_address
 from handlers.context import current_principal, services
 
 
 def login(body: dict):
     """POST /api/v1/login"""
     identity = body.get("user") or body.get("username") or body.get("email") or ""
-    # The peer address as connected; X-Forwarded-For is client-controlled and ignored.
-    client_ip = request.client.host if request.client else None
+    # The peer as connected, or the client a trusted proxy names in X-Forwarded-For
+    # (uvicorn's own reading of that header is off; see ferry/cli/serve.py).
+    client_ip = client_address(
+        request.client.host if request.client else None,
+        request.headers.getlist("x-forwarded-for"),
+        services().config.trusted_proxies,
+    )
     user, token = services().accounts.login(identity, body["password"], client_ip)
     return {
         "status": "success",
@@ -22,6 +28,13 @@ def logout():
     """POST /api/v1/logout"""
     services().accounts.logout(current_principal()["token"])
     return {"status": "success", "data": {"message": "You've been logged out!"}}
+
+
+def logout_other_clients():
+    """POST /api/v1/users.logoutOtherClients"""
+    user_id = current_principal()["user"]["_id"]
+    token, expires = services().accounts.logout_other_clients(user_id)
+    return {"token": token, "tokenExpires": expires, "success": True}
 
 
 def me():

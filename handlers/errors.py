@@ -32,6 +32,7 @@ STATUS_BY_ERROR: dict[type[errors.FerryError], int] = {
     errors.PlainRocketChatError: 400,
     errors.Unauthenticated: 401,
     errors.WrongCredentials: 401,
+    errors.LoginBlocked: 429,
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
@@ -110,7 +111,7 @@ async def on_domain_error(request: ConnexionRequest, exc: errors.FerryError) -> 
         return unauthorized()
     if isinstance(exc, errors.LoginBlocked):
         return error_response(
-            401,
+            status,
             exc.error_type,
             headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
             extra={"status": "error", "message": exc.message},

@@ -2,7 +2,7 @@
 
 from ferry.accounts import LISTED_USER_FIELDS, public_user, user_as_seen_by
 from ferry.kernel.errors import InvalidInput
-from handlers.context import current_user, services
+from handlers.context import current_principal, current_user, services
 
 
 def create_user(body: dict):
@@ -21,7 +21,10 @@ def create_user(body: dict):
 
 def update_user(body: dict):
     """POST /api/v1/users.update"""
-    user = services().accounts.update_user(body["userId"], body["data"])
+    # A user who changes their own password stays logged in with this token only.
+    user = services().accounts.update_user(
+        body["userId"], body["data"], session=current_principal()["token"]
+    )
     return {"user": public_user(user), "success": True}
 
 

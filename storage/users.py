@@ -144,17 +144,28 @@ class UserRepository:
             return [detached(u) for u in self._users.all() if u.get("_pendingAvatarUrl")]
 
     # --- tokens ------------------------------------------------------------
+    # `createdAt` and `expiresAt` are ISO 8601 UTC strings of one width
+    # (ferry.kernel.ids.to_iso), so comparing them as strings compares the times.
 
-    def add_token(self, token_hash: str, user_id: str, created_at: str) -> None:
+    def add_token(self, token_hash: str, user_id: str, created_at: str, expires_at: str) -> None:
+        """Store a new token, and drop every token that has expired by `created_at`."""
         with self._store.lock:
+            expired = [
+                t.doc_id for t in self._tokens.all() if t.get("expiresAt", created_at) < created_at
+            ]
+            if expired:
+                self._tokens.remove(doc_ids=expired)
             self._tokens.insert(
-                Document({"userId": user_id, "createdAt": created_at}, doc_id=token_hash)
+                Document(
+                    {"userId": user_id, "createdAt": created_at, "expiresAt": expires_at},
+                    doc_id=token_hash,
+                )
             )
 
-    def user_id_for_token(self, token_hash: str) -> str | None:
+    def token(self, token_hash: str) -> dict | None:
+        """{"userId", "createdAt", "expiresAt"} of a stored token, None if unknown."""
         with self._store.lock:
-            token = self._tokens.get(doc_id=token_hash)
-            return token["userId"] if token else None
+            return detached(self._tokens.get(doc_id=token_hash))
 
     def revoke_token(self, token_hash: str) -> bool:
         with self._store.lock:
@@ -162,3 +173,21 @@ class UserRepository:
                 return False
             self._tokens.remove(doc_ids=[token_hash])
             return True
+
+    def revoke_tokens_of(self, user_id: str, *, keep: str | None = None) -> int:
+        """Remove every token of `user_id` but the one hashed `keep`; returns how many."""
+        with self._store.lock:
+            doomed = [
+                t.doc_id for t in self._tokens.all() if t["userId"] == user_id and t.doc_id != keep
+            ]
+            if doomed:
+                self._tokens.remove(doc_ids=doomed)
+            return len(doomed)
+
+    def set_missing_token_expiry(self, expires_at: str) -> int:
+        """Give tokens stored without an expiry (older data) `expires_at`; returns how many."""
+        with self._store.lock:
+            undated = [t.doc_id for t in self._tokens.all() if "expiresAt" not in t]
+            if undated:
+                self._tokens.update({"expiresAt": expires_at}, doc_ids=undated)
+            return len(undated)

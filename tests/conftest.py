@@ -12,6 +12,8 @@ from handlers.app import create_app
 from storage.store import Store
 
 ADMIN_PASSWORD = "admin-password-for-tests"
+# What make_user's users log in with; both pass the password rule.
+USER_PASSWORD = "user-password-for-tests"
 # Scrypt at full cost takes ~50 ms per hash; tests only need the same code path.
 TEST_PASSWORD_COST = 2**4
 
@@ -93,9 +95,9 @@ def make_user(app, client):
             username,
             email=f"{username}@example.test",
             name=username,
-            password="password-123",
+            password=USER_PASSWORD,
             roles=roles,
         )
-        return log_in(client, username, "password-123")
+        return log_in(client, username, USER_PASSWORD)
 
     return make

@@ -1,8 +1,9 @@
 """The layout's rules, read off the source: who may import whom, no cycles, no huge modules.
 
 Layers, top to bottom: entry points (`ferry.cli`) -> HTTP (`handlers`) -> composition root
-(`ferry.services`) -> domain (`ferry.accounts`, `ferry.files`, `ferry.login_throttle`,
-`ferry.downloads`, `ferry.chat`) -> storage (`storage`) -> kernel (`ferry.kernel`).
+(`ferry.services`) -> domain (`ferry.accounts`, `ferry.password_policy`, `ferry.files`,
+`ferry.login_throttle`, `ferry.downloads`, `ferry.chat`) -> storage (`storage`) -> kernel
+(`ferry.kernel`).
 `ferry.ops` (telemetry, memory tuning) sits beside the domain and is wired in from the
 composition root and the layers above it only. `ferry.client` is a separate program.
 """
@@ -27,7 +28,14 @@ LAYERS = {
     "http": 4,
     "entry": 5,
 }
-DOMAIN = ("ferry.accounts", "ferry.files", "ferry.login_throttle", "ferry.downloads", "ferry.chat")
+DOMAIN = (
+    "ferry.accounts",
+    "ferry.password_policy",
+    "ferry.files",
+    "ferry.login_throttle",
+    "ferry.downloads",
+    "ferry.chat",
+)
 NETWORK = ("socket", "ssl", "http", "urllib.request", "urllib3", "requests", "httpx")
 WEB_FRAMEWORKS = ("connexion", "starlette")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,36 @@ def _metrics_token(value: str) -> str:
             f"a metrics token needs at least {MIN_METRICS_TOKEN} characters"
         )
     return token
+
+
+_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Ten years: longer is "forever" in effect, and far dates overflow the calendar.
+LONGEST_DURATION = 3650 * 86400
+
+
+def _duration(value: str) -> int:
+    """Whole seconds, or a number with s/m/h/d (`90d`, `12h`)."""
+    text = value.strip().lower()
+    factor = _SECONDS_PER_UNIT.get(text[-1:])
+    number = text[:-1] if factor else text
+    try:
+        seconds = int(float(number) * (factor or 1))
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"not a duration: {value!r}") from None
+    if not 0 < seconds <= LONGEST_DURATION:
+        raise argparse.ArgumentTypeError("a duration must be positive and at most 3650d")
+    return seconds
+
+
+def _networks(value: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks, each normalised (`10.0.0.0/8`)."""
+    networks = []
+    for part in _domains(value):
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an IP address or network: {part!r}") from None
+    return tuple(networks)
 
 
 @dataclass(frozen=True)
@@ -201,6 +232,21 @@ SERVE_FLAGS = (
         "bearer token that may read /api/v1/metrics besides admins (16+ characters; "
         "prefer the variable, a flag shows in the process list)",
         _metrics_token,
+    ),
+    Flag(
+        "--token-ttl",
+        "FERRY_TOKEN_TTL",
+        "token_ttl",
+        "how long a login token works: seconds, or with s/m/h/d (90d)",
+        _duration,
+    ),
+    Flag(
+        "--trusted-proxies",
+        "FERRY_TRUSTED_PROXIES",
+        "trusted_proxies",
+        "comma-separated proxy IPs or CIDRs whose X-Forwarded-For names the client; "
+        "empty trusts none",
+        _networks,
     ),
     Flag(
         "--log-format",

@@ -10,6 +10,7 @@ import sys
 from ferry import __version__
 from ferry.cli.flags import SERVE_FLAGS, config_from
 from ferry.kernel.config import Config
+from ferry.kernel.errors import FerryError
 from ferry.kernel.logs import configure_logging
 from storage.store import DataDirLocked
 
@@ -53,7 +54,12 @@ def _serve(args: argparse.Namespace) -> int:
     except DataDirLocked as exc:
         print(f"ferry: {exc}", file=sys.stderr)
         return 1
-    created = services.accounts.ensure_admin(config.admin_username, config.admin_password)
+    try:
+        created = services.accounts.ensure_admin(config.admin_username, config.admin_password)
+    except FerryError as exc:
+        services.close()
+        print(f"ferry: FERRY_ADMIN_PASSWORD: {exc.message}", file=sys.stderr)
+        return 1
     if created:
         user, password = created
         shown = "(from FERRY_ADMIN_PASSWORD)" if config.admin_password else password
@@ -79,6 +85,8 @@ def _serve(args: argparse.Namespace) -> int:
     memdiag.install_from_env(dict(os.environ))
     # Ferry writes its own request log (redacted, with operation and user), so uvicorn's
     # access log is off, and uvicorn's other messages go through Ferry's formatter.
+    # uvicorn would take X-Forwarded-For from any local peer as the client's address;
+    # Ferry reads it itself, and only from --trusted-proxies (handlers/client_address.py).
     uvicorn.run(
         app,
         host=config.host,
@@ -86,6 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="info",
         log_config=None,
         access_log=False,
+        proxy_headers=False,
         workers=1,
     )
     print("Ferry stopped.", flush=True)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import getpass
 import os
 import sys
 from pathlib import Path
 
-from ferry.kernel.config import Config
+from ferry.cli.flags import config_from
 from ferry.kernel.statuses import Role
 
 
@@ -34,7 +35,9 @@ def add_users_command(subparsers) -> None:
     set_password.add_argument("username")
     set_password.add_argument("--password", help="prompted for when omitted")
     set_password.set_defaults(run=_users_set_password)
-    token = actions.add_parser("token", help="print a new auth token for a user")
+    token = actions.add_parser(
+        "token", help="print a new auth token for a user (it works for FERRY_TOKEN_TTL)"
+    )
     token.add_argument("username")
     token.set_defaults(run=_users_token)
 
@@ -43,8 +46,11 @@ def add_users_command(subparsers) -> None:
 def _opened_services(args: argparse.Namespace):
     from ferry.services import Services
 
-    data_dir = args.data_dir or Path(os.environ.get("FERRY_DATA_DIR") or "data")
-    services = Services.open(Config(data_dir=data_dir))
+    # The server's FERRY_* settings apply (FERRY_TOKEN_TTL for new tokens, FERRY_DATA_DIR).
+    config = config_from(argparse.Namespace(), dict(os.environ))
+    if args.data_dir:
+        config = dataclasses.replace(config, data_dir=args.data_dir)
+    services = Services.open(config)
     try:
         yield services
     finally:

@@ -39,6 +39,11 @@ class Config:
     validate_responses: bool = False
     # A bearer token that may read /api/v1/metrics (for a Prometheus scraper); None: admins only.
     metrics_token: str | None = None
+    # Sessions: a token stops working this many seconds after it was issued.
+    token_ttl: int = 90 * 24 * 3600
+    # Proxies (IPs or CIDR networks) whose X-Forwarded-For names the client that login
+    # throttling counts; empty: the connected peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
     # "text" or "json": how `ferry serve` writes its logs to stderr.
     log_format: str = "text"
     # Test hook: extra FetchPolicy fields, such as a stub DNS resolver.

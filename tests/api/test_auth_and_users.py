@@ -21,18 +21,18 @@ def test_login_accepts_username_field_and_email(client, admin):
             "username": "alice",
             "email": "Alice@Example.test",
             "name": "Alice",
-            "password": "pass-word-1",
+            "password": "alice-pass-word-1",
         },
     )
     assert (
         client.post(
-            "/api/v1/login", json={"username": "alice", "password": "pass-word-1"}
+            "/api/v1/login", json={"username": "alice", "password": "alice-pass-word-1"}
         ).status_code
         == 200
     )
     assert (
         client.post(
-            "/api/v1/login", json={"user": "alice@example.test", "password": "pass-word-1"}
+            "/api/v1/login", json={"user": "alice@example.test", "password": "alice-pass-word-1"}
         ).status_code
         == 200
     )
@@ -71,7 +71,7 @@ def test_create_info_and_list_users(client, admin):
             "username": "bob",
             "email": "bob@example.test",
             "name": "Bob",
-            "password": "pass-word-2",
+            "password": "bob-pass-word-2",
         },
     ).json()["user"]
     assert created["roles"] == ["user"] and created["canLogIn"] is True

@@ -80,7 +80,7 @@ def test_domain_error_carries_rocketchat_error_type(client, admin):
         "username": "admin",
         "email": "new@example.test",
         "name": "A",
-        "password": "12345678",
+        "password": "a-long-passphrase",
     }
     response = client.post("/api/v1/users.create", headers=admin.headers, json=payload)
     body = assert_error(response, 400, error_type="error-field-unavailable")

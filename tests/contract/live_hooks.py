@@ -8,9 +8,12 @@ rights: `POST /api/v1/logout` revokes the token it is sent with, so logout cases
 spare tokens, the last one again once they run out; `users.update` may set the admin's
 password (the stateful phase links the `userId` from login to it) and
 `roles.removeUserFromRole` may take its admin role once another admin exists, so such
-cases are pointed at a spare user.
+cases are pointed at a spare user. `users.logoutOtherClients` revokes every token of
+its caller and answers a new one, so its cases run as a user of their own whose newest
+token is kept.
 """
 
+import json
 import os
 
 import schemathesis
@@ -24,6 +27,8 @@ def _credentials(pair: str) -> dict[str, str]:
 _SPARE_TOKENS = [
     _credentials(pair) for pair in os.environ.get("FERRY_CONTRACT_LOGOUT_TOKENS", "").split(",")
 ]
+LOGOUT_OTHER_CLIENTS = "/api/v1/users.logoutOtherClients"
+_SESSIONS_USER = _credentials(os.environ["FERRY_CONTRACT_SESSIONS_TOKEN"])
 
 
 @schemathesis.auth(refresh_interval=3600)
@@ -34,6 +39,8 @@ class AdminSession:
     def set(self, case, data, ctx):
         if case.operation.path == "/api/v1/logout":
             data = _SPARE_TOKENS.pop() if len(_SPARE_TOKENS) > 1 else _SPARE_TOKENS[0]
+        elif case.operation.path == LOGOUT_OTHER_CLIENTS:
+            data = dict(_SESSIONS_USER)
         case.headers = {**(case.headers or {}), **data}
 
 
@@ -51,3 +58,9 @@ def before_call(ctx, case, kwargs):
         "FERRY_ADMIN_USERNAME"
     ):
         case.body = {**body, "username": "spare"}
+
+
+@schemathesis.hook
+def after_call(ctx, case, response):
+    if case.operation.path == LOGOUT_OTHER_CLIENTS and response.status_code == 200:
+        _SESSIONS_USER["X-Auth-Token"] = json.loads(response.content)["token"]

@@ -27,11 +27,12 @@ ROOT = Path(__file__).resolve().parents[2]
 ADMIN, PASSWORD = "admin", "correct-horse-battery-staple"
 # Logout revokes the token it gets; the first this many logout cases get a live one.
 LOGOUT_TOKENS = 10
+SESSIONS_PASSWORD = "contract-sessions-password"
 
 
-def _login(base: str) -> dict[str, str]:
+def _login(base: str, user: str = ADMIN, password: str = PASSWORD) -> dict[str, str]:
     answer = requests.post(
-        f"{base}/api/v1/login", json={"user": ADMIN, "password": PASSWORD}, timeout=10
+        f"{base}/api/v1/login", json={"user": user, "password": password}, timeout=10
     )
     answer.raise_for_status()
     data = answer.json()["data"]
@@ -49,6 +50,18 @@ def _spare_user(base: str, headers: dict[str, str]) -> str:
     )
     created.raise_for_status()
     return created.json()["user"]["_id"]
+
+
+def _sessions_user(base: str, headers: dict[str, str]) -> dict[str, str]:
+    """A user of its own for users.logoutOtherClients, which revokes all its caller's tokens."""
+    body = {"username": "sessions", "email": "sessions@example.test", "name": "Sessions"}
+    requests.post(
+        f"{base}/api/v1/users.create",
+        json={**body, "password": SESSIONS_PASSWORD},
+        headers=headers,
+        timeout=10,
+    ).raise_for_status()
+    return _login(base, "sessions", SESSIONS_PASSWORD)
 
 
 def _pair(headers: dict[str, str]) -> str:
@@ -91,6 +104,7 @@ def run(max_time: int = 90, max_examples: int = 15, extra: tuple[str, ...] = ())
             _pair(_login(base)) for _ in range(LOGOUT_TOKENS)
         )
         env["FERRY_CONTRACT_SPARE_USER_ID"] = _spare_user(base, admin)
+        env["FERRY_CONTRACT_SESSIONS_TOKEN"] = _pair(_sessions_user(base, admin))
         command = [
             _schemathesis(),
             f"--config-file={Path(__file__).with_name('schemathesis-live.toml')}",

@@ -154,7 +154,7 @@ def test_users_commands_manage_users_from_the_shell(tmp_path):
     data = tmp_path / "d"
     run = [sys.executable, "-m", "ferry.cli", "users", "--data-dir", str(data)]
     created = subprocess.run(
-        [*run, "create", "carol", "--password", "pw-carol-1", "--role", "admin"],
+        [*run, "create", "carol", "--password", "carol-pass-word-1", "--role", "admin"],
         capture_output=True,
         text=True,
         check=True,

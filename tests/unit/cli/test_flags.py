@@ -67,3 +67,32 @@ def test_the_download_queue_may_be_0_but_not_negative():
     assert config_from(args, {}).max_queued_downloads == 0
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--max-queued-downloads", "-1"])
+
+
+def test_token_ttl_and_trusted_proxies():
+    defaults = config_from(build_parser().parse_args(["serve"]), {})
+    assert defaults.token_ttl == 90 * 86400 and defaults.trusted_proxies == ()
+    args = build_parser().parse_args(["serve", "--token-ttl", "12h"])
+    environment = {"FERRY_TOKEN_TTL": "7d", "FERRY_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8, ::1"}
+    config = config_from(args, environment)
+    assert config.token_ttl == 12 * 3600
+    assert config.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8", "::1/128")
+    in_seconds = config_from(build_parser().parse_args(["serve"]), {"FERRY_TOKEN_TTL": "90"})
+    assert in_seconds.token_ttl == 90
+
+
+@pytest.mark.parametrize(
+    ("flag", "bad"),
+    [
+        ("--token-ttl", "0"),
+        ("--token-ttl", "-1d"),
+        ("--token-ttl", "soon"),
+        ("--token-ttl", "inf"),
+        ("--token-ttl", "3651d"),
+        ("--trusted-proxies", "proxy.example.test"),
+        ("--trusted-proxies", "10.0.0.0/33"),
+    ],
+)
+def test_bad_session_settings_are_refused(flag, bad):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", flag, bad])
