@@ -101,7 +101,7 @@ def test_opening_removes_temp_files_of_writes_a_kill_interrupted(tmp_path):
 def test_a_write_the_disk_refuses_changes_nothing_in_memory(store, monkeypatch):
     users = UserRepository(store)
     users.insert({"_id": "u1", "username": "alice"})
-    users.add_token("hash-1", "u1", "2026-01-01T00:00:00Z")
+    users.add_token("hash-1", "u1", "2026-01-01T00:00:00Z", "2026-04-01T00:00:00Z")
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
