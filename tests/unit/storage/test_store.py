@@ -113,5 +113,5 @@ def test_a_write_the_disk_refuses_changes_nothing_in_memory(store, monkeypatch):
         users.update("u1", {"username": "mallory"})
     monkeypatch.undo()
 
-    assert users.user_id_for_token("hash-1") == "u1"
+    assert users.token("hash-1")["userId"] == "u1"
     assert users.get("u1")["username"] == "alice"
