@@ -284,8 +284,8 @@ def _follow_import(client: FerryClient) -> int:
 
 def _report_line(report: dict) -> str:
     parts = [
-        f"users: {report.get('users_created', 0)} created, {report.get('users_updated', 0)} "
-        f"updated, {report.get('users_skipped', 0)} skipped",
+        f"users: {report.get('users_created', 0)} created, {report.get('users_matched', 0)} "
+        f"matched existing accounts, {report.get('users_skipped', 0)} skipped",
         f"rooms: {report.get('rooms_created', 0)} created, {report.get('rooms_updated', 0)} "
         f"updated, {report.get('rooms_skipped', 0)} skipped",
         f"messages: {report.get('messages_imported', 0)} imported, "

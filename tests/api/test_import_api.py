@@ -62,6 +62,19 @@ def state_is(*states):
     return lambda body: body["state"] in states
 
 
+def import_everything(client, admin) -> dict:
+    """startImport with every user and channel; returns import.status once it is done."""
+    started = client.post(
+        "/api/v1/startImport",
+        headers=admin.headers,
+        json={"input": {"users": {"all": True}, "channels": {"all": True}}},
+    )
+    assert started.json() == {"success": True}
+    done = wait_for(client, admin, state_is("done", "error"))
+    assert done["state"] == "done", done
+    return done
+
+
 def test_nothing_yet(client, admin):
     assert client.get("/api/v1/import.status", headers=admin.headers).json() == {
         "state": "none",
@@ -114,14 +127,7 @@ def test_csv_round_trip_from_upload_to_workspace(importing, tmp_path):
     status = client.get("/api/v1/import.status", headers=admin.headers).json()
     assert status["state"] == "ready" and status["operation"]["status"] == "importer_user_selection"
 
-    started = client.post(
-        "/api/v1/startImport",
-        headers=admin.headers,
-        json={"input": {"users": {"all": True}, "channels": {"all": True}}},
-    )
-    assert started.json() == {"success": True}
-    done = wait_for(client, admin, state_is("done", "error"))
-    assert done["state"] == "done", done
+    import_everything(client, admin)
     progress = client.get("/api/v1/getImportProgress", headers=admin.headers).json()
     assert progress["step"] == "importer_done" and progress["key"] == "csv"
     imported = client.get("/api/v1/users.info?username=billy.bob", headers=admin.headers).json()[

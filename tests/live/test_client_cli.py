@@ -194,7 +194,9 @@ def test_import_a_csv_export_with_all_then_status_says_done(logged_in, remote, t
     url = remote.file("/cli-export.zip", export.read_bytes())
     chosen = run(env, "import", url, "--importer", "csv", "--select", stdin="1\nnone\n")
     assert chosen.returncode == 0, chosen.stderr
-    assert "Import done." in chosen.stdout and "users: 0 created, 1 updated" in chosen.stdout
+    assert (
+        "Import done." in chosen.stdout and "users: 0 created, 1 matched existing" in chosen.stdout
+    )
 
 
 def test_import_of_a_broken_file_fails_with_the_operations_error(logged_in, tmp_path):

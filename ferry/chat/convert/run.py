@@ -31,6 +31,9 @@ API
 * Idempotent: users are matched by email, then username, then import id; rooms by
   import id, then DM member set, then name; messages are upserted by their stable
   `_id`. Running the same staging twice creates nothing new.
+* Existing accounts are never changed: a matched user only gains import ids (see
+  ferry/chat/convert/users.py), and `ImportReport.warning_samples` say what an export
+  asked of an account and did not get.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from storage.workspace import WorkspaceStore
 # Records converted between two checkpoints (a write, a progress report, a cancel check).
 BATCH = 1000
 ERROR_SAMPLES = 50
+WARNING_SAMPLES = 50
 
 
 class ImportCancelled(Exception):
@@ -72,7 +73,8 @@ def _chosen(part: Any, id_field: str) -> tuple[bool, frozenset[str]]:
 @dataclass
 class ImportReport:
     users_created: int = 0
-    users_updated: int = 0
+    # Staged users that are accounts already there; an import never changes those.
+    users_matched: int = 0
     users_skipped: int = 0
     rooms_created: int = 0
     rooms_updated: int = 0
@@ -83,6 +85,8 @@ class ImportReport:
     # Problems that did not stop a record, e.g. a mention of a user that was not imported.
     warnings: int = 0
     error_samples: list[dict] = field(default_factory=list)
+    # Readable warnings for the admin, the first WARNING_SAMPLES of them.
+    warning_samples: list[str] = field(default_factory=list)
 
 
 class Person(NamedTuple):
@@ -156,6 +160,12 @@ class Run:
         self.marks.append((kind, sequence, code))
         if len(self.report.error_samples) < ERROR_SAMPLES:
             self.report.error_samples.append({"type": kind, "index": sequence, "error": code})
+
+    def warn(self, message: str) -> None:
+        """Something the admin should know about a record that was still converted."""
+        self.report.warnings += 1
+        if len(self.report.warning_samples) < WARNING_SAMPLES:
+            self.report.warning_samples.append(message)
 
     def checkpoint(self, flush: Callable[[], None]) -> None:
         """Between batches: store the batch, report, and stop if asked to."""

@@ -1,17 +1,39 @@
-"""Staged users to Ferry users: matched by email, then username, then import id."""
+"""Staged users to Ferry users, without ever changing an account that already exists.
+
+A staged user is matched to an account by any of its emails, then by its username (both
+case-insensitively, as Rocket.Chat does), then by an import id. A matched account only
+gains the staged import ids, so that the export's messages and memberships attach to
+it; its roles, active flag, username, name, emails and profile stay as they are, and
+the run's warnings say which of them the export wanted otherwise. Only a user the
+import creates takes the export's fields, and of its roles only those an import may
+grant. A created user's username follows the username rule: repaired as Rocket.Chat
+repairs names and made unique against every username and email already in use, so
+that no import can take another user's login name.
+"""
 
 from __future__ import annotations
 
-import re
+from typing import Any
 
 from ferry.chat.convert.record_errors import E_USER_NO_IDENTITY, RecordError, error_code
 from ferry.chat.convert.state import Person, Run
 from ferry.chat.convert.values import merged
 from ferry.kernel.ids import random_id
+from ferry.kernel.rocketchat import ROCKET_CAT
 from ferry.kernel.statuses import ImportStep, Role, UserType
+from ferry.kernel.usernames import USERNAME_MAX_LENGTH, is_valid_username, username_slug
 from storage.staging import USER
 
-_USERNAME_CHARS = re.compile(r"[^0-9A-Za-z._-]+")
+# An export may make a user a member or a bot; any other role is an admin's decision.
+IMPORTABLE_ROLES = (Role.USER, Role.BOT)
+# Mentions of everyone, and the server's own bot, which authors system messages.
+RESERVED_USERNAMES = frozenset({"all", "here", ROCKET_CAT})
+# The longest text field an import stores, as import.addUsers bounds them.
+TEXT_LIMITS = {"name": 256, "statusText": 512, "bio": 4096}
+_EMAIL_MAX_LENGTH = 254
+# How much of a name is looked at to make a username of it.
+_SEED_LENGTH = 256
+_SHOWN_NAME_LENGTH = 64
 
 
 class _UserBatch:
@@ -19,139 +41,240 @@ class _UserBatch:
 
     def __init__(self, run: Run):
         self.run = run
+        self.created_ids: set[str] = set()  # by this run, in this batch or an earlier one
+        # The last suffix given to a repaired username, so that a thousand rows named alike
+        # do not each try every taken name again.
+        self.last_suffix: dict[str, int] = {}
+        self._start()
+
+    def _start(self) -> None:
         self.new: dict[str, dict] = {}
-        self.changed: dict[str, dict] = {}  # user id -> the whole updated document
+        self.matched: dict[str, dict] = {}  # user id -> the account with its new import ids
         self.new_by_email: dict[str, str] = {}
         self.new_by_username: dict[str, str] = {}
+        self.new_by_import_id: dict[str, str] = {}
 
-    def find(self, data: dict) -> dict | None:
+    def holder_of(self, import_id: str) -> str | None:
+        """The user an import id already names, in this batch or stored."""
+        return self.new_by_import_id.get(import_id) or self.run.users.id_for_import_id(import_id)
+
+    def find(self, data: dict) -> tuple[dict, str] | None:
+        """The account a staged user is, and what matched it ("email", "username", ...)."""
         users = self.run.users
-        for address in _unique_emails(data)[:1]:
+        for address in _unique_emails(data):
             key = address.casefold()
             if key in self.new_by_email:
-                return self.new[self.new_by_email[key]]
+                return self._current(self.new_by_email[key]), "email"
             found = users.by_email(address)
             if found is not None:
-                return self.changed.get(found["_id"], found)
-        username = data.get("username")
+                return self._current(found["_id"], found), "email"
+        username = _text(data.get("username"))
         if username:
             key = username.casefold()
             if key in self.new_by_username:
-                return self.new[self.new_by_username[key]]
+                return self._current(self.new_by_username[key]), "username"
             found = users.by_username(username)
             if found is not None:
-                return self.changed.get(found["_id"], found)
-        for import_id in data.get("importIds") or []:
-            user_id = users.id_for_import_id(import_id)
+                return self._current(found["_id"], found), "username"
+        for import_id in _import_ids(data):
+            user_id = self.holder_of(import_id)
             if user_id is not None:
-                return self.new.get(user_id) or self.changed.get(user_id) or users.get(user_id)
+                found = self._current(user_id)
+                if found is not None:
+                    return found, "import id"
         return None
 
-    def username_taken(self, username: str, owner: str | None = None) -> bool:
-        key = username.casefold()
-        holder = self.new_by_username.get(key)
-        if holder is None:
-            existing = self.run.users.by_username(username)
-            holder = existing["_id"] if existing else None
-        return holder is not None and holder != owner
+    def _current(self, user_id: str, stored: dict | None = None) -> dict | None:
+        if user_id in self.new:
+            return self.new[user_id]
+        if user_id in self.matched:
+            return self.matched[user_id]
+        return stored if stored is not None else self.run.users.get(user_id)
+
+    def identifier_taken(self, name: str) -> bool:
+        """Whether `name` is anyone's username or email, or reserved, case-insensitively."""
+        key = name.casefold()
+        users = self.run.users
+        return (
+            key in RESERVED_USERNAMES
+            or key in self.new_by_username
+            or key in self.new_by_email
+            or users.by_username(name) is not None
+            or users.by_email(name) is not None
+        )
 
     def unique_username(self, data: dict) -> str:
-        emails = data.get("emails") or []
-        seed = data.get("name") or (emails[0].split("@")[0] if emails else "") or "user"
-        base = _USERNAME_CHARS.sub(".", seed.strip()).strip("._-").lower() or "user"
-        candidate, suffix = base, 1
-        while self.username_taken(candidate):
+        """The staged username if it obeys the rule and is free, else a repaired free one."""
+        wanted = _text(data.get("username"))
+        if wanted and is_valid_username(wanted) and not self.identifier_taken(wanted):
+            return wanted
+        emails = _unique_emails(data)
+        seeds = [wanted, _text(data.get("name")), emails[0].split("@")[0] if emails else None]
+        base = next(
+            (slug for seed in seeds if seed and (slug := username_slug(seed[:_SEED_LENGTH]))),
+            "user",
+        )
+        candidate, suffix = base, self.last_suffix.get(base, 0)
+        while self.identifier_taken(candidate):
             suffix += 1
-            candidate = f"{base}{suffix}"
+            ending = f"-{suffix}"
+            candidate = base[: USERNAME_MAX_LENGTH - len(ending)] + ending
+        self.last_suffix[base] = suffix
         return candidate
 
     def add(self, data: dict) -> None:
-        existing = self.find(data)
-        if existing is None:
+        found = self.find(data)
+        if found is None:
             self._create(data)
         else:
-            self._update(existing, data)
+            self._attach(*found, data)
 
     def _create(self, data: dict) -> None:
         run = self.run
-        username = data.get("username")
-        if not username or self.username_taken(username):
-            username = self.unique_username(data)
+        username = self.unique_username(data)
+        asked = [role for role in data.get("roles") or [] if isinstance(role, str)]
+        roles = [role for role in dict.fromkeys(asked) if role in IMPORTABLE_ROLES]
         user = {
             "_id": random_id(),
             "username": username,
-            "name": data.get("name") or username,
+            "name": _text(data.get("name"), TEXT_LIMITS["name"]) or username,
             "emails": [{"address": a, "verified": False} for a in _unique_emails(data)],
-            "roles": list(data.get("roles") or [Role.USER]),
+            "roles": roles or [Role.USER],
             "active": not data.get("deleted"),
             "type": UserType.BOT if data.get("type") == UserType.BOT else UserType.USER,
             "createdAt": run.now,
             "_updatedAt": run.now,
-            "importIds": list(dict.fromkeys(data.get("importIds") or [])),
-            "utcOffset": data.get("utcOffset") or 0,
-            "statusText": data.get("statusText") or "",
-            "bio": data.get("bio") or "",
+            "importIds": _import_ids(data),
+            "utcOffset": _number(data.get("utcOffset")),
+            "statusText": _text(data.get("statusText"), TEXT_LIMITS["statusText"]) or "",
+            "bio": _text(data.get("bio"), TEXT_LIMITS["bio"]) or "",
         }
-        if data.get("avatarUrl"):
-            user["_pendingAvatarUrl"] = data["avatarUrl"]
+        avatar = _text(data.get("avatarUrl"))
+        if avatar:
+            user["_pendingAvatarUrl"] = avatar
         self.new[user["_id"]] = user
+        self.created_ids.add(user["_id"])
+        for import_id in user["importIds"]:
+            self.new_by_import_id[import_id] = user["_id"]
         for address in user["emails"]:
             self.new_by_email.setdefault(address["address"].casefold(), user["_id"])
         self.new_by_username[username.casefold()] = user["_id"]
         run.report.users_created += 1
+        shown = _shown(data)
+        wanted = _text(data.get("username"))
+        if wanted and wanted != username:
+            run.warn(
+                f"User {shown} was created as {username!r}: a username is letters, digits, "
+                "'.', '_' and '-', is not another user's username or email, and is not "
+                "a reserved name."
+            )
+        refused = [role for role in dict.fromkeys(asked) if role not in IMPORTABLE_ROLES]
+        if refused:
+            run.warn(
+                f"User {shown} was created without the role(s) {_listed(refused)} the export "
+                "gives it; an import grants only 'user' and 'bot' (use roles.addUserToRole)."
+            )
 
-    def _update(self, user: dict, data: dict) -> None:
+    def _attach(self, user: dict, how: str, data: dict) -> None:
         run = self.run
-        user = dict(user)
-        # Existing roles are kept: an admin matched by email must stay an admin.
-        user["roles"] = merged(user.get("roles"), data.get("roles"))
-        user["importIds"] = merged(user.get("importIds"), data.get("importIds"))
-        known = {e["address"].casefold() for e in user.get("emails") or []}
-        user["emails"] = list(user.get("emails") or []) + [
-            {"address": a, "verified": False}
-            for a in _unique_emails(data)
-            if a.casefold() not in known
-        ]
-        if data.get("type") in tuple(UserType):
-            user["type"] = data["type"]
-        for key in ("name", "statusText", "bio", "utcOffset"):
-            if data.get(key) is not None:
-                user[key] = data[key]
-        if data.get("avatarUrl"):
-            user["_pendingAvatarUrl"] = data["avatarUrl"]
-        wanted = data.get("username")
-        # The admin running the import must never lose their login or lock themself out.
-        if user["_id"] != run.importing_user_id:
-            if (
-                wanted
-                and wanted.casefold() != (user.get("username") or "").casefold()
-                and not self.username_taken(wanted, user["_id"])
-            ):
-                user["username"] = wanted
-            user["active"] = not data.get("deleted")
-        user["_updatedAt"] = run.now
-        if user["_id"] in self.new:
-            self.new[user["_id"]] = user
-        else:
-            self.changed[user["_id"]] = user
-            run.report.users_updated += 1
+        user_id = user["_id"]
+        # An import id another account holds stays with it, so each id means one person.
+        free = [i for i in _import_ids(data) if self.holder_of(i) in (None, user_id)]
+        for import_id in free:
+            self.new_by_import_id[import_id] = user_id
+        import_ids = merged(user.get("importIds"), free)
+        if import_ids != (user.get("importIds") or []):
+            user = {**user, "importIds": import_ids}
+            if user_id in self.new:
+                self.new[user_id] = user
+            else:
+                self.matched[user_id] = user
+        ignored = _ignored_fields(user, data)
+        if user_id in self.created_ids:
+            if ignored:
+                run.warn(
+                    f"User {_shown(data)} matched the user {user['username']!r} this import "
+                    f"created from an earlier record, by {how}; its "
+                    f"{_listed(ignored, quoted=False)} were taken from that first record."
+                )
+            return
+        run.report.users_matched += 1
+        if ignored:
+            run.warn(
+                f"User {_shown(data)} matched the existing account {user['username']!r} by "
+                f"{how}; its {_listed(ignored, quoted=False)} were left as they are "
+                "(an import never changes an account that already exists)."
+            )
 
     def flush(self) -> None:
         users = self.run.users
         users.insert_many(self.new.values())
-        if self.changed:
-            users.update_many(self.changed)
-        for user in [*self.new.values(), *self.changed.values()]:
+        if self.matched:
+            users.update_many(
+                {
+                    user_id: {"importIds": user["importIds"]}
+                    for user_id, user in self.matched.items()
+                }
+            )
+        for user in [*self.new.values(), *self.matched.values()]:
             person = Person(user["_id"], user["username"], user.get("name"))
             for import_id in user.get("importIds") or []:
                 self.run.people[import_id] = person
-        self.__init__(self.run)
+        self._start()
+
+
+def _ignored_fields(user: dict, data: dict) -> list[str]:
+    """What a staged user asks of an existing account that the import does not do."""
+    ignored = []
+    # Every account is a user; only roles beyond that are worth a warning.
+    held = {*(user.get("roles") or []), Role.USER}
+    if any(isinstance(r, str) and r not in held for r in data.get("roles") or []):
+        ignored.append("roles")
+    if data.get("deleted") is not None and bool(data["deleted"]) == user.get("active", True):
+        ignored.append("active status")
+    username = _text(data.get("username"))
+    if username and username.casefold() != (user.get("username") or "").casefold():
+        ignored.append("username")
+    name = _text(data.get("name"))
+    if name and name != user.get("name"):
+        ignored.append("name")
+    known = {e["address"].casefold() for e in user.get("emails") or []}
+    if any(a.casefold() not in known for a in _unique_emails(data)):
+        ignored.append("emails")
+    return ignored
+
+
+def _shown(data: dict) -> str:
+    """A staged user as the warnings name it: its username or first import id, escaped."""
+    label = _text(data.get("username")) or next(iter(_import_ids(data)), "") or "(unnamed)"
+    if len(label) > _SHOWN_NAME_LENGTH:
+        label = label[:_SHOWN_NAME_LENGTH] + "..."
+    return repr(label)
+
+
+def _listed(items: list[str], quoted: bool = True) -> str:
+    shown = [repr(i[:_SHOWN_NAME_LENGTH]) if quoted else i for i in items]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def _text(value: Any, limit: int | None = None) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value if limit is None else value[:limit]
+
+
+def _number(value: Any) -> float:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _import_ids(data: dict) -> list[str]:
+    return list(dict.fromkeys(i for i in data.get("importIds") or [] if isinstance(i, str) and i))
 
 
 def _unique_emails(data: dict) -> list[str]:
     seen: dict[str, str] = {}
     for address in data.get("emails") or []:
-        if isinstance(address, str) and address.strip():
+        if isinstance(address, str) and address.strip() and len(address) <= _EMAIL_MAX_LENGTH:
             seen.setdefault(address.strip().casefold(), address.strip())
     return list(seen.values())
 
@@ -162,11 +285,11 @@ def import_users(run: Run) -> None:
     for records in run.batches(USER):
         for sequence, data in records:
             run.completed += 1
-            if not run.selection.wants_user(data.get("importIds") or []):
+            if not run.selection.wants_user(_import_ids(data)):
                 run.report.users_skipped += 1
                 continue
             try:
-                if not _unique_emails(data) and not data.get("username"):
+                if not _unique_emails(data) and not _text(data.get("username")):
                     raise RecordError(E_USER_NO_IDENTITY)
                 batch.add(data)
             except Exception as problem:  # noqa: BLE001 - one bad record must not stop a run

@@ -435,7 +435,11 @@ class ImportService:
                 error="The prepared data is gone; upload the file again.",
             )
             return
-        self.operations.finish(op_id, ImportStep.DONE, report=dataclasses.asdict(report))
+        summary = dataclasses.asdict(report)
+        operation = self.operations.get(op_id)
+        # The prepare's warnings first, then what the import matched and left alone.
+        warnings = [*(operation.get("warnings") or []), *summary.pop("warning_samples")]
+        self.operations.finish(op_id, ImportStep.DONE, report=summary, warnings=warnings)
 
     # --- clear ------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ def test_full_import_creates_users_rooms_and_messages(world):
 
     report = world.run()
 
-    assert (report.users_created, report.users_updated) == (3, 1)
+    assert (report.users_created, report.users_matched) == (3, 1)
     assert (report.rooms_created, report.messages_imported, report.errors) == (3, 6, 0)
     ann = world.users.by_username("ann")
     assert ann["active"] and "password" not in ann and ann["importIds"] == ["U1"]
