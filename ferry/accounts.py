@@ -21,6 +21,7 @@ from ferry.kernel.errors import (
 )
 from ferry.kernel.ids import iso_from_unix, now_iso, random_id
 from ferry.kernel.statuses import Role, UserType
+from ferry.kernel.usernames import USERNAME_MAX_LENGTH, is_valid_username
 from ferry.login_throttle import LoginThrottle
 from ferry.password_policy import check_password
 from storage.users import UserRepository
@@ -266,6 +267,10 @@ class Accounts:
     ) -> dict:
         """Raises MeteorError `error-field-unavailable` when the username or email is taken,
         `error-password-policy-not-met-*` for a weak password."""
+        if not is_valid_username(username):
+            raise InvalidInput(
+                f"A username has 1 to {USERNAME_MAX_LENGTH} letters, digits, '.', '_' or '-'."
+            )
         if password is not None:
             check_password(password)
         if self.users.by_username(username):

@@ -5,6 +5,7 @@ import pytest
 from ferry.accounts import ROLE_PERMISSIONS, Accounts, PasswordHasher, hash_token
 from ferry.files import split_relative
 from ferry.kernel.errors import InvalidInput
+from storage.users import UserRepository
 
 
 def test_password_hash_verifies_and_is_salted():
@@ -52,3 +53,11 @@ def test_safe_paths_split_into_segments(raw, segments):
 def test_unsafe_paths_are_refused(raw):
     with pytest.raises(InvalidInput):
         split_relative(raw)
+
+
+@pytest.mark.parametrize("username", ["", "bob smith", "../../x", "a" * 65, "ａｄｍｉｎ"])
+def test_a_username_outside_the_rule_is_refused_on_every_path(username, store):
+    accounts = Accounts(UserRepository(store), PasswordHasher(cost=2**4))
+    with pytest.raises(InvalidInput):
+        accounts.create_user(username, email=None, name=None, password=None)
+    assert accounts.users.count() == 0
