@@ -47,13 +47,15 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "view-full-other-user-info",
         }
     ),
-    Role.USER: frozenset({"view-files", "view-outside-room", "view-c-room"}),
+    # A team shares the file server: each member may bring files in (the server's
+    # --allow-download still decides whether anyone may) and sees only their own.
+    Role.USER: frozenset({"download-files", "view-files", "view-outside-room", "view-c-room"}),
     Role.BOT: frozenset(),
 }
 ROLES = tuple(ROLE_PERMISSIONS)
 ROLE_DESCRIPTIONS = {
     Role.ADMIN: "Runs imports and downloads and manages users.",
-    Role.USER: "Reads files and the imported workspace.",
+    Role.USER: "Reads files and the imported workspace, and downloads URLs of their own.",
     Role.BOT: "An imported bot account.",
 }
 

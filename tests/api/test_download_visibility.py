@@ -3,9 +3,6 @@
 A user sees and cancels their own downloads; `view-all-downloads` and
 `manage-all-downloads` (the admin role's) widen that to everyone's, with the secrets in
 others' URLs redacted; someone else's download id answers like an unknown one.
-
-The `user` role may not start downloads, so the tests give it `download-files`: that is
-what lets two plain users each own a download here.
 """
 
 from __future__ import annotations
@@ -14,8 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from ferry.accounts import ROLE_PERMISSIONS
-from ferry.kernel.statuses import FINAL_DOWNLOAD_STATUSES, Role
+from ferry.kernel.statuses import FINAL_DOWNLOAD_STATUSES
 from tests.api.test_import_api import prepared, state_is, upload, wait_for
 from tests.conftest import log_in, make_config
 from tests.support.envelope import assert_error
@@ -34,18 +30,12 @@ def config(tmp_path):
 
 
 @pytest.fixture
-def users_may_download(monkeypatch):
-    granted = ROLE_PERMISSIONS[Role.USER] | {"download-files"}
-    monkeypatch.setitem(ROLE_PERMISSIONS, Role.USER, granted)
-
-
-@pytest.fixture
-def ann(make_user, users_may_download):
+def ann(make_user):
     return make_user("ann", ["user"])
 
 
 @pytest.fixture
-def bob(make_user, users_may_download):
+def bob(make_user):
     return make_user("bob", ["user"])
 
 

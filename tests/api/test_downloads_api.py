@@ -319,18 +319,32 @@ def test_a_name_that_resolves_to_loopback_fails_in_history(tmp_path, remote):
     assert remote.untouched
 
 
-def test_user_role_may_not_download_or_cancel(client, admin, make_user, remote, files_dir):
+def test_a_role_without_download_files_may_not_download_or_cancel(
+    client, admin, make_user, remote, files_dir
+):
     url = remote.file("/u.txt", b"u")
-    reader = make_user("reader", ["user"])
-    response = client.get(f"/mine?download={quote(url, safe='')}", headers=reader.bearer)
+    bot = make_user("scripted", ["bot"])
+    response = client.get(f"/mine?download={quote(url, safe='')}", headers=bot.bearer)
     assert_error(response, 403)
     assert not (files_dir / "mine").exists()
     assert remote.untouched
-    assert client.get("/api/v1/downloads", headers=reader.bearer).status_code == 200
 
     download_id = start(client, admin, "", url)["download_id"]
     finished(client, admin, download_id)
-    assert_error(client.delete(f"/api/v1/downloads/{download_id}", headers=reader.bearer), 403)
+    assert_error(client.delete(f"/api/v1/downloads/{download_id}", headers=bot.bearer), 403)
+
+
+def test_a_plain_user_downloads_into_the_shared_tree_but_cannot_touch_others(
+    client, admin, make_user, remote, files_dir
+):
+    reader = make_user("reader", ["user"])
+    own = start(client, reader, "mine", remote.file("/mine.txt", b"m"))["download_id"]
+    finished(client, reader, own)
+    assert (files_dir / "mine" / "mine.txt").read_bytes() == b"m"
+
+    others = start(client, admin, "", remote.file("/a.txt", b"a"))["download_id"]
+    finished(client, admin, others)
+    assert_error(client.delete(f"/api/v1/downloads/{others}", headers=reader.bearer), 404)
 
 
 def test_download_on_an_existing_file_returns_it_as_an_attachment(client, admin, files_dir, remote):
