@@ -14,6 +14,7 @@ from handlers import errors
 from handlers.connexion_speedups import decorate_handlers_once
 from handlers.context import SPEC_PATH, ServicesMiddleware
 from handlers.observe import RequestLogMiddleware
+from handlers.validation import VALIDATOR_MAP
 
 
 def create_app(
@@ -47,6 +48,7 @@ def create_app(
         SPEC_PATH.name,
         strict_validation=True,
         validate_responses=config.validate_responses,
+        validator_map=VALIDATOR_MAP,
     )
     app.add_middleware(ServicesMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
     app.add_middleware(
