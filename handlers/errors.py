@@ -11,6 +11,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect
 
 from ferry.kernel import errors
 from handlers.context import allowed_methods
@@ -34,6 +35,7 @@ STATUS_BY_ERROR: dict[type[errors.FerryError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
     errors.RangeNotSatisfiable: 416,
     errors.FerryError: 400,
 }
@@ -108,6 +110,12 @@ async def on_domain_error(request: ConnexionRequest, exc: errors.FerryError) -> 
         )
     if isinstance(exc, errors.WrongCredentials):
         return error_response(401, exc.message, extra={"status": "error", "message": exc.message})
+    if isinstance(exc, errors.PayloadTooLarge):
+        # The rest of the body is never read: closing ends the upload instead of
+        # draining it.
+        return error_response(
+            status, exc.message, error_type=exc.error_type, headers={"Connection": "close"}
+        )
     if isinstance(exc, errors.RangeNotSatisfiable):
         return error_response(status, exc.message, headers={"Content-Range": f"bytes */{exc.size}"})
     error_type = None if isinstance(exc, errors.PlainRocketChatError) else exc.error_type
@@ -158,6 +166,11 @@ async def on_bad_multipart(request: ConnexionRequest, exc: MultiPartException) -
     )
 
 
+async def on_client_gone(request: ConnexionRequest, exc: ClientDisconnect) -> ConnexionResponse:
+    """The client left before its body ended; nobody reads this answer, nothing is logged."""
+    return error_response(400, "The request body ended early.")
+
+
 async def on_crash(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     log.exception("unhandled error in %s %s", request.method, request.url.path)
     return error_response(500, "Internal server error")
@@ -169,4 +182,5 @@ def register(app) -> None:
     app.add_error_handler(HTTPException, on_http_error)
     app.add_error_handler(UnicodeDecodeError, on_undecodable)
     app.add_error_handler(MultiPartException, on_bad_multipart)
+    app.add_error_handler(ClientDisconnect, on_client_gone)
     app.add_error_handler(Exception, on_crash)

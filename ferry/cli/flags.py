@@ -186,6 +186,14 @@ SERVE_FLAGS = (
         "text (for people) or json (one object per line) on stderr",
         _log_format,
     ),
+    # Limits on what clients send.
+    Flag(
+        "--max-json-body",
+        "FERRY_MAX_JSON_BODY",
+        "max_json_body",
+        "largest request body of any route but uploadImportFile (bytes, or with K/M/G/T)",
+        _size,
+    ),
 )
 
 

@@ -35,6 +35,9 @@ class Config:
     metrics_token: str | None = None
     # "text" or "json": how `ferry serve` writes its logs to stderr.
     log_format: str = "text"
+    # --- limits on what clients send ---
+    # Largest body of any route but uploadImportFile (which takes `max_upload_size`).
+    max_json_body: int = 1024**2
     # Test hook: extra FetchPolicy fields, such as a stub DNS resolver.
     fetch_policy_overrides: dict = field(default_factory=dict)
 
