@@ -60,6 +60,11 @@ def error_response(
     return json_response(status, body, headers)
 
 
+def envelope_bytes(error: str) -> bytes:
+    """The envelope as bytes, for answers written below the app (the HTTP server's own)."""
+    return orjson.dumps({"success": False, "error": error})
+
+
 def json_response(status: int, body: Any, headers: dict | None = None) -> ConnexionResponse:
     # Error handlers must answer with a ConnexionResponse; Connexion converts it.
     return ConnexionResponse(
