@@ -11,10 +11,13 @@ from connexion.options import SwaggerUIOptions
 from ferry.kernel.config import Config
 from ferry.services import Services
 from handlers import errors
+from handlers.base64_upload import StreamedBase64Middleware
+from handlers.body_limits import BodyLimitMiddleware, upload_body_limit
 from handlers.connexion_speedups import decorate_handlers_once
 from handlers.context import SPEC_PATH, ServicesMiddleware
 from handlers.observe import RequestLogMiddleware
 from handlers.response_headers import SPEC_JSON_PATH, SWAGGER_UI_PATH, ResponseHeadersMiddleware
+from handlers.validation import VALIDATOR_MAP
 
 
 def create_app(
@@ -48,7 +51,18 @@ def create_app(
         SPEC_PATH.name,
         strict_validation=True,
         validate_responses=config.validate_responses,
+        validator_map=VALIDATOR_MAP,
     )
+    # Bodies: refused over their route's limit before they are read (before
+    # authentication too, so a stranger cannot make the server read a big one), and an
+    # upload's base64 streamed out of its JSON once the caller is known.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        MiddlewarePosition.BEFORE_SECURITY,
+        json_limit=config.max_json_body,
+        upload_limit=upload_body_limit(config.max_upload_size),
+    )
+    app.add_middleware(StreamedBase64Middleware, MiddlewarePosition.BEFORE_VALIDATION)
     app.add_middleware(ServicesMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
     app.add_middleware(
         RequestLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, telemetry=services.telemetry

@@ -12,6 +12,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect
 
 from ferry.kernel import errors
 from handlers.context import allowed_methods
@@ -36,6 +37,7 @@ STATUS_BY_ERROR: dict[type[errors.FerryError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
     errors.RangeNotSatisfiable: 416,
     errors.FerryError: 400,
 }
@@ -58,6 +60,11 @@ def error_response(
     if extra:
         body.update(extra)
     return json_response(status, body, headers)
+
+
+def envelope_bytes(error: str) -> bytes:
+    """The envelope as bytes, for answers written below the app (the HTTP server's own)."""
+    return orjson.dumps({"success": False, "error": error})
 
 
 def json_response(status: int, body: Any, headers: dict | None = None) -> ConnexionResponse:
@@ -118,6 +125,12 @@ async def on_domain_error(request: ConnexionRequest, exc: errors.FerryError) -> 
         )
     if isinstance(exc, errors.WrongCredentials):
         return error_response(401, exc.message, extra={"status": "error", "message": exc.message})
+    if isinstance(exc, errors.PayloadTooLarge):
+        # The rest of the body is never read: closing ends the upload instead of
+        # draining it.
+        return error_response(
+            status, exc.message, error_type=exc.error_type, headers={"Connection": "close"}
+        )
     if isinstance(exc, errors.RangeNotSatisfiable):
         return error_response(status, exc.message, headers={"Content-Range": f"bytes */{exc.size}"})
     error_type = None if isinstance(exc, errors.PlainRocketChatError) else exc.error_type
@@ -168,6 +181,11 @@ async def on_bad_multipart(request: ConnexionRequest, exc: MultiPartException) -
     )
 
 
+async def on_client_gone(request: ConnexionRequest, exc: ClientDisconnect) -> ConnexionResponse:
+    """The client left before its body ended; nobody reads this answer, nothing is logged."""
+    return error_response(400, "The request body ended early.")
+
+
 async def on_crash(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     log.exception("unhandled error in %s %s", request.method, request.url.path)
     return error_response(500, "Internal server error")
@@ -199,4 +217,5 @@ def register(app) -> None:
     app.add_error_handler(UnicodeDecodeError, on_undecodable)
     app.add_error_handler(MultiPartException, on_bad_multipart)
     app.add_error_handler(OSError, on_os_error)
+    app.add_error_handler(ClientDisconnect, on_client_gone)
     app.add_error_handler(Exception, on_crash)

@@ -1,5 +1,6 @@
 """Rocket.Chat's import API: thin handlers over ferry.chat.operations.service.ImportService."""
 
+from handlers.base64_upload import streamed_content
 from handlers.context import current_user, services
 from handlers.responses import json_response
 
@@ -19,12 +20,14 @@ def upload_import_file(body: dict, file=None):
             password=body.get("password"),
         )
     else:
+        streamed = streamed_content()
         services().imports.upload(
             current_user()["_id"],
             body["fileName"],
             body["contentType"],
             body["importerKey"],
-            body["binaryContent"],
+            body["binaryContent"] if streamed is None else streamed,
+            base64_stream=streamed is not None,
             password=body.get("password"),
         )
     return OK

@@ -255,6 +255,49 @@ SERVE_FLAGS = (
         "text (for people) or json (one object per line) on stderr",
         _log_format,
     ),
+    # Limits on what clients send: request bodies, heads, slow and idle connections.
+    Flag(
+        "--max-json-body",
+        "FERRY_MAX_JSON_BODY",
+        "max_json_body",
+        "largest request body of any route but uploadImportFile (bytes, or with K/M/G/T)",
+        _size,
+    ),
+    Flag(
+        "--max-header-size",
+        "FERRY_MAX_HEADER_SIZE",
+        "max_header_size",
+        "largest request line plus headers; a larger head gets 431 (bytes, or with K/M/G/T)",
+        _size,
+    ),
+    Flag(
+        "--header-timeout",
+        "FERRY_HEADER_TIMEOUT",
+        "header_timeout",
+        "seconds a client has to send a whole request head",
+        _positive_float,
+    ),
+    Flag(
+        "--keep-alive-timeout",
+        "FERRY_KEEP_ALIVE_TIMEOUT",
+        "keep_alive_timeout",
+        "seconds an idle keep-alive connection stays open",
+        _positive_float,
+    ),
+    Flag(
+        "--body-timeout",
+        "FERRY_BODY_TIMEOUT",
+        "body_timeout",
+        "seconds a request body may go without a byte arriving",
+        _positive_float,
+    ),
+    Flag(
+        "--max-connections",
+        "FERRY_MAX_CONNECTIONS",
+        "max_connections",
+        "open connections at most; past it the longest-idle one is closed",
+        _positive_int,
+    ),
 )
 
 

@@ -37,12 +37,37 @@ def add_serve_command(subparsers) -> None:
     serve.set_defaults(run=_serve)
 
 
+# Files the server itself keeps open (state, logs, downloads) besides its connections.
+OWN_FILES = 256
+
+
+def _allow_open_files(connections: int) -> None:
+    """Raise the soft limit on open files to cover `connections` and the server's own
+    files, up to the hard limit, so a full house of connections cannot starve the server
+    of file descriptors."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + OWN_FILES
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    if raised < wanted:
+        print(
+            f"ferry: only {raised} open files allowed; lower --max-connections "
+            f"to {max(1, raised - OWN_FILES)} or raise the limit",
+            file=sys.stderr,
+        )
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ferry.ops import allocator, memdiag
     from ferry.services import Services
     from handlers.app import create_app
+    from handlers.http_protocol import bounded_protocol
 
     # Before any thread starts: with glibc's default of 8 arenas per core, the free
     # memory each arena keeps grew run after run (see ferry/ops/allocator.py).
@@ -83,6 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
     # Off unless FERRY_MEMORY_DIAGNOSTICS is set. Installed after start-up, which
     # allocation tracing (FERRY_MEMORY_TRACE) would slow down several times.
     memdiag.install_from_env(dict(os.environ))
+    _allow_open_files(config.max_connections)
     # Ferry writes its own request log (redacted, with operation and user), so uvicorn's
     # access log is off, and uvicorn's other messages go through Ferry's formatter.
     # uvicorn would take X-Forwarded-For from any local peer as the client's address;
@@ -96,6 +122,17 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         proxy_headers=False,
         workers=1,
+        # Limits on what clients send: see handlers/http_protocol.py.
+        http=bounded_protocol(
+            max_head_size=config.max_header_size,
+            head_timeout=config.header_timeout,
+            body_timeout=config.body_timeout,
+            max_connections=config.max_connections,
+        ),
+        timeout_keep_alive=config.keep_alive_timeout,
+        # Counts open connections and requests in flight; the protocol keeps the
+        # connections at most `max_connections`, so 503 means every one is busy.
+        limit_concurrency=config.max_connections + 1,
     )
     print("Ferry stopped.", flush=True)
     return 0

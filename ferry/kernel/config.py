@@ -46,6 +46,21 @@ class Config:
     trusted_proxies: tuple[str, ...] = ()
     # "text" or "json": how `ferry serve` writes its logs to stderr.
     log_format: str = "text"
+    # --- limits on what clients send (HTTP server and request bodies) ---
+    # Largest body of any route but uploadImportFile (which takes `max_upload_size`).
+    max_json_body: int = 1024**2
+    # Largest request head (request line and headers); a larger one gets 431.
+    max_header_size: int = 64 * 1024
+    # Seconds a client has to send a whole request head, counted from when the connection
+    # opens or the previous answer ends.
+    header_timeout: float = 10.0
+    # Seconds an idle keep-alive connection stays open.
+    keep_alive_timeout: float = 5.0
+    # Seconds a request body may go without a byte arriving.
+    body_timeout: float = 30.0
+    # Open connections at most; past it the longest-idle connection is closed, and a
+    # request that finds every connection busy gets 503.
+    max_connections: int = 1000
     # Test hook: extra FetchPolicy fields, such as a stub DNS resolver.
     fetch_policy_overrides: dict = field(default_factory=dict)
 

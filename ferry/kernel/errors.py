@@ -87,3 +87,13 @@ class DownloadRefused(FerryError):
         self.code = code
         self.filename = filename
         self.path = path
+
+
+class PayloadTooLarge(FerryError):
+    """A request body over the limit of its route, refused before it is read."""
+
+    error_type = "error-payload-too-large"
+
+    def __init__(self, limit: int):
+        super().__init__(f"The request body is larger than the limit of {limit} bytes.")
+        self.limit = limit

@@ -105,8 +105,84 @@ def _timestamp(record: logging.LogRecord) -> str:
     return f"{seconds}.{int(record.msecs):03d}Z"
 
 
+# --- bounded, single-line output ----------------------------------------------------
+
+# A log line holds at most this many characters; a longer one is cut and ends in "…".
+LINE_LIMIT = 8192
+ELLIPSIS = "…"
+# C0 and C1 control characters and the Unicode line breaks: a client's text with them
+# could start a forged log line or drive the terminal reading the log.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# What JSON leaves unescaped inside strings but a terminal may act on.
+_JSON_UNESCAPED_CONTROL = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    named = _NAMED_ESCAPES.get(char)
+    if named:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` with its control characters written as escapes (`\\n`, `\\x1b`)."""
+    pattern = _CONTROL_BUT_NEWLINE if keep_newlines else _CONTROL
+    return pattern.sub(_escape, text)
+
+
+def bounded(text: str, limit: int = LINE_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def _bounded_tail(text: str, limit: int) -> str:
+    return text if len(text) <= limit else ELLIPSIS + text[-(limit - len(ELLIPSIS)) :]
+
+
+# Kept whole when a JSON line is cut down to size.
+_FIXED_KEYS = ("time", "level", "logger", "event")
+
+
+def _json_dumps(body: dict) -> str:
+    line = orjson.dumps(body, default=str).decode()
+    return _JSON_UNESCAPED_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
+
+
+def _cut_value(key: str, value: Any, cap: int) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= cap:
+        return value
+    # A traceback's last lines say what went wrong; other values read from the start.
+    return _bounded_tail(text, cap) if key == "exception" else bounded(text, cap)
+
+
+def bounded_json_line(body: dict) -> str:
+    """`body` as one JSON line of at most LINE_LIMIT characters: the longest values are
+    cut (each ending in "…") until it fits."""
+    line = _json_dumps(body)
+    cap = LINE_LIMIT // 2
+    while len(line) > LINE_LIMIT and cap >= 16:
+        body = {
+            key: value if key in _FIXED_KEYS else _cut_value(key, value, cap)
+            for key, value in body.items()
+        }
+        line = _json_dumps(body)
+        cap //= 2
+    if len(line) > LINE_LIMIT:
+        kept = {key: body[key] for key in _FIXED_KEYS if key in body}
+        kept["message"] = bounded(str(body.get("message", "")), 256)
+        kept["truncated"] = True
+        line = _json_dumps(kept)
+    return line
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
+    """One JSON object per line, at most LINE_LIMIT characters long."""
 
     def format(self, record: logging.LogRecord) -> str:
         body: dict[str, Any] = {
@@ -120,26 +196,38 @@ class JsonFormatter(logging.Formatter):
             body.setdefault(key, value)
         if record.exc_info:
             body["exception"] = redact_text(self.formatException(record.exc_info))
-        return orjson.dumps(body, default=str).decode()
+        return bounded_json_line(body)
 
 
 class TextFormatter(logging.Formatter):
-    """`time level logger: message key=value ...`, for people reading a terminal."""
+    """`time level logger: message key=value ...`, for people reading a terminal.
+
+    The line is at most LINE_LIMIT characters with its control characters escaped; a
+    traceback follows on indented lines of its own, each escaped and bounded the same way.
+    """
 
     def __init__(self):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = redact_text(super().format(record))
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = redact_text(self.formatMessage(record))
         fields = getattr(record, _FIELDS, None)
         if fields:
             line += "".join(
                 f" {key}={_text_value(value)}" for key, value in fields.items() if value is not None
             )
+        line = bounded(escape_controls(line))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        for extra in (record.exc_text, record.stack_info and self.formatStack(record.stack_info)):
+            if extra:
+                text = escape_controls(redact_text(extra), keep_newlines=True)
+                # Indented, so that no text inside a traceback (an exception's message
+                # quoting a request) can pass for a log line of its own.
+                line += "".join(f"\n  {bounded(part)}" for part in text.split("\n"))
         return line
-
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
-        return super().formatMessage(record).replace("\n", "\\n")
 
 
 _NEEDS_QUOTES = re.compile(r'[\s"]')

@@ -3,18 +3,22 @@ and the answers Rocket.Chat gives when a fetch is refused."""
 
 from __future__ import annotations
 
+import binascii
 import logging
 import time
 from pathlib import Path
 from typing import IO
 
 from ferry.downloads.policy import DOMAIN_BLOCKED, FetchError
-from ferry.kernel.errors import MeteorError, PlainRocketChatError
+from ferry.kernel.errors import InvalidInput, MeteorError, PlainRocketChatError
 from ferry.kernel.logs import redact_text
 
 log = logging.getLogger("ferry.imports")
 
 COPY_CHUNK = 1024 * 1024
+# Base64 text is decoded this many characters at a time (a multiple of 4).
+BASE64_CHUNK = 1024 * 1024
+NOT_BASE64 = "binaryContent is not valid base64."
 
 
 def stored_file_name(user_id: str, file_name: str) -> str:
@@ -48,6 +52,39 @@ def copy_capped(source: IO[bytes], target: Path, max_size: int) -> None:
             if written > max_size:
                 raise file_too_large(max_size)
             out.write(chunk)
+
+
+def decode_base64_capped(source: IO[bytes], out: IO[bytes], max_size: int) -> None:
+    """Decode the base64 text of `source` into `out` a chunk at a time, refusing it once
+    the decoded bytes pass `max_size`. The text is held a chunk at a time, never whole.
+
+    Raises:
+        InvalidInput: the text is not base64 (a character outside the alphabet, padding
+            before the end, a length that is not a multiple of 4).
+        MeteorError: the decoded file is larger than `max_size`.
+    """
+    carry = b""
+    written = 0
+    padded = False
+    while chunk := source.read(BASE64_CHUNK):
+        text = carry + chunk
+        whole = len(text) - len(text) % 4
+        block, carry = text[:whole], text[whole:]
+        if not block:
+            continue
+        if padded:
+            raise InvalidInput(NOT_BASE64)
+        try:
+            data = binascii.a2b_base64(block, strict_mode=True)
+        except binascii.Error:
+            raise InvalidInput(NOT_BASE64) from None
+        padded = block.endswith(b"=")
+        written += len(data)
+        if written > max_size:
+            raise file_too_large(max_size)
+        out.write(data)
+    if carry:
+        raise InvalidInput(NOT_BASE64)
 
 
 def local_import_path(import_folder: Path | None, raw: str) -> Path:

@@ -14,10 +14,11 @@ which share its operation records and workers.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
+import io
+import os
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -29,9 +30,10 @@ from ferry.chat.convert.run import run_import
 from ferry.chat.convert.state import ImportCancelled, Selection
 from ferry.chat.operations.api_import import ApiImporter
 from ferry.chat.operations.files import (
+    NOT_BASE64,
     copy_capped,
+    decode_base64_capped,
     fetch_failure,
-    file_too_large,
     local_import_path,
     stored_file_name,
 )
@@ -70,6 +72,8 @@ PROGRESS_WRITE_INTERVAL = 1.0
 HEADERS_WAIT_SECONDS = 60
 # At most this many of a prepare's warnings are shown on its operation.
 SHOWN_WARNINGS = 50
+# Base64 uploads are decoded into a file so named before their operation exists.
+DECODING_PREFIX = ".decoding-"
 
 
 class ImportService:
@@ -146,14 +150,19 @@ class ImportService:
         importer_key: str,
         content: str | IO[bytes],
         *,
+        base64_stream: bool = False,
         password: str | None = None,
     ) -> dict:
-        """uploadImportFile: base64 text (Rocket.Chat's JSON body) or a binary stream.
+        """uploadImportFile: base64 text (Rocket.Chat's JSON body, as a string or, with
+        `base64_stream`, as a stream of its characters) or a binary stream.
 
-        `password` decrypts an encrypted export; it is kept in memory only, never stored.
+        Base64 is decoded and checked before a new operation replaces the current one,
+        so a refused upload leaves the current operation alone. `password` decrypts an
+        encrypted export; it is kept in memory only, never stored.
 
         Raises:
-            MeteorError: unknown importer, or the file is larger than the upload cap.
+            MeteorError: unknown importer, the file is larger than the upload cap, or
+                the disk is full.
             InvalidInput: binaryContent is not base64.
         """
         info = importer_info(importer_key, "uploadImportFile")
@@ -163,13 +172,9 @@ class ImportService:
                 f"The importer ({importer_key}) takes no file.",
                 "uploadImportFile",
             )
-        if isinstance(content, str):
-            if len(content) * 3 // 4 > self.max_upload_size:
-                raise file_too_large(self.max_upload_size)
-            try:
-                data = base64.b64decode(content, validate=True)
-            except (binascii.Error, ValueError):
-                raise InvalidInput("binaryContent is not valid base64.") from None
+        decoded = None
+        if isinstance(content, str) or base64_stream:
+            decoded = self._decode_upload(content)
         operation = self._new_operation(user_id, info)
         stored = stored_file_name(user_id, file_name)
         target_dir = self.store_dir / operation["_id"]
@@ -179,12 +184,14 @@ class ImportService:
             operation["_id"], status=ImportStep.UPLOADING, file=stored, contentType=content_type
         )
         try:
-            if isinstance(content, str):
-                target.write_bytes(data)
+            if decoded is not None:
+                os.replace(decoded, target)
             else:
                 copy_capped(content, target, self.max_upload_size)
         except BaseException as failure:
             target.unlink(missing_ok=True)
+            if decoded is not None:
+                decoded.unlink(missing_ok=True)
             full = disk_full(failure)
             reason = DISK_FULL_REASON if full else "The upload did not complete."
             self.operations.update(operation["_id"], status=ImportStep.FAILED, error=reason)
@@ -193,6 +200,25 @@ class ImportService:
             raise
         self._file_loaded(operation["_id"], target, password)
         return self.operations.get(operation["_id"])
+
+    def _decode_upload(self, content: str | IO[bytes]) -> Path:
+        """Base64 text decoded into a hidden file of the import store, checked whole."""
+        if isinstance(content, str):
+            try:
+                content = io.BytesIO(content.encode("ascii"))
+            except UnicodeEncodeError:
+                raise InvalidInput(NOT_BASE64) from None
+        descriptor, name = tempfile.mkstemp(dir=self.store_dir, prefix=DECODING_PREFIX)
+        decoded = Path(name)
+        try:
+            with os.fdopen(descriptor, "wb") as out:
+                decode_base64_capped(content, out, self.max_upload_size)
+        except BaseException as failure:
+            decoded.unlink(missing_ok=True)
+            if disk_full(failure):
+                raise MeteorError("error-disk-full", DISK_FULL_REASON, "uploadImportFile") from None
+            raise
+        return decoded
 
     def download_public(
         self, user_id: str, file_url: str, importer_key: str, *, password: str | None = None
@@ -465,6 +491,8 @@ class ImportService:
             if operation["status"] in (ImportStep.UPLOADING, ImportStep.DOWNLOADING_FILE):
                 # The file never finished arriving; nothing can use it.
                 shutil.rmtree(self.store_dir / operation["_id"], ignore_errors=True)
+        for half_decoded in self.store_dir.glob(f"{DECODING_PREFIX}*"):
+            half_decoded.unlink(missing_ok=True)
         self.workers.start()
 
     def shutdown(self) -> None:

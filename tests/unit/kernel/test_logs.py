@@ -3,12 +3,14 @@
 import io
 import json
 import logging
+import sys
 
 import pytest
 
 from ferry.cli.flags import config_from
 from ferry.cli.main import build_parser
 from ferry.kernel.logs import (
+    LINE_LIMIT,
     JsonFormatter,
     TextFormatter,
     configure_logging,
@@ -120,3 +122,45 @@ def test_text_fields_are_quoted_only_when_a_reader_could_misparse_them():
     assert line.endswith(
         ' plain=a/b.bin spaced="my file.bin" tabbed="a\\tb" quoted="say \\"hi\\"" empty="" count=3'
     )
+
+
+def _record(message, *args, fields=None, exc_info=None):
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, message, args, exc_info)
+    record.ferry_fields = fields or {}
+    return record
+
+
+FORGERY = "a\r\n2026-01-01 00:00:00 INFO ferry.access: forged\x1b[2J\x85\u2028"
+
+
+@pytest.mark.parametrize("formatter", [TextFormatter(), JsonFormatter()], ids=["text", "json"])
+def test_control_characters_never_reach_the_log_raw(formatter):
+    line = formatter.format(_record("GET %s", FORGERY, fields={"path": FORGERY}))
+    assert "\n" not in line and "\r" not in line
+    assert not any(char in line for char in "\x1b\x85\u2028")
+
+
+@pytest.mark.parametrize("formatter", [TextFormatter(), JsonFormatter()], ids=["text", "json"])
+def test_every_line_is_bounded_and_says_it_was_cut(formatter):
+    huge = _record("x" * 100_000, fields={"path": "p" * 100_000, "status": 200})
+    line = formatter.format(huge)
+    assert len(line) <= LINE_LIMIT and "…" in line
+    many = _record("m", fields={f"f{i}": "v" * 1000 for i in range(100)})
+    assert len(formatter.format(many)) <= LINE_LIMIT
+
+
+def test_json_lines_cut_down_stay_json_with_their_fixed_keys():
+    line = JsonFormatter().format(_record("y" * 20_000, fields={"status": 413, "path": "q" * 9000}))
+    body = json.loads(line)
+    assert body["level"] == "info" and body["status"] == 413
+    assert body["message"].endswith("…") and len(body["message"]) < 20_000
+
+
+def test_a_traceback_is_indented_so_its_text_cannot_pass_for_a_log_line():
+    try:
+        raise ValueError(FORGERY)
+    except ValueError:
+        record = _record("failed", exc_info=sys.exc_info())
+    lines = TextFormatter().format(record).split("\n")
+    assert lines[0].endswith("failed") and len(lines) > 3
+    assert all(line.startswith("  ") for line in lines[1:])
