@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_downloads import Ferry, make_file, static_server  # noqa: E402
 
-from ferry.ops import memdiag  # noqa: E402
 from ferry.chat.generate import write_csv_export  # noqa: E402
+from ferry.ops import memdiag  # noqa: E402
 
 DOWNLOAD_DIR = "load"
 # Every tenth download is big enough to be fetched in Range segments.
