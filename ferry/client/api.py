@@ -254,7 +254,26 @@ class FerryClient:
             params["filename"] = filename
         if timeout:
             params["timeout"] = timeout
-        return self.request("GET", "/" + quote(directory.strip("/"), safe="/"), params=params)
+        answer = self.request("GET", _file_url(directory), params=params)
+        if not isinstance(answer, dict) or "download_id" not in answer:
+            # The path became a file since it was checked: the server sent the file back.
+            raise ClientError(f"{directory} is a file on the server, not a directory")
+        return answer
+
+    def is_file(self, path: str) -> bool:
+        """Whether `path` names a file in the server's tree: the server sends a file with an
+        `ETag`, a listing without. Only the headers are read, and a path that cannot be looked
+        at (missing, forbidden) is left for the request that needs it to report."""
+        url = f"{self.server}{_file_url(path)}"
+        try:
+            with self.session.get(
+                url, params={"count": 1}, stream=True, timeout=REQUEST_TIMEOUT
+            ) as response:
+                return response.ok and "ETag" in response.headers
+        except requests.exceptions.ConnectionError as exc:
+            raise ConnectionFailed(self.server, _reason(exc)) from None
+        except requests.exceptions.RequestException as exc:
+            raise ConnectionFailed(self.server, str(exc)) from None
 
     def start_downloads(
         self,
@@ -359,6 +378,10 @@ class FerryClient:
 
     def import_status(self) -> dict:
         return self.request("GET", "/api/v1/import.status")
+
+
+def _file_url(path: str) -> str:
+    return "/" + quote(path.strip("/"), safe="/")
 
 
 def client_for(server: str | None, token: str | None) -> FerryClient:

@@ -141,8 +141,10 @@ def add_client_commands(subparsers) -> None:
     history.set_defaults(run=_guarded(cmd_history))
 
     cancel = subparsers.add_parser("cancel", parents=[common], help="cancel an active download")
-    cancel.add_argument("id", help="the download id")
-    cancel.set_defaults(run=_guarded(cmd_cancel))
+    cancel.add_argument(
+        "id", help="the download id, or any unique start of it (as in `ferry downloads`)"
+    )
+    cancel.set_defaults(run=_guarded(cmd_cancel), usage_error=cancel.error)
 
     imports = subparsers.add_parser(
         "import",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -49,10 +51,26 @@ def _read_input_file(name: str) -> list[str]:
         return urls_from_lines(lines)
 
 
-def _requested_urls(args: argparse.Namespace) -> list[str]:
-    """The URLs given on the command line, then those of each --input-file, in order."""
+def _check_options(args: argparse.Namespace) -> None:
+    """Usage errors found from the command line alone, before anything is read or sent."""
     if args.parallel < 1:
         args.usage_error("--parallel needs at least 1")
+    if args.timeout is not None and args.timeout < 1:
+        args.usage_error("--timeout needs at least 1 second")
+    for name in args.input_files or ():
+        if name != "-" and os.path.isdir(name):
+            args.usage_error(f"the input file {name} is a directory")
+
+
+def _check_destination(client: FerryClient, args: argparse.Namespace) -> None:
+    """`--to` must name a directory, or a path the server may create; on a file the server
+    would hand that file back instead of starting a download."""
+    if client.is_file(args.to):
+        args.usage_error(f"--to names a file on the server, not a directory: {args.to}")
+
+
+def _requested_urls(args: argparse.Namespace) -> list[str]:
+    """The URLs given on the command line, then those of each --input-file, in order."""
     urls = list(args.urls)
     for name in args.input_files or ():
         try:
@@ -67,8 +85,10 @@ def _requested_urls(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    urls = _requested_urls(args)
+    _check_options(args)
     client = client_for(args.server, args.token)
+    _check_destination(client, args)
+    urls = _requested_urls(args)
     if len(urls) > 1:
         return _download_many(client, urls, args)
     started = client.start_download(args.to, urls[0], args.filename, args.timeout)
@@ -311,7 +331,52 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+FULL_DOWNLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# An ambiguous prefix lists at most this many of the downloads it matches.
+CANDIDATES_SHOWN = 10
+
+
+class UnknownDownload(Exception):
+    pass
+
+
+class AmbiguousDownload(Exception):
+    def __init__(self, prefix: str, candidates: list[str]):
+        self.candidates = candidates
+        shown = "\n  ".join(candidates[:CANDIDATES_SHOWN])
+        more = len(candidates) - CANDIDATES_SHOWN
+        super().__init__(
+            f"the download id {prefix} is ambiguous; it starts {len(candidates)} downloads:"
+            f"\n  {shown}" + (f"\n  ... and {more} more" if more > 0 else "")
+        )
+
+
+def resolve_download_id(client: FerryClient, given: str) -> str:
+    """The caller's download whose id is `given` or starts with it, as git resolves a short
+    commit id: among the active downloads and the history. A full id needs no lookup."""
+    given = given.strip().lower()
+    if FULL_DOWNLOAD_ID.fullmatch(given):
+        return given
+    known = [entry["id"] for entry in client.active_downloads()]
+    known += [entry["id"] for entry in client.history() if entry["id"] not in known]
+    candidates = [download_id for download_id in known if download_id.startswith(given)]
+    if not given or not candidates:
+        raise UnknownDownload(f"no download of yours has an id starting with {given!r}")
+    if len(candidates) > 1:
+        raise AmbiguousDownload(given, candidates)
+    return candidates[0]
+
+
+def _download_id_argument(client: FerryClient, args: argparse.Namespace) -> str:
+    try:
+        return resolve_download_id(client, args.id)
+    except (UnknownDownload, AmbiguousDownload) as exc:
+        args.usage_error(str(exc))
+        raise  # usage_error exits; this keeps the type checker sure of it
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
-    entry = client_for(args.server, args.token).cancel(args.id)
+    client = client_for(args.server, args.token)
+    entry = client.cancel(_download_id_argument(client, args))
     out.print(f"Cancelled {entry['id']} ({entry.get('file_path') or entry.get('url')})")
     return 0

@@ -423,3 +423,31 @@ def test_many_downloads_in_a_terminal_get_a_row_each_and_ctrl_c_leaves_them_goin
                     headers=api(ferry, logged_in),
                     timeout=5,
                 )
+
+
+def test_cancel_accepts_a_unique_start_of_the_id(ferry, logged_in, remote):
+    url = remote.trickle("/cli-prefix.bin", pieces=2000, piece=b"p" * 1024, pause=0.05)
+    started = run(logged_in["env"], "download", url, "--to", "cli/prefix")
+    assert started.returncode == 0, started.stderr
+    download_id = re.search(r"Download (\S+) started", started.stdout).group(1)
+
+    unknown = run(logged_in["env"], "cancel", "zz")
+    assert unknown.returncode == 2 and "no download of yours" in unknown.stderr
+    cancelled = run(logged_in["env"], "cancel", download_id[:8])
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"Cancelled {download_id}" in cancelled.stdout
+    history = json.loads(run(logged_in["env"], "history", "--json").stdout)
+    assert next(e for e in history if e["id"] == download_id)["status"] == "cancelled"
+
+
+def test_download_to_a_file_on_the_server_is_a_usage_error(ferry, logged_in, remote):
+    existing = ferry["data"] / "files" / "cli" / "taken.txt"
+    existing.parent.mkdir(parents=True, exist_ok=True)
+    existing.write_text("already here\n")
+    url = remote.generated("/never-fetched.bin", 10)
+
+    refused = run(logged_in["env"], "download", url, "--to", "cli/taken.txt")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "--to names a file on the server" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not any(r.path == "/never-fetched.bin" for r in remote.requests)
