@@ -74,16 +74,16 @@ def run_import(
     """
     run = Run(
         operation_id,
-        staging,
-        users,
-        workspace,
-        selection,
-        importing_user_id,
-        progress,
-        should_continue,
-        progress_interval,
-        clock,
-        batch_size,
+        staging=staging,
+        users=users,
+        workspace=workspace,
+        selection=selection,
+        importing_user_id=importing_user_id,
+        progress=progress,
+        should_continue=should_continue,
+        progress_interval=progress_interval,
+        clock=clock,
+        batch_size=batch_size,
     )
     try:
         import_users(run)

@@ -106,6 +106,7 @@ class Run:
     def __init__(
         self,
         operation_id,
+        *,
         staging,
         users,
         workspace,
