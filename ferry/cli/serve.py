@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -61,6 +62,24 @@ def _allow_open_files(connections: int) -> None:
         )
 
 
+def _stopping_server_class():
+    import uvicorn
+
+    class StoppingServer(uvicorn.Server):
+        """uvicorn's server, telling the app a stop has begun before it waits for open
+        connections to close: the event streams, which never end by themselves, end then."""
+
+        def __init__(self, config, *, on_stop):
+            super().__init__(config)
+            self._on_stop = on_stop
+
+        async def shutdown(self, sockets=None):
+            self._on_stop()
+            await super().shutdown(sockets=sockets)
+
+    return StoppingServer
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -113,7 +132,7 @@ def _serve(args: argparse.Namespace) -> int:
     # access log is off, and uvicorn's other messages go through Ferry's formatter.
     # uvicorn would take X-Forwarded-For from any local peer as the client's address;
     # Ferry reads it itself, and only from --trusted-proxies (handlers/client_address.py).
-    uvicorn.run(
+    server_config = uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
@@ -134,5 +153,12 @@ def _serve(args: argparse.Namespace) -> int:
         # connections at most `max_connections`, so 503 means every one is busy.
         limit_concurrency=config.max_connections + 1,
     )
+    server_config.load_app()
+    server = _stopping_server_class()(server_config, on_stop=services.events.close)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        # As uvicorn.run: the server never started (the port was taken, for one).
+        return 3
     print("Ferry stopped.", flush=True)
     return 0

@@ -48,8 +48,9 @@ from ferry.downloads.records import (
     public_view,
 )
 from ferry.downloads.recovery import partial_file, remove_leftovers
+from ferry.events import download_event_type
 from ferry.kernel.ids import download_id
-from ferry.kernel.statuses import DownloadKind, DownloadStatus
+from ferry.kernel.statuses import DownloadKind, DownloadStatus, EventType
 from storage.downloads import LOCAL_KEY, DownloadRepository
 
 log = logging.getLogger(__name__)
@@ -80,13 +81,16 @@ class DownloadManager:
         listener: DownloadListener | None = None,
         on_idle: Callable[[], None] | None = None,
         tuning: TransferTuning = TransferTuning(),
+        on_event: Callable[[EventType, dict], None] | None = None,
     ):
         """Builds the manager; `startup` starts its workers.
 
         At most `max_queued` downloads wait (as `starting`) beyond the `max_concurrent`
         that run; None lets the queue grow without bound. `on_idle` is called each time
         the last running download has ended. `tuning` shapes every transfer and says when
-        a resumable download's record is flushed.
+        a resumable download's record is flushed. `on_event` hears each recorded status
+        change as its live event, and the progress of each transfer (at most twice a
+        second), with the download as `get` shows it; it must be quick.
         """
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
@@ -108,6 +112,7 @@ class DownloadManager:
         self._on_idle = on_idle
         self._pool: ThreadPoolExecutor | None = None
         self._tuning = tuning
+        self._on_event = on_event
 
     @property
     def policy(self) -> FetchPolicy:
@@ -196,7 +201,7 @@ class DownloadManager:
             else:
                 started = False
         if started:
-            self._tell("download_started", public_view(record))
+            self._tell("download_started", job.live())
             return handle
         # Shutdown began while the record was written: close it, as shutdown would have.
         self._finish(job, error=FetchError(SERVER_STOPPED, STOPPED_MESSAGE))
@@ -218,12 +223,27 @@ class DownloadManager:
         self._admitting += 1
 
     def _tell(self, what: str, record: dict) -> None:
-        if self._listener is None:
+        """The one place a recorded status change is told: to the listener, and as the
+        live event its status maps to."""
+        if self._listener is not None:
+            try:
+                getattr(self._listener, what)(record)
+            except Exception:
+                log.exception("download listener failed on %s", what)
+        event = download_event_type(record, resumed=what == "download_resumed")
+        if event is not None:
+            self._publish(event, record)
+
+    def _publish(self, event: EventType, record: dict) -> None:
+        if self._on_event is None:
             return
         try:
-            getattr(self._listener, what)(record)
+            self._on_event(event, record)
         except Exception:
-            log.exception("download listener failed on %s", what)
+            log.exception("download event %s failed", event)
+
+    def _progressed(self, job: Job) -> None:
+        self._publish(EventType.DOWNLOAD_PROGRESS, job.live())
 
     # --- the worker ----------------------------------------------------------------
 
@@ -271,11 +291,13 @@ class DownloadManager:
         with self._lock:
             job.record = record
             job.current = job.sample_bytes = info.present
-            job.sample_time = job.answered_time = time.monotonic()
+            job.sample_time = job.answered_time = job.progress_told = time.monotonic()
             if info.resumable is not None:
                 job.checkpoint = self._checkpoint
+            if self._on_event is not None:
+                job.on_progress = self._progressed
         job.handle.set_answered()
-        self._tell("download_answered", public_view(record))
+        self._tell("download_answered", job.live())
 
     def _checkpoint(self) -> None:
         """Make the saves not yet durable so, without holding up the caller (a transfer,
@@ -462,7 +484,7 @@ class DownloadManager:
                 return False
             self._jobs[record["id"]] = job
             job.future = self._pool.submit(self._run, job)
-        self._tell("download_resumed", public_view(record))
+        self._tell("download_resumed", job.live())
         return True
 
     def shutdown(self, timeout: float | None = None) -> None:

@@ -95,6 +95,18 @@ class Transfers:
             if sees_all or owned_by(record, user["_id"])
         ]
 
+    def viewer(self, user: dict):
+        """A function giving a record as `user` may see it, or None if they may not,
+        with the user's permissions as they are now (for a long-lived stream)."""
+        sees_all = VIEW_ALL_DOWNLOADS in self.accounts.permissions_of(user)
+
+        def view(record: dict) -> dict | None:
+            if owned_by(record, user["_id"]):
+                return record
+            return without_secrets(record) if sees_all else None
+
+        return view
+
     def active(self, user: dict, raw_directory: str | None = None) -> list[dict]:
         if raw_directory is None:
             return self._visible(user, self.manager.active())
