@@ -12,6 +12,7 @@ from ferry.kernel.statuses import (
     DownloadKind,
     DownloadStatus,
     EntryType,
+    EventType,
     HealthStatus,
     ImportState,
     ImportStep,
@@ -42,6 +43,7 @@ def _import_status_state() -> list:
         (UserType, SCHEMAS["User"]["properties"]["type"]["enum"]),
         (EntryType, SCHEMAS["DirectoryEntry"]["properties"]["type"]["enum"]),
         (HealthStatus, SCHEMAS["Health"]["properties"]["status"]["enum"]),
+        (EventType, SCHEMAS["LiveEvent"]["properties"]["event"]["enum"]),
     ],
 )
 def test_enum_equals_the_spec(enum, spec_values):
