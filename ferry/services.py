@@ -27,6 +27,7 @@ from ferry.kernel.config import Config
 from ferry.kernel.statuses import DownloadStatus, HealthStatus
 from ferry.ops import allocator
 from ferry.ops.telemetry import Telemetry
+from ferry.webhooks import Webhooks
 from storage.downloads import DownloadRepository
 from storage.operations import OperationRepository
 from storage.staging import StagingArea
@@ -42,6 +43,9 @@ AVATARS_FOLDER = "avatars"
 # Health reports degraded below this much free space where state or files are written:
 # a state file is rewritten beside itself, and a download needs room as it arrives.
 LOW_DISK_BYTES = 16 * 1024**2
+
+# How long shutdown waits for a webhook being sent; what is still queued is dropped.
+WEBHOOK_STOP_SECONDS = 2
 
 # Who hears import operations' live events.
 IMPORT_PERMISSION = "run-import"
@@ -63,14 +67,23 @@ class Services:
     attachments: Attachments
     telemetry: Telemetry
     events: EventBus
+    webhooks: Webhooks
     started: bool = False
 
     @classmethod
     def open(cls, config: Config) -> Services:
-        """Raises storage.store.DataDirLocked when another process owns the data directory."""
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        """Raises storage.store.DataDirLocked when another process owns the data directory,
+        and FetchError for a webhook URL the download policy refuses."""
         telemetry = Telemetry()
         events = EventBus()
+        webhooks = Webhooks(
+            config.webhook_urls,
+            config.webhook_secret,
+            fetch_policy(config),
+            on_outcome=telemetry.webhook_outcome,
+        )
+        events.add_listener(webhooks.event)
+        config.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(config.state_dir)
         accounts = Accounts(
             UserRepository(store),
@@ -131,6 +144,7 @@ class Services:
             attachments=attachments,
             telemetry=telemetry,
             events=events,
+            webhooks=webhooks,
         )
 
     def start(self) -> None:
@@ -139,6 +153,7 @@ class Services:
             return
         self.started = True
         self.accounts.startup()
+        self.webhooks.start()
         # Transfers a crash cut off go on from their part files where the server allows it
         # (and downloads are on); the rest are recorded as failed, their part files removed.
         self.downloads.startup(resume=self.config.allow_download)
@@ -181,6 +196,7 @@ class Services:
         self.events.close()
         self.imports.shutdown()
         self.downloads.shutdown(SHUTDOWN_GRACE_SECONDS)
+        self.webhooks.stop(WEBHOOK_STOP_SECONDS)
         self.store.close()
 
 

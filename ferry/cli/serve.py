@@ -10,6 +10,7 @@ import sys
 
 from ferry import __version__
 from ferry.cli.flags import SERVE_FLAGS, config_from
+from ferry.downloads.policy import FetchError
 from ferry.kernel.config import Config
 from ferry.kernel.errors import FerryError
 from ferry.kernel.logs import configure_logging
@@ -32,6 +33,10 @@ def add_serve_command(subparsers) -> None:
         if flag.switch:
             serve.add_argument(
                 flag.name, dest=flag.field, action="store_const", const=True, help=text
+            )
+        elif flag.repeat:
+            serve.add_argument(
+                flag.name, dest=flag.field, type=flag.parse, action="append", help=text
             )
         else:
             serve.add_argument(flag.name, dest=flag.field, type=flag.parse, help=text)
@@ -98,6 +103,9 @@ def _serve(args: argparse.Namespace) -> int:
     except DataDirLocked as exc:
         print(f"ferry: {exc}", file=sys.stderr)
         return 1
+    except FetchError as exc:
+        print(f"ferry: --webhook-url: {exc.message}", file=sys.stderr)
+        return 2
     try:
         created = services.accounts.ensure_admin(config.admin_username, config.admin_password)
     except FerryError as exc:

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.live.test_serve import launch
+from tests.live.test_serve import free_port, launch, start
 from tests.support.remote import RemoteServer
 
 pytestmark = pytest.mark.live
@@ -66,3 +66,10 @@ def test_an_open_stream_tells_a_download_and_sigterm_ends_it(serving):
         assert process.wait(timeout=10) == 0
         assert [line for line in lines if line] == []  # the stream ended, not hung
         stream.close()
+
+
+def test_a_webhook_to_a_private_address_is_a_usage_error_at_start(tmp_path):
+    process = start(tmp_path / "data", free_port(), "--webhook-url", "http://127.0.0.1:9/hook")
+    output, _ = process.communicate(timeout=20)
+    assert process.returncode == 2
+    assert "--webhook-url" in output and "127.0.0.1" in output
