@@ -18,6 +18,8 @@ from ferry.chat.attachments import LEGACY_FOLDER, Attachments
 from ferry.chat.operations.records import event_view
 from ferry.chat.operations.service import ImportService
 from ferry.chat.reads import WorkspaceQueries
+from ferry.downloads.bandwidth import TokenBucket
+from ferry.downloads.fetch_types import TransferTuning
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import FetchPolicy
 from ferry.downloads.transfers import Transfers
@@ -102,6 +104,8 @@ class Services:
             # back to the system, so that the resting size is what is really in use.
             on_idle=allocator.release_free_memory,
             on_event=lambda kind, record: events.publish(kind, DOWNLOAD, record),
+            max_per_host=config.max_connections_per_host,
+            tuning=TransferTuning(bandwidth=bandwidth(config.max_download_rate)),
         )
         telemetry.watch_downloads(downloads.stats)
         transfers = Transfers(downloads, files, accounts, allowed=config.allow_download)
@@ -198,6 +202,11 @@ class Services:
         self.downloads.shutdown(SHUTDOWN_GRACE_SECONDS)
         self.webhooks.stop(WEBHOOK_STOP_SECONDS)
         self.store.close()
+
+
+def bandwidth(rate: int) -> TokenBucket | None:
+    """The bucket every download draws from; None for no limit (0)."""
+    return TokenBucket(rate) if rate else None
 
 
 def _both(first, second):

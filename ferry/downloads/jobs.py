@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ferry.downloads.fetch_types import PartialFile, TransferTuning
 from ferry.downloads.policy import CheckedUrl, FetchError, FetchPolicy
@@ -100,6 +101,15 @@ class Job:
     on_progress: Callable[[Job], None] | None = None
     progress_told: float = 0.0
     clock: Callable[[], float] = time.monotonic
+    # Whether it holds one of its host's transfer slots (else it waits for one).
+    holds_slot: bool = False
+
+    @property
+    def host(self) -> str:
+        """The host its transfer starts from, which per-host limits count."""
+        if self.target is not None:
+            return self.target.host
+        return (urlsplit(self.record["url"]).hostname or "").lower()
 
     def progress(self, size: int) -> None:
         # Called per chunk from the worker: plain arithmetic, no locks, no storage.

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ferry.downloads import names
+from ferry.downloads.bandwidth import HostSlots
 from ferry.downloads.fetch import fetch_to_directory
 from ferry.downloads.fetch_types import FetchResult, PartialFile, ResponseInfo, TransferTuning
 from ferry.downloads.jobs import DownloadHandle, Job
@@ -82,6 +83,7 @@ class DownloadManager:
         on_idle: Callable[[], None] | None = None,
         tuning: TransferTuning = TransferTuning(),
         on_event: Callable[[EventType, dict], None] | None = None,
+        max_per_host: int | None = None,
     ):
         """Builds the manager; `startup` starts its workers.
 
@@ -90,7 +92,9 @@ class DownloadManager:
         the last running download has ended. `tuning` shapes every transfer and says when
         a resumable download's record is flushed. `on_event` hears each recorded status
         change as its live event, and the progress of each transfer (at most twice a
-        second), with the download as `get` shows it; it must be quick.
+        second), with the download as `get` shows it; it must be quick. At most
+        `max_per_host` transfers from one host run at once (None: no such limit); the
+        others wait as `starting` without taking a worker.
         """
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
@@ -113,6 +117,7 @@ class DownloadManager:
         self._pool: ThreadPoolExecutor | None = None
         self._tuning = tuning
         self._on_event = on_event
+        self._hosts = HostSlots(max_per_host) if max_per_host is not None else None
 
     @property
     def policy(self) -> FetchPolicy:
@@ -196,7 +201,7 @@ class DownloadManager:
             self._admitting -= 1
             if not self._stopping:
                 self._jobs[record_id] = job
-                job.future = self._pool.submit(self._run, job)
+                self._submit(job)
                 started = True
             else:
                 started = False
@@ -206,6 +211,27 @@ class DownloadManager:
         # Shutdown began while the record was written: close it, as shutdown would have.
         self._finish(job, error=FetchError(SERVER_STOPPED, STOPPED_MESSAGE))
         raise stopped
+
+    def _submit(self, job: Job) -> None:
+        """Hand `job` to the workers, or let it wait for a slot of its host. Call with
+        the lock held."""
+        if self._hosts is not None:
+            if not self._hosts.admit(job.host, job):
+                return
+            job.holds_slot = True
+        job.future = self._pool.submit(self._run, job)
+
+    def _hand_on_slot(self, job: Job) -> None:
+        """`job` ended: the next download waiting for its host takes its slot. Call with
+        the lock held."""
+        if self._hosts is None or not job.holds_slot:
+            return
+        job.holds_slot = False
+        # Once shutdown has begun the waiting stay waiting; shutdown stops them there.
+        waiting = self._hosts.release(job.host, hand_on=not self._stopping)
+        if waiting is not None:
+            waiting.holds_slot = True
+            waiting.future = self._pool.submit(self._run, waiting)
 
     def _admit(self) -> None:
         """Take a place in the queue for a start. Call with the lock held.
@@ -356,6 +382,7 @@ class DownloadManager:
             with self._lock:
                 job.record = record
                 self._jobs.pop(record["id"], None)
+                self._hand_on_slot(job)
                 self._bytes_finished += result.size if result is not None else max(job.current, 0)
                 idle = not self._jobs
             job.handle.set_finished(error)
@@ -412,7 +439,10 @@ class DownloadManager:
     def _stop(self, job: Job, code: str) -> None:
         job.stop_code = job.stop_code or code
         job.cancel.set()
-        if job.future is not None and job.future.cancel():
+        if self._hosts is not None and self._hosts.withdraw(job.host, job):
+            # It waited for a slot of its host, so no thread will finish it.
+            self._finish(job, error=FetchError(DOWNLOAD_CANCELLED, "the download was cancelled"))
+        elif job.future is not None and job.future.cancel():
             # It never started, so no thread will finish it.
             self._finish(job, error=FetchError(DOWNLOAD_CANCELLED, "the download was cancelled"))
 
@@ -483,7 +513,7 @@ class DownloadManager:
             if self._stopping:
                 return False
             self._jobs[record["id"]] = job
-            job.future = self._pool.submit(self._run, job)
+            self._submit(job)
         self._tell("download_resumed", job.live())
         return True
 
