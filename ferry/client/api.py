@@ -275,6 +275,28 @@ class FerryClient:
             raise ApiError(response.status_code, body)
         return body
 
+    def open_stream(self, path: str, headers: dict, read_timeout: float) -> requests.Response:
+        """A streamed GET (the event stream): the response, its body not yet read."""
+        try:
+            response = self.session.get(
+                f"{self.server}{path}",
+                headers=headers,
+                stream=True,
+                timeout=(REQUEST_TIMEOUT, read_timeout),
+            )
+        except requests.exceptions.ConnectionError as exc:
+            raise ConnectionFailed(self.server, _reason(exc)) from None
+        except requests.exceptions.RequestException as exc:
+            raise ConnectionFailed(self.server, str(exc)) from None
+        if not response.ok:
+            try:
+                body = response.json()
+            except ValueError:
+                body = response.text
+            response.close()
+            raise ApiError(response.status_code, body)
+        return response
+
     # Auth
     def login(self, user: str, password: str) -> dict:
         return self.request("POST", "/api/v1/login", json={"user": user, "password": password})[

@@ -19,6 +19,7 @@ from rich.progress import (
 )
 
 from ferry.client.api import ApiError, ClientError, FerryClient, client_for
+from ferry.client.live import EventStream, operation_updates
 from ferry.client.render import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -247,18 +248,23 @@ def _choose(args: argparse.Namespace, data: dict) -> dict | None:
 
 
 def _follow_import(client: FerryClient) -> int:
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(bar_width=30),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[counts]} [red]{task.fields[errors]}"),
-        console=out,
-        disable=not out.is_terminal,
-    ) as progress:
+    with (
+        EventStream(client) as stream,
+        Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=30),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[counts]} [red]{task.fields[errors]}"),
+            console=out,
+            disable=not out.is_terminal,
+        ) as progress,
+    ):
         task = progress.add_task("import starting", total=None, errors="", counts="")
+        operation_id = (client.import_status().get("operation") or {}).get("_id")
+        current = client.import_progress()
+        updates = (op for op in operation_updates(stream) if op["id"] == operation_id)
         while True:
-            current = client.import_progress()
             count = current.get("count") or {}
             progress.update(
                 task,
@@ -270,7 +276,7 @@ def _follow_import(client: FerryClient) -> int:
             )
             if current.get("step") in FINAL_IMPORT_STEPS:
                 break
-            time.sleep(POLL_SECONDS / 2)
+            current = next(updates)
     operation = client.import_status().get("operation") or {}
     if current["step"] != ImportStep.DONE:
         reason = operation.get("error") or _step_label(current["step"])
