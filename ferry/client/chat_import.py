@@ -4,7 +4,6 @@ server fetch it, show what it holds, choose what to import, and follow the impor
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from rich.progress import (
     TextColumn,
 )
 
-from ferry.client.api import ApiError, ClientError, FerryClient, client_for
+from ferry.client.api import ClientError, FerryClient, client_for
 from ferry.client.live import EventStream, operation_updates
 from ferry.client.render import (
     EXIT_FAILED,
@@ -88,43 +87,42 @@ def _upload(client: FerryClient, path: Path, importer: str, password: str | None
 
 
 def _wait_until_prepared(client: FerryClient) -> dict:
-    """Polls import.status until the file is parsed; shows the step and any download."""
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TextColumn("{task.fields[detail]}", style="progress.download"),
-        console=out,
-        transient=True,
-        disable=not out.is_terminal,
-    ) as progress:
+    """Follows the operation until the file is parsed; shows the step and any download."""
+    with (
+        EventStream(client) as stream,
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.fields[detail]}", style="progress.download"),
+            console=out,
+            transient=True,
+            disable=not out.is_terminal,
+        ) as progress,
+    ):
         task = progress.add_task("waiting for the server", detail="")
-        operation_id = None
+        status = client.import_status()
+        operation = status.get("operation") or {}
+        operation_id = operation.get("_id")
+        state, step, error = status["state"], operation.get("status"), operation.get("error")
+        detail = ""
+        events = iter(stream)
         while True:
-            status = client.import_status()
-            operation = status.get("operation") or {}
-            if operation_id is None:
-                operation_id = operation.get("_id")
-            elif operation.get("_id") != operation_id:
-                raise ClientError("another import replaced this one on the server")
-            state = status["state"]
             if state in (ImportState.ERROR, ImportState.CANCELED, ImportState.NONE):
-                reason = operation.get("error") or f"the operation ended as {state}"
+                reason = error or f"the operation ended as {state}"
                 raise ClientError(f"preparing the import failed: {reason}")
             if state not in (ImportState.NEW, ImportState.LOADING):
                 break
-            step = operation.get("status")
-            detail = ""
-            if step == ImportStep.DOWNLOADING_FILE:
-                fetching = []
-                with contextlib.suppress(ApiError):  # the list needs view-files
-                    fetching = [
-                        d for d in client.active_downloads() if d.get("kind") == DownloadKind.IMPORT
-                    ]
-                if fetching:
-                    done, total = fetching[0].get("current_size"), fetching[0].get("expected_size")
-                    detail = bytes_text(done) + (f" / {bytes_text(total)}" if total else "")
             progress.update(task, description=_step_label(step), detail=detail)
-            time.sleep(POLL_SECONDS / 2)
+            _, data = next(events)
+            if "operation" in data:
+                changed = data["operation"]
+                if changed["id"] != operation_id:
+                    raise ClientError("another import replaced this one on the server")
+                state, step, error = changed["state"], changed["step"], changed.get("error")
+            elif (data.get("download") or {}).get("kind") == DownloadKind.IMPORT:
+                fetching = data["download"]
+                done, total = fetching.get("current_size"), fetching.get("expected_size")
+                detail = bytes_text(done) + (f" / {bytes_text(total)}" if total else "")
     while True:
         data = client.import_file_data()
         if not data.get("waiting"):
