@@ -10,14 +10,23 @@ from connexion import request
 from starlette.responses import StreamingResponse
 
 from ferry.events import Event, EventBus, Subscription
-from handlers.context import current_user, services
+from handlers.context import current_principal, services
 
 STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
 async def stream_events(timeout=None, last_event_id=None):
     """GET /api/v1/events"""
-    view = services().event_view(current_user())
+    principal = current_principal()
+    token, user_id = principal["token"], principal["user"]["_id"]
+
+    def current_view() -> Callable[[Event], dict | None] | None:
+        # Looked up again at every keep-alive: a token revoked (logout) or a role taken
+        # away while the stream is open counts within one keep-alive interval.
+        user = services().accounts.user_for_token(token, user_id)
+        return services().event_view(user) if user is not None else None
+
+    view = services().event_view(principal["user"])
     header = request.headers.get("last-event-id", "").strip()
     after = int(header) if header.isdigit() else last_event_id
     bus = services().events
@@ -28,7 +37,7 @@ async def stream_events(timeout=None, last_event_id=None):
         loop.call_soon_threadsafe(ready.set)
 
     subscription, replay = bus.subscribe(wake, after)
-    frames = _frames(bus, subscription, replay, view, ready, timeout)
+    frames = _frames(bus, subscription, replay, view, current_view, ready, timeout)
     return StreamingResponse(frames, media_type="text/event-stream", headers=STREAM_HEADERS)
 
 
@@ -45,6 +54,7 @@ async def _frames(
     subscription: Subscription,
     replay: list[Event],
     view: Callable[[Event], dict | None],
+    current_view: Callable[[], Callable[[Event], dict | None] | None],
     ready: asyncio.Event,
     timeout: float | None,
 ) -> AsyncIterator[bytes]:
@@ -74,7 +84,12 @@ async def _frames(
             try:
                 await asyncio.wait_for(ready.wait(), wait)
             except TimeoutError:
-                if deadline is None or loop.time() < deadline:
-                    yield b": keep-alive\n\n"
+                if deadline is not None and loop.time() >= deadline:
+                    continue
+                refreshed = current_view()
+                if refreshed is None:
+                    return
+                view = refreshed
+                yield b": keep-alive\n\n"
     finally:
         bus.unsubscribe(subscription)

@@ -7,6 +7,7 @@ for with `timeout` (or a replay); tests/live/test_events_live.py reads an open o
 from __future__ import annotations
 
 import json
+import threading
 from urllib.parse import quote
 
 import pytest
@@ -152,3 +153,23 @@ def test_bad_parameters_are_refused(client, ann, query):
 
 def test_the_stream_needs_a_login(client):
     assert client.get("/api/v1/events?timeout=0.1").status_code == 401
+
+
+def test_a_stream_ends_at_the_next_keep_alive_after_its_token_is_revoked(app, client, ann):
+    app.services.events.keepalive_seconds = 0.01
+    revoked = threading.Event()
+
+    def log_out_then_publish() -> None:
+        app.services.accounts.logout(ann.token)
+        revoked.set()
+        threading.Event().wait(0.5)
+        record = {"id": "late", "owner_id": ann.user_id, "status": "starting"}
+        app.services.events.publish(EventType.DOWNLOAD_STARTED, "download", record)
+
+    timer = threading.Timer(0.1, log_out_then_publish)
+    timer.start()
+    response = client.get("/api/v1/events?timeout=30", headers=ann.bearer)
+    timer.join()
+    assert revoked.is_set()
+    assert response.status_code == 200
+    assert "late" not in response.text
