@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import orjson
 from connexion import request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from ferry.events import Event, EventBus, Subscription
 from handlers.context import current_principal, services
@@ -17,6 +17,9 @@ STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 async def stream_events(timeout=None, last_event_id=None):
     """GET /api/v1/events"""
+    if request.method == "HEAD":
+        # The headers a stream would start with, and no stream to hold open.
+        return Response(media_type="text/event-stream", headers=STREAM_HEADERS)
     principal = current_principal()
     token, user_id = principal["token"], principal["user"]["_id"]
 

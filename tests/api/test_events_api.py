@@ -173,3 +173,9 @@ def test_a_stream_ends_at_the_next_keep_alive_after_its_token_is_revoked(app, cl
     assert revoked.is_set()
     assert response.status_code == 200
     assert "late" not in response.text
+
+
+def test_head_answers_the_stream_s_headers_without_holding_it_open(client, ann):
+    response = client.head("/api/v1/events", headers=ann.bearer)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
