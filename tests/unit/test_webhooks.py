@@ -36,7 +36,7 @@ class Clock:
 class Receiver:
     """A local webhook receiver: answers `statuses` in turn (then 200), keeps each POST."""
 
-    def __init__(self, statuses=()):
+    def __init__(self, statuses=(), location: str | None = None):
         self.posts: list[tuple[dict, bytes]] = []
         self.arrived = threading.Event()
         owner, answers = self, list(statuses)
@@ -46,6 +46,8 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 owner.posts.append((dict(self.headers), body))
                 self.send_response(answers.pop(0) if answers else 200)
+                if location is not None:
+                    self.send_header("Location", location)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 owner.arrived.set()
@@ -168,6 +170,15 @@ def test_a_name_that_resolves_to_a_private_address_is_refused_when_sending():
     with pytest.raises(FetchError) as refused:
         post(target, b"{}", {}, policy)
     assert refused.value.code == "DOMAIN_BLOCKED"
+
+
+def test_every_redirect_hop_is_checked_by_the_policy():
+    policy = FetchPolicy(allow_private_networks=True, blocked_domains=("blocked.test",))
+    redirecting = Receiver(statuses=(307,), location="http://hooks.blocked.test/stolen")
+    with redirecting as receiver, pytest.raises(FetchError) as refused:
+        post(policy.check_url(receiver.url), b"{}", {}, policy)
+    assert refused.value.code == "DOMAIN_BLOCKED"
+    assert len(receiver.posts) == 1
 
 
 def test_the_signature_is_hmac_sha256_of_the_body():
