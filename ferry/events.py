@@ -26,6 +26,7 @@ OPERATION = "operation"
 DOWNLOAD_STATUS_EVENTS = {
     DownloadStatus.STARTING: EventType.DOWNLOAD_STARTED,
     DownloadStatus.DOWNLOADING: EventType.DOWNLOAD_PROGRESS,
+    DownloadStatus.PAUSED: EventType.DOWNLOAD_PAUSED,
     DownloadStatus.COMPLETED: EventType.DOWNLOAD_COMPLETED,
     DownloadStatus.FAILED: EventType.DOWNLOAD_FAILED,
     DownloadStatus.CANCELLED: EventType.DOWNLOAD_CANCELLED,

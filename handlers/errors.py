@@ -91,6 +91,7 @@ STATUS_BY_DOWNLOAD_CODE = {
     "DOMAIN_BLOCKED": 403,
     "DOWNLOAD_FORBIDDEN": 403,
     "DOWNLOAD_QUEUE_FULL": 503,
+    "SERVER_STOPPED": 503,
 }
 # How long a client refused for a full download queue is asked to wait (Retry-After).
 QUEUE_FULL_RETRY_SECONDS = 30

@@ -26,26 +26,36 @@ def browse_root(
     downloads=None,
     offset=0,
     count=50,
+    checksum=None,
 ):
     """GET / (with ?download_history=, ?download=, ?downloads=)"""
     if download_history is not None:
         return json_response(200, {"history": services().transfers.history(current_user())})
-    return browse("", download, filename, timeout, downloads, offset, count)
+    return browse("", download, filename, timeout, downloads, offset, count, checksum)
 
 
 def browse(
-    path: str, download=None, filename=None, timeout=None, downloads=None, offset=0, count=50
+    path: str,
+    download=None,
+    filename=None,
+    timeout=None,
+    downloads=None,
+    offset=0,
+    count=50,
+    checksum=None,
 ):
     """GET /{path} (with ?download=, ?downloads=)"""
     if download is not None:
-        return _start_download(path, download, filename, timeout)
+        return _start_download(path, download, filename, timeout, checksum)
     if downloads is not None:
         downloads = services().transfers.active(current_user(), path)
         return json_response(200, {"downloads": downloads})
     return _browse(path, offset, count)
 
 
-def _start_download(path: str, url: str, filename: str | None, timeout: int | None):
+def _start_download(
+    path: str, url: str, filename: str | None, timeout: int | None, checksum: str | None
+):
     tree = services().files
     if path:
         try:
@@ -56,7 +66,7 @@ def _start_download(path: str, url: str, filename: str | None, timeout: int | No
             # As the original server does: ?download on a file hands the file over.
             return _file_response(existing, attachment=True)
     started = services().transfers.start(
-        current_user(), path, url, filename=filename, timeout=timeout
+        current_user(), path, url, filename=filename, timeout=timeout, checksum=checksum
     )
     return json_response(200, started)
 

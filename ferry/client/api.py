@@ -305,13 +305,20 @@ class FerryClient:
 
     # Downloads
     def start_download(
-        self, directory: str, url: str, filename: str | None = None, timeout: int | None = None
+        self,
+        directory: str,
+        url: str,
+        filename: str | None = None,
+        timeout: int | None = None,
+        checksum: str | None = None,
     ) -> dict:
         params: dict[str, Any] = {"download": url}
         if filename:
             params["filename"] = filename
         if timeout:
             params["timeout"] = timeout
+        if checksum:
+            params["checksum"] = checksum
         answer = self.request("GET", _file_url(directory), params=params)
         if not isinstance(answer, dict) or "download_id" not in answer:
             # The path became a file since it was checked: the server sent the file back.
@@ -400,6 +407,15 @@ class FerryClient:
         return self.request("DELETE", f"/api/v1/downloads/{quote(download_id, safe='')}")[
             "download"
         ]
+
+    def pause(self, download_id: str) -> dict:
+        path = f"/api/v1/downloads/{quote(download_id, safe='')}/pause"
+        return self.request("POST", path)["download"]
+
+    def resume(self, download_id: str) -> dict:
+        """The resumed download, with `restarted` from the answer added."""
+        answer = self.request("POST", f"/api/v1/downloads/{quote(download_id, safe='')}/resume")
+        return {**answer["download"], "restarted": answer["restarted"]}
 
     # Imports
     def upload_import(

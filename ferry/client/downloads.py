@@ -80,6 +80,8 @@ def _requested_urls(args: argparse.Namespace) -> list[str]:
         args.usage_error("no URL to download: give URLs, or --input-file with one URL a line")
     if args.filename and len(urls) > 1:
         args.usage_error(f"--filename names a single file, but {len(urls)} URLs were given")
+    if args.checksum and len(urls) > 1:
+        args.usage_error(f"--checksum is one file's, but {len(urls)} URLs were given")
     return urls
 
 
@@ -90,7 +92,9 @@ def cmd_download(args: argparse.Namespace) -> int:
     urls = _requested_urls(args)
     if len(urls) > 1:
         return _download_many(client, urls, args)
-    started = client.start_download(args.to, urls[0], args.filename, args.timeout)
+    started = client.start_download(
+        args.to, urls[0], args.filename, args.timeout, checksum=args.checksum
+    )
     download_id = started["download_id"]
     out.print(f"Download {download_id} started: {started['path']}")
     if not args.wait:
@@ -380,6 +384,25 @@ def _download_id_argument(client: FerryClient, args: argparse.Namespace) -> str:
     except (UnknownDownload, AmbiguousDownload) as exc:
         args.usage_error(str(exc))
         raise  # usage_error exits; this keeps the type checker sure of it
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    client = client_for(args.server, args.token)
+    entry = client.pause(_download_id_argument(client, args))
+    kept = entry.get("current_size") or 0
+    out.print(
+        f"Paused {entry['id']} ({entry.get('file_path') or entry.get('url')}), "
+        + (f"{kept} bytes kept" if kept else "nothing kept: a resume starts over")
+    )
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    client = client_for(args.server, args.token)
+    entry = client.resume(_download_id_argument(client, args))
+    how = "from the start" if entry["restarted"] else f"from byte {entry.get('current_size') or 0}"
+    out.print(f"Resumed {entry['id']} ({entry.get('file_path') or entry.get('url')}) {how}")
+    return 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ferry.downloads import names
+from ferry.downloads.checksums import Checksum, verify
 from ferry.downloads.fetch_types import (
     FetchResult,
     PartialFile,
@@ -29,7 +30,7 @@ from ferry.downloads.fetch_types import (
     TransferTuning,
 )
 from ferry.downloads.part_files import create_part, flush, publish
-from ferry.downloads.policy import CheckedUrl, FetchPolicy
+from ferry.downloads.policy import DOWNLOAD_CANCELLED, CheckedUrl, FetchError, FetchPolicy
 from ferry.downloads.ranges import resumable_from
 from ferry.downloads.request import header_length, identity_encoded, open_following_redirects
 from ferry.downloads.resuming import resume
@@ -50,6 +51,8 @@ def fetch_to_directory(
     part_tag: str | None = None,
     partial: PartialFile | None = None,
     tuning: TransferTuning = TransferTuning(),
+    checksum: Checksum | None = None,
+    keep_part: Callable[[], bool] | None = None,
 ) -> FetchResult:
     """Download `url` into `directory`; raises FetchError, leaving no partial file.
 
@@ -61,6 +64,11 @@ def fetch_to_directory(
     fetched, when the server still serves the same entity by range; otherwise it is
     removed and the download starts over. `tuning` shapes the transfer (segments, resume
     margin, writeback window).
+
+    The written file's sha256 is reported, and a `checksum` that disagrees with the file
+    fails the fetch before anything is published. When the fetch stops early and
+    `keep_part` answers true (a pause, a planned stop), a part file that can be resumed
+    is left in place for a later `partial`.
     """
     directory = Path(directory)
     target = url if isinstance(url, CheckedUrl) else policy.check_url(url)
@@ -72,7 +80,15 @@ def fetch_to_directory(
         transfer.check()
         if partial is not None:
             resumed = resume(
-                connections, transfer, target, directory, partial, on_headers, on_progress
+                connections,
+                transfer,
+                target,
+                directory,
+                partial,
+                on_headers,
+                on_progress,
+                checksum=checksum,
+                keep_part=keep_part,
             )
             if resumed is not None:
                 return resumed
@@ -88,6 +104,7 @@ def fetch_to_directory(
                 content_type=content_type,
             )
             part, fd = create_part(directory, name, tag)
+            resumable = resumable_from(response, wire_length, tuning)
             try:
                 with contextlib.ExitStack() as closing:
                     closing.callback(os.close, fd)
@@ -100,7 +117,7 @@ def fetch_to_directory(
                                 content_type=content_type,
                                 filename=name,
                                 part_path=part,
-                                resumable=resumable_from(response, wire_length, tuning),
+                                resumable=resumable,
                             )
                         )
                     size = stream(
@@ -108,9 +125,21 @@ def fetch_to_directory(
                     )
                     flush(fd)
                 transfer.check()
+                sha256 = verify(part, checksum)
+                transfer.check()
                 final_path, final_name = publish(part, directory, name)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(part)
+            except BaseException as exc:
+                keep = (
+                    resumable is not None
+                    and isinstance(exc, FetchError)
+                    and exc.code == DOWNLOAD_CANCELLED
+                    and keep_part is not None
+                    and keep_part()
+                )
+                if not keep:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(part)
                 raise
-    return FetchResult(path=final_path, filename=final_name, size=size, content_type=content_type)
+    return FetchResult(
+        path=final_path, filename=final_name, size=size, content_type=content_type, sha256=sha256
+    )

@@ -108,3 +108,5 @@ class FetchResult:
     filename: str
     size: int
     content_type: str | None
+    # The sha256 of what was written, hex.
+    sha256: str | None = None

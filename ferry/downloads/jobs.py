@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ferry.downloads.checksums import Checksum
 from ferry.downloads.fetch_types import PartialFile, TransferTuning
 from ferry.downloads.policy import CheckedUrl, FetchError, FetchPolicy
 from ferry.downloads.records import percentage, public_view
@@ -86,6 +87,8 @@ class Job:
     partial: PartialFile | None = None
     # Checked when the download was started; a resumed download checks its URL again.
     target: CheckedUrl | None = None
+    # What the written file must match before it is published.
+    checksum: Checksum | None = None
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     stop_code: str | None = None
     future: Future | None = None

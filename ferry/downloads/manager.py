@@ -24,9 +24,16 @@ from typing import Protocol
 
 from ferry.downloads import names
 from ferry.downloads.bandwidth import HostSlots
+from ferry.downloads.checksums import Checksum
+from ferry.downloads.control import DownloadControl
 from ferry.downloads.fetch import fetch_to_directory
 from ferry.downloads.fetch_types import FetchResult, PartialFile, ResponseInfo, TransferTuning
 from ferry.downloads.jobs import DownloadHandle, Job
+from ferry.downloads.pausing import (
+    PAUSING,
+    held_by_stop,
+    paused_record,
+)
 from ferry.downloads.policy import (
     DOWNLOAD_CANCELLED,
     NETWORK_ERROR,
@@ -51,7 +58,12 @@ from ferry.downloads.records import (
 from ferry.downloads.recovery import partial_file, remove_leftovers
 from ferry.events import download_event_type
 from ferry.kernel.ids import download_id
-from ferry.kernel.statuses import DownloadKind, DownloadStatus, EventType
+from ferry.kernel.statuses import (
+    FINAL_DOWNLOAD_STATUSES,
+    DownloadKind,
+    DownloadStatus,
+    EventType,
+)
 from storage.downloads import LOCAL_KEY, DownloadRepository
 
 log = logging.getLogger(__name__)
@@ -70,7 +82,7 @@ class DownloadListener(Protocol):
     def download_finished(self, record: dict) -> None: ...
 
 
-class DownloadManager:
+class DownloadManager(DownloadControl):
     def __init__(
         self,
         repository: DownloadRepository,
@@ -104,6 +116,8 @@ class DownloadManager:
         self._policy = policy
         self._history_limit = history_limit
         self._jobs: dict[str, Job] = {}
+        # Paused downloads by id: their records, with no transfer and no worker.
+        self._paused: dict[str, dict] = {}
         self._lock = threading.RLock()
         self._stopping = False
         self._listener = listener
@@ -136,9 +150,11 @@ class DownloadManager:
         kind: str = DownloadKind.FILE,
         on_finished: Callable[[dict], None] | None = None,
         owner: Owner | None = None,
+        checksum: Checksum | None = None,
     ) -> DownloadHandle:
         """Validate `url` (unless it is a `CheckedUrl` already) and queue its download
         into `directory`, recorded as started by `owner` (the user who asked for it).
+        With `checksum`, the file is published only if it matches.
 
         Raises FetchError (INVALID_URL, DOMAIN_BLOCKED, or QUEUE_FULL when
         `max_queued` downloads already wait) before anything is recorded, and
@@ -162,6 +178,8 @@ class DownloadManager:
             "expected_size": None,
             "progress_percentage": None,
             "start_time": now(),
+            "checksum": str(checksum) if checksum is not None else None,
+            "sha256": None,
             **owner_fields(owner),
             LOCAL_KEY: {
                 "directory": str(directory),
@@ -183,6 +201,7 @@ class DownloadManager:
             on_finished,
             tuning=self._tuning,
             target=target,
+            checksum=checksum,
         )
         stopped = FetchError(SERVER_STOPPED, "the server is shutting down")
         with self._lock:
@@ -288,6 +307,8 @@ class DownloadManager:
                 part_tag=job.record[LOCAL_KEY]["tag"],
                 partial=job.partial,
                 tuning=self._tuning,
+                checksum=job.checksum,
+                keep_part=lambda: held_by_stop(job),
             )
         except FetchError as exc:
             self._finish(job, error=exc)
@@ -344,15 +365,22 @@ class DownloadManager:
             if job.finished:
                 return
             job.finished = True
-            if (
-                error is not None
-                and error.code == DOWNLOAD_CANCELLED
-                and job.stop_code == SERVER_STOPPED
-            ):
+            stopped_by_us = error is not None and error.code == DOWNLOAD_CANCELLED
+            pausing = stopped_by_us and job.stop_code == PAUSING
+            planned_stop = stopped_by_us and job.stop_code == SERVER_STOPPED
+            partial = partial_file(job.record) if pausing or planned_stop else None
+            if planned_stop and partial is None:
                 error = FetchError(SERVER_STOPPED, STOPPED_MESSAGE)
-            if result is not None:
+            if result is None and pausing:
+                record = paused_record(job.record, job.current, partial)
+            elif result is None and partial is not None:
+                # A planned stop keeps what a crash would keep: the next start resumes it.
+                record = {**job.record, "current_size": job.current}
+            elif result is not None:
                 record = named(job.record, result.filename)
-                record.update(current_size=result.size, progress_percentage=100.0)
+                record.update(
+                    current_size=result.size, progress_percentage=100.0, sha256=result.sha256
+                )
                 record = in_final_state(
                     record,
                     DownloadStatus.COMPLETED,
@@ -382,16 +410,27 @@ class DownloadManager:
             with self._lock:
                 job.record = record
                 self._jobs.pop(record["id"], None)
+                if record["status"] == DownloadStatus.PAUSED:
+                    self._paused[record["id"]] = record
                 self._hand_on_slot(job)
                 self._bytes_finished += result.size if result is not None else max(job.current, 0)
                 idle = not self._jobs
             job.handle.set_finished(error)
+        if record["status"] not in FINAL_DOWNLOAD_STATUSES:
+            # Paused, or kept for the next start: not finished, so no finish is told.
+            if record["status"] == DownloadStatus.PAUSED:
+                self._publish(EventType.DOWNLOAD_PAUSED, public_view(record))
+            self._after_idle(idle)
+            return
         self._tell("download_finished", public_view(record))
         if job.on_finished is not None:
             try:
                 job.on_finished(public_view(record))
             except Exception:
                 log.exception("on_finished callback for download %s failed", record["id"])
+        self._after_idle(idle)
+
+    def _after_idle(self, idle: bool) -> None:
         if idle and self._on_idle is not None:
             try:
                 self._on_idle()
@@ -405,6 +444,9 @@ class DownloadManager:
             job = self._jobs.get(record_id)
             if job is not None:
                 return job.live()
+            paused = self._paused.get(record_id)
+            if paused is not None:
+                return public_view(paused)
         record = self._repository.get(record_id)
         return public_view(record) if record is not None else None
 
@@ -412,7 +454,8 @@ class DownloadManager:
         """Downloads queued or running, oldest first; only those into `directory` if given."""
         with self._lock:
             jobs = list(self._jobs.values())
-        records = [job.live() for job in jobs]
+            paused = list(self._paused.values())
+        records = [job.live() for job in jobs] + [public_view(r) for r in paused]
         if directory is not None:
             records = [r for r in records if r["directory"] == directory]
         records.sort(key=lambda r: (r["start_time"], r["id"]))
@@ -424,10 +467,12 @@ class DownloadManager:
         with self._lock:
             jobs = list(self._jobs.values())
             received = self._bytes_finished + sum(job.current for job in jobs)
+            paused = len(self._paused)
         downloading = sum(1 for job in jobs if job.record["status"] == DownloadStatus.DOWNLOADING)
         return {
             DownloadStatus.STARTING: len(jobs) - downloading,
             DownloadStatus.DOWNLOADING: downloading,
+            DownloadStatus.PAUSED: paused,
             "bytes": received,
         }
 
@@ -446,22 +491,13 @@ class DownloadManager:
             # It never started, so no thread will finish it.
             self._finish(job, error=FetchError(DOWNLOAD_CANCELLED, "the download was cancelled"))
 
-    def cancel(self, record_id: str) -> bool:
-        """Stop a queued or running download; False if it is unknown or already finished."""
-        with self._lock:
-            job = self._jobs.get(record_id)
-            if job is None or job.finished:
-                return False
-            self._stop(job, DOWNLOAD_CANCELLED)
-            return True
-
     def startup(self, *, resume: bool = False) -> list[str]:
         """Start the workers, then deal with what a previous run left unfinished.
 
-        With `resume`, a file download whose server took byte ranges and gave a validator
-        goes on from its part file (its record keeps its id); every other one is failed
-        with SERVER_STOPPED and its part file deleted. Returns the ids of the records
-        it closed.
+        A paused download stays paused. With `resume`, a file download whose server took
+        byte ranges and gave a validator goes on from its part file (its record keeps its
+        id); every other one is failed with SERVER_STOPPED and its part file deleted.
+        Returns the ids of the records it closed.
         """
         with self._lock:
             if self._pool is None:
@@ -471,7 +507,10 @@ class DownloadManager:
         closed = []
         for record in self._repository.unfinished():
             with self._lock:
-                if record["id"] in self._jobs:
+                if record["id"] in self._jobs or record["id"] in self._paused:
+                    continue
+                if record.get("status") == DownloadStatus.PAUSED:
+                    self._paused[record["id"]] = self._still_paused(record)
                     continue
             partial = partial_file(record) if resume else None
             if partial is not None and self._resume(record, partial):
@@ -492,22 +531,10 @@ class DownloadManager:
         return closed
 
     def _resume(self, record: dict, partial: PartialFile) -> bool:
-        """Queue the rest of a download a crash cut short; False once shutdown has begun."""
-        local = record[LOCAL_KEY]
-        policy = self._policy
-        if local.get("timeout") is not None:
-            policy = dataclasses.replace(policy, timeout=float(local["timeout"]))
+        """Queue the rest of a download a crash or a planned stop cut short; False once
+        shutdown has begun."""
         record = {**record, "status": DownloadStatus.STARTING}
-        job = Job(
-            record,
-            Path(local["directory"]),
-            policy,
-            local.get("requested_name"),
-            DownloadHandle(record["id"], self.get),
-            None,
-            tuning=self._tuning,
-            partial=partial,
-        )
+        job = self._job_for(record, partial)
         self._repository.save(record, wait=False)
         with self._lock:
             if self._stopping:

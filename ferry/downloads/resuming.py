@@ -11,9 +11,10 @@ from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 
+from ferry.downloads.checksums import Checksum, verify
 from ferry.downloads.fetch_types import FetchResult, PartialFile, ResponseInfo, Resumable
 from ferry.downloads.part_files import flush, local_error, publish
-from ferry.downloads.policy import CheckedUrl
+from ferry.downloads.policy import DOWNLOAD_CANCELLED, CheckedUrl, FetchError
 from ferry.downloads.ranges import open_ranges, range_headers, serves_range
 from ferry.downloads.request import open_following_redirects
 from ferry.downloads.streaming import refuse_announced_size, stream_segments
@@ -79,11 +80,16 @@ def resume(
     partial: PartialFile,
     on_headers: Callable[[ResponseInfo], None] | None,
     on_progress: Callable[[int], None] | None,
+    *,
+    checksum: Checksum | None = None,
+    keep_part: Callable[[], bool] | None = None,
 ) -> FetchResult | None:
     """Fetch what `partial` lacks and publish it. None, with the part file gone, when the
-    bytes cannot be trusted or the server no longer serves the same entity by range."""
+    bytes cannot be trusted or the server no longer serves the same entity by range.
+
+    Stopped early while `keep_part` answers true, the part file stays for a later resume."""
     resumable = partial.resumable
-    published = False
+    published = kept = False
     try:
         refuse_announced_size(resumable.length, transfer.policy.max_size)
         flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -140,12 +146,21 @@ def resume(
             )
             flush(fd)
         transfer.check()
+        sha256 = verify(partial.path, checksum)
+        transfer.check()
         final_path, final_name = publish(partial.path, directory, partial.name)
         published = True
+    except FetchError as exc:
+        kept = exc.code == DOWNLOAD_CANCELLED and keep_part is not None and keep_part()
+        raise
     finally:
-        if not published:
+        if not published and not kept:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(partial.path)
     return FetchResult(
-        path=final_path, filename=final_name, size=resumable.length, content_type=content_type
+        path=final_path,
+        filename=final_name,
+        size=resumable.length,
+        content_type=content_type,
+        sha256=sha256,
     )

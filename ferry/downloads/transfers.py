@@ -13,17 +13,21 @@ from urllib.parse import urlsplit
 
 from ferry.accounts import Accounts
 from ferry.downloads import names
+from ferry.downloads.checksums import Checksum
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import FetchError
 from ferry.downloads.records import Owner, owned_by, without_secrets
 from ferry.files import FileTree, split_relative
 from ferry.kernel.errors import Conflict, DownloadRefused, InvalidInput, NotFound
+from ferry.kernel.statuses import DownloadStatus
 
 DOWNLOAD_FORBIDDEN = "DOWNLOAD_FORBIDDEN"
 VIEW_ALL_DOWNLOADS = "view-all-downloads"
 MANAGE_ALL_DOWNLOADS = "manage-all-downloads"
 # A batch item whose directory cannot be written to (unsafe, reserved, a file).
 INVALID_DIRECTORY = "INVALID_DIRECTORY"
+# A checksum that is not ALGO:HEX with a known algorithm and a digest of its length.
+INVALID_CHECKSUM = "INVALID_CHECKSUM"
 
 
 def refused(code: str, message: str, filename: str | None, path: str | None) -> dict:
@@ -48,17 +52,27 @@ class Transfers:
         self.allowed = allowed
 
     def start(
-        self, user: dict, raw_directory: str, url: str, *, filename: str | None, timeout: int | None
+        self,
+        user: dict,
+        raw_directory: str,
+        url: str,
+        *,
+        filename: str | None,
+        timeout: int | None,
+        checksum: str | None = None,
     ) -> dict:
         """Checks in the documented order: permission, the flag, the URL, the directory.
 
         Raises:
             Forbidden: the user lacks `download-files`.
-            DownloadRefused: DOWNLOAD_FORBIDDEN, INVALID_URL or DOMAIN_BLOCKED.
+            DownloadRefused: DOWNLOAD_FORBIDDEN, INVALID_URL, DOMAIN_BLOCKED or
+                INVALID_CHECKSUM.
             InvalidInput: the directory is unsafe or names a file.
         """
         self._may_download(user)
-        return self._start(user, raw_directory, url, filename=filename, timeout=timeout)
+        return self._start(
+            user, raw_directory, url, filename=filename, timeout=timeout, checksum=checksum
+        )
 
     def start_batch(self, user: dict, items: list[dict]) -> list[dict]:
         """Start each item (`url`, `directory`, optional `filename` and `timeout`) with
@@ -80,6 +94,7 @@ class Transfers:
                 item["url"],
                 filename=item.get("filename"),
                 timeout=item.get("timeout"),
+                checksum=item.get("checksum"),
             )
         except DownloadRefused as refusal:
             return refused(refusal.code, refusal.message, refusal.filename, refusal.path)
@@ -95,14 +110,35 @@ class Transfers:
             )
 
     def _start(
-        self, user: dict, raw_directory: str, url: str, *, filename: str | None, timeout: int | None
+        self,
+        user: dict,
+        raw_directory: str,
+        url: str,
+        *,
+        filename: str | None,
+        timeout: int | None,
+        checksum: str | None = None,
     ) -> dict:
         display = "/".join(split_relative(raw_directory))
+        try:
+            expected = Checksum.parse(checksum) if checksum is not None else None
+        except ValueError as problem:
+            guessed = self._guess_name(url, filename)
+            path = f"{display}/{guessed}" if display else guessed
+            raise DownloadRefused(
+                INVALID_CHECKSUM, str(problem), filename=guessed, path=path
+            ) from None
         try:
             target = self.manager.policy.check_url(url)
             directory, display = self.files.directory_for_writing(raw_directory)
             handle = self.manager.start(
-                target, directory, display, filename=filename, timeout=timeout, owner=Owner.of(user)
+                target,
+                directory,
+                display,
+                filename=filename,
+                timeout=timeout,
+                owner=Owner.of(user),
+                checksum=expected,
             )
         except FetchError as refusal:
             guessed = self._guess_name(url, filename)
@@ -172,13 +208,13 @@ class Transfers:
             raise NotFound(f"No download with id {download_id}.")
         return shown[0]
 
-    def cancel(self, user: dict, download_id: str) -> dict:
-        """Stop the user's own download, or anyone's with `manage-all-downloads`.
+    def _may_control(self, user: dict, download_id: str) -> dict:
+        """The record of a download `user` may cancel, pause or resume: their own, or
+        anyone's with `manage-all-downloads`.
 
         Raises:
-            NotFound: an unknown id, or a download the user may neither see nor cancel.
+            NotFound: an unknown id, or a download the user may neither see nor control.
             Forbidden: someone else's download, seen through `view-all-downloads` only.
-            Conflict: the download has finished.
         """
         record = self.manager.get(download_id)
         granted = self.accounts.permissions_of(user)
@@ -187,6 +223,51 @@ class Transfers:
             raise NotFound(f"No download with id {download_id}.")
         if not own:
             self.accounts.authorize(user, MANAGE_ALL_DOWNLOADS)
+        return record
+
+    def cancel(self, user: dict, download_id: str) -> dict:
+        """Stop the user's own download (queued, running or paused), or anyone's with
+        `manage-all-downloads`, and answer once it has stopped.
+
+        Raises NotFound and Forbidden as `_may_control`; Conflict once it has finished.
+        """
+        self._may_control(user, download_id)
         if not self.manager.cancel(download_id):
             raise Conflict("The download has already finished.")
         return self._as_seen_by(user, self.manager.get(download_id))
+
+    def pause(self, user: dict, download_id: str) -> dict:
+        """Pause a queued or running download, keeping what it has received when the
+        remote lets it go on from there.
+
+        Raises NotFound and Forbidden as `_may_control`; Conflict when it has finished,
+        is paused already, or is part of an import.
+        """
+        record = self._may_control(user, download_id)
+        if record["status"] == DownloadStatus.PAUSED:
+            raise Conflict("The download is paused already.")
+        try:
+            paused = self.manager.pause(download_id)
+        except ValueError as refusal:
+            raise Conflict(str(refusal)) from None
+        if paused is None:
+            raise Conflict("The download has already finished.")
+        return self._as_seen_by(user, paused)
+
+    def resume(self, user: dict, download_id: str) -> tuple[dict, bool]:
+        """Go on with a paused download; also says whether it starts over.
+
+        Raises NotFound and Forbidden as `_may_control`; Conflict when it is not paused;
+        DownloadRefused(DOWNLOAD_FORBIDDEN) while downloads are off; DownloadRefused
+        (SERVER_STOPPED) during shutdown.
+        """
+        self._may_control(user, download_id)
+        self._may_download(user)
+        try:
+            resumed = self.manager.resume(download_id)
+        except FetchError as refusal:
+            raise DownloadRefused(refusal.code, refusal.message) from None
+        if resumed is None:
+            raise Conflict("Only a paused download can be resumed.")
+        record, restarted = resumed
+        return self._as_seen_by(user, record), restarted

@@ -12,12 +12,16 @@ from enum import StrEnum
 class DownloadStatus(StrEnum):
     STARTING = "starting"
     DOWNLOADING = "downloading"
+    PAUSED = "paused"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
-ACTIVE_DOWNLOAD_STATUSES = frozenset({DownloadStatus.STARTING, DownloadStatus.DOWNLOADING})
+# Not finished: queued, running, or paused with what it has so far kept.
+ACTIVE_DOWNLOAD_STATUSES = frozenset(
+    {DownloadStatus.STARTING, DownloadStatus.DOWNLOADING, DownloadStatus.PAUSED}
+)
 FINAL_DOWNLOAD_STATUSES = frozenset(
     {DownloadStatus.COMPLETED, DownloadStatus.FAILED, DownloadStatus.CANCELLED}
 )

@@ -263,11 +263,11 @@ class _Live:
         stats = self._telemetry.download_stats()
         active = GaugeMetricFamily(
             "ferry_downloads_active",
-            "Downloads queued (starting) or receiving (downloading) now.",
+            "Downloads queued (starting), receiving (downloading) or paused now.",
             labels=["status"],
         )
-        for status in (DownloadStatus.STARTING, DownloadStatus.DOWNLOADING):
-            active.add_metric([status.value], stats[status])
+        for status in (DownloadStatus.STARTING, DownloadStatus.DOWNLOADING, DownloadStatus.PAUSED):
+            active.add_metric([status.value], stats.get(status, 0))
         yield active
         yield CounterMetricFamily(
             "ferry_download_bytes",

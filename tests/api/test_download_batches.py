@@ -55,9 +55,12 @@ def test_a_thousand_items_start_in_order_and_refusals_do_not_stop_the_rest(
             assert answer["path"] == f"batch/{i}.bin"
     assert codes[None] > 950 and len(codes) == 4
     last = answers[-1]["download_id"]
-    assert wait_until(lambda: (files_dir / "batch" / "999.bin").exists(), timeout=120)
-    record = client.get(f"/api/v1/downloads/{last}", headers=admin.bearer).json()["download"]
-    assert record["status"] == "completed"
+
+    def last_record() -> dict:
+        return client.get(f"/api/v1/downloads/{last}", headers=admin.bearer).json()["download"]
+
+    assert wait_until(lambda: last_record()["status"] == "completed", timeout=120)
+    assert (files_dir / "batch" / "999.bin").exists()
     assert not (files_dir / ".hidden").exists()
 
 

@@ -242,3 +242,47 @@ def test_admin_commands_between_a_crash_and_the_restart_leave_the_download_alone
     finally:
         store.close()
     assert_resumes_where_it_stopped(servers, remote, data_dir, download_id, BIG_SIZE)
+
+
+def test_sigterm_mid_resumable_download_keeps_it_and_the_next_start_finishes_it(
+    servers, remote, tmp_path
+):
+    data_dir = tmp_path / "data"
+    url = remote.ranged("/big.bin", BIG_SIZE, pause=0.05, validators=BIG_VALIDATORS)
+    ferry = servers()
+    download_id = ferry.download("big", url)
+    assert wait_until(
+        lambda: any(e["current_size"] >= 2 * 1024 * 1024 for e in ferry.active()), timeout=30
+    )
+    ferry.process.send_signal(signal.SIGTERM)
+    assert ferry.process.wait(timeout=30) == 0
+    assert len(partials(data_dir)) == 1
+    assert_resumes_where_it_stopped(servers, remote, data_dir, download_id, BIG_SIZE)
+
+
+def test_a_paused_download_survives_a_restart_and_resumes_by_range(servers, remote, tmp_path):
+    url = remote.ranged("/big.bin", BIG_SIZE, pause=0.05, validators=BIG_VALIDATORS)
+    ferry = servers()
+    download_id = ferry.download("big", url)
+    assert wait_until(lambda: any(e["current_size"] > 0 for e in ferry.active()), timeout=30)
+    paused = requests.post(
+        f"{ferry.base}/api/v1/downloads/{download_id}/pause", headers=ferry.headers, timeout=15
+    )
+    assert paused.status_code == 200, paused.text
+    kept = paused.json()["download"]["current_size"]
+    ferry.stop()
+
+    asked_before = len(remote.requests)
+    remote.ranged("/big.bin", BIG_SIZE, validators=BIG_VALIDATORS)
+    again = servers()
+    (entry,) = again.active()
+    assert (entry["id"], entry["status"], entry["current_size"]) == (download_id, "paused", kept)
+    assert len(remote.requests) == asked_before  # paused means paused, restart or not
+    resumed = requests.post(
+        f"{again.base}/api/v1/downloads/{download_id}/resume", headers=again.headers, timeout=15
+    )
+    assert resumed.status_code == 200 and resumed.json()["restarted"] is False
+    assert wait_until(lambda: any(h["id"] == download_id for h in again.history()), timeout=30)
+    assert again.get("/big/big.bin").content == pattern_bytes(BIG_SIZE)
+    (asked,) = remote.requests[asked_before:]
+    assert asked.headers["Range"].startswith("bytes=")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
@@ -21,7 +22,7 @@ from ferry.downloads.policy import (
 from ferry.downloads.records import Owner
 from storage.downloads import DownloadRepository
 from tests.support.downloads import LOCAL, StubResolver, listing
-from tests.support.remote import wait_until
+from tests.support.remote import pattern_bytes, wait_until
 
 BASE_FIELDS = {
     "id",
@@ -30,6 +31,8 @@ BASE_FIELDS = {
     "file_path",
     "directory",
     "url",
+    "checksum",
+    "sha256",
     "status",
     "current_size",
     "expected_size",
@@ -88,6 +91,8 @@ def test_a_download_completes_and_moves_to_history(manager, remote, target_dir):
         "file_path": "files/set.bin",
         "directory": "files",
         "url": url,
+        "checksum": None,
+        "sha256": hashlib.sha256(pattern_bytes(700_000)).hexdigest(),
         "status": "completed",
         "current_size": 700_000,
         "expected_size": 700_000,

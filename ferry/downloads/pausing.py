@@ -1,0 +1,44 @@
+"""Pausing a download and going on with it: the records of a paused download and of
+one going on, and which stops keep the part file."""
+
+from __future__ import annotations
+
+from ferry.downloads.fetch_types import PartialFile
+from ferry.downloads.jobs import Job
+from ferry.downloads.policy import SERVER_STOPPED
+from ferry.downloads.records import percentage
+from ferry.kernel.statuses import DownloadKind, DownloadStatus
+from storage.downloads import LOCAL_KEY
+
+# The stop code of a download being paused (never recorded as an error).
+PAUSING = "PAUSING"
+
+
+def held_by_stop(job: Job) -> bool:
+    """Whether `job`'s transfer is being stopped to go on later: a pause, or a planned
+    stop of the server. Only file downloads are held; an import's download is part of
+    an operation that ends with the server."""
+    return job.stop_code in (PAUSING, SERVER_STOPPED) and (
+        job.record.get("kind", DownloadKind.FILE) == DownloadKind.FILE
+    )
+
+
+def paused_record(record: dict, current: int, partial: PartialFile | None) -> dict:
+    """`record` paused with `current` bytes in its part file, or with none when the part
+    file could not be kept (the remote offered no way to resume): it then starts over."""
+    kept = current if partial is not None else 0
+    local = dict(record[LOCAL_KEY])
+    if partial is None:
+        local.update(part_path=None, resume=None)
+    return {
+        **record,
+        "status": DownloadStatus.PAUSED,
+        "current_size": kept,
+        "progress_percentage": percentage(kept, record.get("expected_size")),
+        LOCAL_KEY: local,
+    }
+
+
+def resumed_record(record: dict) -> dict:
+    """A paused `record` queued again."""
+    return {**record, "status": DownloadStatus.STARTING}
