@@ -24,12 +24,7 @@ from ferry.kernel.config import Config
 from ferry.kernel.statuses import DownloadStatus, HealthStatus
 from ferry.ops import allocator
 from ferry.ops.telemetry import Telemetry
-from storage.downloads import DownloadRepository
-from storage.operations import OperationRepository
-from storage.staging import StagingArea
-from storage.store import Store
-from storage.users import UserRepository
-from storage.workspace import WorkspaceStore
+from storage.backends import Repositories, open_backend
 
 # Pending files live under the state directory and are served by /file-upload/ to those
 # who may read their rooms; avatars, public in Rocket.Chat, stay in the served tree.
@@ -47,7 +42,7 @@ SHUTDOWN_GRACE_SECONDS = 10
 @dataclass
 class Services:
     config: Config
-    store: Store
+    store: Repositories
     accounts: Accounts
     files: FileTree
     downloads: DownloadManager
@@ -60,18 +55,20 @@ class Services:
 
     @classmethod
     def open(cls, config: Config) -> Services:
-        """Raises storage.store.DataDirLocked when another process owns the data directory."""
+        """Raises storage.store.DataDirLocked when another process owns the data directory
+        (TinyDB), storage.postgres.connection.DatabaseUnavailable when `database_url`
+        leads nowhere (PostgreSQL)."""
         config.data_dir.mkdir(parents=True, exist_ok=True)
         telemetry = Telemetry()
-        store = Store(config.state_dir)
+        store = open_backend(config.database_url, config.state_dir)
         accounts = Accounts(
-            UserRepository(store),
+            store.users,
             PasswordHasher(cost=config.password_cost),
             token_ttl=config.token_ttl,
         )
         files = FileTree(config.files_dir)
         downloads = DownloadManager(
-            DownloadRepository(store),
+            store.downloads,
             fetch_policy(config),
             max_concurrent=config.max_concurrent_downloads,
             max_queued=config.max_queued_downloads,
@@ -83,7 +80,7 @@ class Services:
         )
         telemetry.watch_downloads(downloads.stats)
         transfers = Transfers(downloads, files, accounts, allowed=config.allow_download)
-        workspace = WorkspaceStore(store)
+        workspace = store.workspace
         queries = WorkspaceQueries(workspace)
         attachments = Attachments(
             queries,
@@ -92,8 +89,8 @@ class Services:
             legacy_directory=config.files_dir / LEGACY_FOLDER,
         )
         imports = ImportService(
-            OperationRepository(store),
-            StagingArea(store),
+            store.operations,
+            store.staging,
             accounts.users,
             workspace,
             downloads,
@@ -136,12 +133,15 @@ class Services:
 
     def health(self) -> dict:
         """Cheap enough to poll every second: no storage reads or writes, only an
-        access() and a statvfs() of `state/` and `files/` each."""
+        access() and a statvfs() of `state/` and `files/` each (and, on PostgreSQL, one
+        `SELECT 1`)."""
         directories = (self.config.state_dir, self.config.files_dir)
         checks = {
             "data_dir_writable": all(os.access(d, os.W_OK) for d in directories),
             "disk_space_available": all(has_free_space(d) for d in directories),
         }
+        if self.store.kind == "postgresql":
+            checks["database_reachable"] = self.store.reachable()
         stats = self.downloads.stats()
         return {
             "status": HealthStatus.OK if all(checks.values()) else HealthStatus.DEGRADED,
