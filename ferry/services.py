@@ -56,7 +56,7 @@ class Services:
     @classmethod
     def open(cls, config: Config) -> Services:
         """Raises storage.store.DataDirLocked when another process owns the data directory
-        (TinyDB), storage.postgres.connection.DatabaseUnavailable when `database_url`
+        (TinyDB), storage.backends.DatabaseUnavailable when `database_url`
         leads nowhere (PostgreSQL)."""
         config.data_dir.mkdir(parents=True, exist_ok=True)
         telemetry = Telemetry()

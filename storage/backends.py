@@ -10,10 +10,13 @@ from typing import Any
 
 from storage.downloads import DownloadRepository
 from storage.operations import OperationRepository
+from storage.postgres.errors import DatabaseUnavailable
 from storage.staging import StagingArea
 from storage.store import Store
 from storage.users import UserRepository
 from storage.workspace import WorkspaceStore
+
+__all__ = ["DatabaseUnavailable", "Repositories", "open_backend", "open_postgres", "open_tinydb"]
 
 
 @dataclass

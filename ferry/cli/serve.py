@@ -12,6 +12,7 @@ from ferry.cli.flags import SERVE_FLAGS, config_from
 from ferry.kernel.config import Config
 from ferry.kernel.errors import FerryError
 from ferry.kernel.logs import configure_logging
+from storage.backends import DatabaseUnavailable
 from storage.store import DataDirLocked
 
 
@@ -76,7 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(config.log_format)
     try:
         services = Services.open(config)
-    except DataDirLocked as exc:
+    except (DataDirLocked, DatabaseUnavailable) as exc:
         print(f"ferry: {exc}", file=sys.stderr)
         return 1
     try:

@@ -15,10 +15,7 @@ from psycopg.types.json import Json, set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool
 
 from storage.postgres import migrate
-
-
-class DatabaseUnavailable(RuntimeError):
-    """The database URL does not lead to a PostgreSQL server Ferry can use."""
+from storage.postgres.errors import DatabaseUnavailable
 
 
 def _dumps(value: Any) -> str:
@@ -65,6 +62,9 @@ class Database:
 
     def open(self) -> None:
         try:
+            # One plain connection first: the pool would retry a refused one until its
+            # timeout, while a wrong URL deserves its error at once.
+            psycopg.connect(self.url, connect_timeout=10).close()
             self._pool.open(wait=True, timeout=10)
         except Exception as error:
             raise DatabaseUnavailable(

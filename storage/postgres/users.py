@@ -195,11 +195,23 @@ class UserRepository:
 
     # --- moving an installation in ------------------------------------------
 
-    def insert_token_record(self, token_hash: str, token: dict) -> None:
-        """Store a token exactly as another backend held it (missing expiry included)."""
+    def all_tokens(self) -> dict[str, dict]:
+        """Every stored token by its hash."""
         with self._db.connection() as connection:
-            connection.execute(
+            rows = connection.execute("SELECT token_hash FROM tokens").fetchall()
+        return {row[0]: self.token(row[0]) for row in rows}
+
+    def insert_tokens(self, tokens: dict[str, dict]) -> None:
+        """Store tokens exactly as another backend held them (a missing expiry included)."""
+        rows = [
+            (token_hash, t["userId"], t.get("createdAt", ""), t.get("expiresAt"))
+            for token_hash, t in tokens.items()
+        ]
+        if not rows:
+            return
+        with self._db.transaction() as connection, connection.cursor() as cursor:
+            cursor.executemany(
                 "INSERT INTO tokens (token_hash, user_id, created_at, expires_at) "
                 "VALUES (%s, %s, %s, %s)",
-                (token_hash, token["userId"], token.get("createdAt", ""), token.get("expiresAt")),
+                rows,
             )

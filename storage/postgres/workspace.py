@@ -362,6 +362,11 @@ class WorkspaceStore:
             ).fetchone()
         return row[0] if row else None
 
+    def uploads(self) -> list[dict]:
+        """Every upload record (moving an installation to another backend)."""
+        with self._db.connection() as connection:
+            return [row[0] for row in connection.execute("SELECT doc FROM uploads ORDER BY id")]
+
     # --- room statistics ---------------------------------------------------------
 
     def refresh_room_stats(self, room_ids: Iterable[str], now_iso: str) -> None:
