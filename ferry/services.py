@@ -122,6 +122,8 @@ class Services:
         """Start the worker pools and recover; the server's step, taken once."""
         if self.started:
             return
+        # Raises storage.backends.DatabaseInUse while another server works on the database.
+        self.store.claim_server()
         self.started = True
         self.accounts.startup()
         # Transfers a crash cut off go on from their part files where the server allows it

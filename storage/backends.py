@@ -10,13 +10,20 @@ from typing import Any
 
 from storage.downloads import DownloadRepository
 from storage.operations import OperationRepository
-from storage.postgres.errors import DatabaseUnavailable
+from storage.postgres.errors import DatabaseInUse, DatabaseUnavailable
 from storage.staging import StagingArea
 from storage.store import Store
 from storage.users import UserRepository
 from storage.workspace import WorkspaceStore
 
-__all__ = ["DatabaseUnavailable", "Repositories", "open_backend", "open_postgres", "open_tinydb"]
+__all__ = [
+    "DatabaseInUse",
+    "DatabaseUnavailable",
+    "Repositories",
+    "open_backend",
+    "open_postgres",
+    "open_tinydb",
+]
 
 
 @dataclass
@@ -32,6 +39,9 @@ class Repositories:
     close: Callable[[], None]
     # Whether the database answers now; always true for files on a local disk.
     reachable: Callable[[], bool]
+    # Makes this process the one server working on the storage, or raises
+    # DatabaseInUse; TinyDB's data-directory lock already is that claim.
+    claim_server: Callable[[], None]
 
 
 def open_tinydb(state_dir: Path, *, fsync: bool = True) -> Repositories:
@@ -46,6 +56,7 @@ def open_tinydb(state_dir: Path, *, fsync: bool = True) -> Repositories:
         workspace=WorkspaceStore(store),
         close=store.close,
         reachable=lambda: True,
+        claim_server=lambda: None,
     )
 
 
@@ -68,6 +79,7 @@ def open_postgres(url: str, state_dir: Path, *, fsync: bool = True) -> Repositor
         workspace=workspace.WorkspaceStore(database),
         close=database.close,
         reachable=database.ping,
+        claim_server=database.claim_server,
     )
 
 

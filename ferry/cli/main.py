@@ -13,7 +13,7 @@ from ferry.cli.users import add_users_command
 from ferry.client.commands import add_client_commands
 from ferry.kernel.errors import FerryError
 from ferry.kernel.logs import configure_logging
-from storage.backends import DatabaseUnavailable
+from storage.backends import DatabaseInUse, DatabaseUnavailable
 from storage.store import DataDirLocked
 
 # Connexion imports Starlette's test client at start-up, which warns about httpx; a
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DataDirLocked, DatabaseUnavailable) as exc:
+    except (DataDirLocked, DatabaseInUse, DatabaseUnavailable) as exc:
         print(f"ferry: {exc}", file=sys.stderr)
         return 1
     except FerryError as exc:

@@ -12,7 +12,7 @@ from ferry.cli.flags import SERVE_FLAGS, config_from
 from ferry.kernel.config import Config
 from ferry.kernel.errors import FerryError
 from ferry.kernel.logs import configure_logging
-from storage.backends import DatabaseUnavailable
+from storage.backends import DatabaseInUse, DatabaseUnavailable
 from storage.store import DataDirLocked
 
 
@@ -78,6 +78,13 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         services = Services.open(config)
     except (DataDirLocked, DatabaseUnavailable) as exc:
+        print(f"ferry: {exc}", file=sys.stderr)
+        return 1
+    try:
+        # Refused here, before listening, rather than in the app's start-up.
+        services.store.claim_server()
+    except DatabaseInUse as exc:
+        services.close()
         print(f"ferry: {exc}", file=sys.stderr)
         return 1
     try:

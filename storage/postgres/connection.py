@@ -15,7 +15,11 @@ from psycopg.types.json import Json, set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool
 
 from storage.postgres import migrate
-from storage.postgres.errors import DatabaseUnavailable
+from storage.postgres.errors import DatabaseInUse, DatabaseUnavailable
+
+# The advisory lock a working server holds for its life (any constant all Ferry
+# processes share, distinct from the migrations' lock).
+_SERVER_LOCK_KEY = 0x0F3E2218
 
 
 def _dumps(value: Any) -> str:
@@ -59,6 +63,7 @@ class Database:
             kwargs={"autocommit": True},
             name="ferry",
         )
+        self._server_lock: psycopg.Connection | None = None
 
     def open(self) -> None:
         try:
@@ -105,7 +110,31 @@ class Database:
         except Exception:
             return False
 
+    def claim_server(self) -> None:
+        """Become the one server that runs and recovers this database's downloads and
+        imports, until this process ends or closes the database.
+
+        A starting server treats every unfinished download and import as a crash's
+        leftover; a second one would fail or resume the first one's live work.
+        """
+        if self._server_lock is not None:
+            return
+        connection = psycopg.connect(self.url, autocommit=True)
+        held = connection.execute(
+            "SELECT pg_try_advisory_lock(%s)", (_SERVER_LOCK_KEY,)
+        ).fetchone()[0]
+        if not held:
+            connection.close()
+            raise DatabaseInUse(
+                f"another ferry serve already works on {_without_password(self.url)}; "
+                "stop it first or choose another --database-url"
+            )
+        self._server_lock = connection
+
     def close(self) -> None:
+        if self._server_lock is not None:
+            self._server_lock.close()
+            self._server_lock = None
         self._pool.close()
 
 
