@@ -133,6 +133,10 @@ class Database:
 
     def close(self) -> None:
         if self._server_lock is not None:
+            # Unlocked explicitly: a closed connection's server process lets go of its
+            # locks only when it gets round to exiting, and the next server may be quicker.
+            with contextlib.suppress(psycopg.Error):
+                self._server_lock.execute("SELECT pg_advisory_unlock(%s)", (_SERVER_LOCK_KEY,))
             self._server_lock.close()
             self._server_lock = None
         self._pool.close()

@@ -38,7 +38,8 @@ def _room_columns(room: dict) -> tuple:
 def _message_row(message: dict) -> tuple:
     hidden = bool(message.get("_hidden"))
     main = not hidden and (not message.get("tmid") or bool(message.get("tshow")))
-    pending = message["_importFile"].get("id") if is_pending_file(message) else None
+    # "" for a pending file without an id: counted and listed, never matched by id.
+    pending = (message["_importFile"].get("id") or "") if is_pending_file(message) else None
     return (
         message["rid"],
         message["_id"],
@@ -317,7 +318,7 @@ class WorkspaceStore:
         """For each `(file_id, url, attachment)`: every pending message with that
         `_importFile.id` gets `rocketChatUrl=url`, `downloaded=True` and the attachment
         added (once). Returns how many messages changed."""
-        wanted = {file_id: (url, attachment) for file_id, url, attachment in downloads}
+        wanted = {file_id: (url, attachment) for file_id, url, attachment in downloads if file_id}
         if not wanted:
             return 0
         with self._db.transaction() as connection:
