@@ -25,8 +25,20 @@ install: $(VENV)/.installed ## Create .venv and install Ferry with its test tool
 run: install ## Start ferry serve on 127.0.0.1:3000 with its data in ./data
 	$(FERRY) serve --host $(HOST) --port $(PORT) --data-dir $(DATA) $(ARGS)
 
-test: install ## Run the whole test suite
+# Run a second time on PostgreSQL by `make test` (the storage and CLI tests cover both
+# backends in the first run already).
+PG_API_TESTS ?= tests/api/test_downloads_api.py tests/api/test_import_api.py \
+	tests/api/test_workspace_api.py tests/api/test_auth_and_users.py tests/api/test_operability.py
+
+test: install ## Run the whole test suite (and the app-level subset on PostgreSQL where installed)
 	$(PY) -m pytest -q $(T)
+	@if [ -n "$(T)" ]; then exit 0; \
+	elif $(PY) -c "from tests.support.postgres import bin_dir; raise SystemExit(bin_dir() is None)"; then \
+		echo "PostgreSQL is installed: the app-level subset again, on PostgreSQL"; \
+		FERRY_TEST_BACKEND=postgresql $(PY) -m pytest -q $(PG_API_TESTS); \
+	else \
+		echo "PostgreSQL is not installed: its tests were skipped (apt-get install -y postgresql)"; \
+	fi
 
 lint-python: install ## ruff check and ruff format --check (what CI runs)
 	$(VENV)/bin/ruff check .

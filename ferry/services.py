@@ -30,12 +30,7 @@ from ferry.kernel.statuses import DownloadStatus, HealthStatus
 from ferry.ops import allocator
 from ferry.ops.telemetry import Telemetry
 from ferry.webhooks import Webhooks
-from storage.downloads import DownloadRepository
-from storage.operations import OperationRepository
-from storage.staging import StagingArea
-from storage.store import Store
-from storage.users import UserRepository
-from storage.workspace import WorkspaceStore
+from storage.backends import Repositories, open_backend
 
 # Pending files live under the state directory and are served by /file-upload/ to those
 # who may read their rooms; avatars, public in Rocket.Chat, stay in the served tree.
@@ -59,7 +54,7 @@ SHUTDOWN_GRACE_SECONDS = 10
 @dataclass
 class Services:
     config: Config
-    store: Store
+    store: Repositories
     accounts: Accounts
     files: FileTree
     downloads: DownloadManager
@@ -74,8 +69,9 @@ class Services:
 
     @classmethod
     def open(cls, config: Config) -> Services:
-        """Raises storage.store.DataDirLocked when another process owns the data directory,
-        and FetchError for a webhook URL the download policy refuses."""
+        """Raises storage.store.DataDirLocked when another process owns the data directory
+        (TinyDB), storage.backends.DatabaseUnavailable when `database_url` leads nowhere
+        (PostgreSQL), and FetchError for a webhook URL the download policy refuses."""
         telemetry = Telemetry()
         events = EventBus()
         webhooks = Webhooks(
@@ -86,15 +82,15 @@ class Services:
         )
         events.add_listener(webhooks.event)
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(config.state_dir)
+        store = open_backend(config.database_url, config.state_dir)
         accounts = Accounts(
-            UserRepository(store),
+            store.users,
             PasswordHasher(cost=config.password_cost),
             token_ttl=config.token_ttl,
         )
         files = FileTree(config.files_dir)
         downloads = DownloadManager(
-            DownloadRepository(store),
+            store.downloads,
             fetch_policy(config),
             max_concurrent=config.max_concurrent_downloads,
             max_queued=config.max_queued_downloads,
@@ -109,7 +105,7 @@ class Services:
         )
         telemetry.watch_downloads(downloads.stats)
         transfers = Transfers(downloads, files, accounts, allowed=config.allow_download)
-        workspace = WorkspaceStore(store)
+        workspace = store.workspace
         queries = WorkspaceQueries(workspace)
         attachments = Attachments(
             queries,
@@ -118,8 +114,8 @@ class Services:
             legacy_directory=config.files_dir / LEGACY_FOLDER,
         )
         imports = ImportService(
-            OperationRepository(store),
-            StagingArea(store),
+            store.operations,
+            store.staging,
             accounts.users,
             workspace,
             downloads,
@@ -155,6 +151,8 @@ class Services:
         """Start the worker pools and recover; the server's step, taken once."""
         if self.started:
             return
+        # Raises storage.backends.DatabaseInUse while another server works on the database.
+        self.store.claim_server()
         self.started = True
         self.accounts.startup()
         self.webhooks.start()
@@ -181,12 +179,15 @@ class Services:
 
     def health(self) -> dict:
         """Cheap enough to poll every second: no storage reads or writes, only an
-        access() and a statvfs() of `state/` and `files/` each."""
+        access() and a statvfs() of `state/` and `files/` each (and, on PostgreSQL, one
+        `SELECT 1`)."""
         directories = (self.config.state_dir, self.config.files_dir)
         checks = {
             "data_dir_writable": all(os.access(d, os.W_OK) for d in directories),
             "disk_space_available": all(has_free_space(d) for d in directories),
         }
+        if self.store.kind == "postgresql":
+            checks["database_reachable"] = self.store.reachable()
         stats = self.downloads.stats()
         return {
             "status": HealthStatus.OK if all(checks.values()) else HealthStatus.DEGRADED,

@@ -167,6 +167,11 @@ class UserRepository:
         with self._store.lock:
             return detached(self._tokens.get(doc_id=token_hash))
 
+    def all_tokens(self) -> dict[str, dict]:
+        """Every stored token by its hash (moving an installation to another backend)."""
+        with self._store.lock:
+            return {t.doc_id: detached(dict(t)) for t in self._tokens.all()}
+
     def revoke_token(self, token_hash: str) -> bool:
         with self._store.lock:
             if self._tokens.get(doc_id=token_hash) is None:

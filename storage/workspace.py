@@ -380,6 +380,11 @@ class WorkspaceStore:
         with self._store.lock:
             return detached(self._uploads.get(doc_id=upload_id))
 
+    def uploads(self) -> list[dict]:
+        """Every upload record (moving an installation to another backend)."""
+        with self._store.lock:
+            return detached([dict(u) for u in self._uploads.all()])
+
     # ======================================================================
     # room statistics
     # ======================================================================

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from ferry.kernel.config import Config
 from handlers.app import create_app
 from storage.store import Store
+from tests.support.postgres import BACKEND_VARIABLE, databases
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 # What make_user's users log in with; both pass the password rule.
@@ -38,8 +40,24 @@ def make_config(data_dir: Path, **overrides) -> Config:
         "password_cost": TEST_PASSWORD_COST,
         "validate_responses": True,
     }
+    if os.environ.get(BACKEND_VARIABLE) == "postgresql":
+        settings["database_url"] = databases.new()
     settings.update(overrides)
     return Config(**settings)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_cluster():
+    """Stops the cluster a test started (if any) when the session ends."""
+    yield
+    databases.stop()
+
+
+@pytest.fixture(autouse=True)
+def _postgres_databases():
+    """Drops the databases a test was given, after its own fixtures closed them."""
+    yield
+    databases.drop_handed_out()
 
 
 @pytest.fixture

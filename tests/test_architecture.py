@@ -173,7 +173,13 @@ def test_the_kernel_imports_only_the_kernel():
 
 @pytest.mark.parametrize(
     ("library", "allowed"),
-    [("connexion", "handlers"), ("starlette", "handlers"), ("tinydb", "storage")],
+    [
+        ("connexion", "handlers"),
+        ("starlette", "handlers"),
+        ("tinydb", "storage"),
+        ("psycopg", "storage"),
+        ("psycopg_pool", "storage"),
+    ],
 )
 def test_frameworks_stay_in_their_layer(library, allowed):
     def rule(module, imported):

@@ -147,6 +147,12 @@ SERVE_FLAGS = (
     Flag("--port", "FERRY_PORT", "port", "port to listen on", _positive_int),
     Flag("--data-dir", "FERRY_DATA_DIR", "data_dir", "served files and state live here", Path),
     Flag(
+        "--database-url",
+        "FERRY_DATABASE_URL",
+        "database_url",
+        "postgresql://... to keep records in PostgreSQL; unset: TinyDB under --data-dir",
+    ),
+    Flag(
         "--allow-download",
         "FERRY_ALLOW_DOWNLOAD",
         "allow_download",

@@ -14,6 +14,7 @@ from ferry.downloads.policy import FetchError
 from ferry.kernel.config import Config
 from ferry.kernel.errors import FerryError
 from ferry.kernel.logs import configure_logging
+from storage.backends import DatabaseInUse, DatabaseUnavailable
 from storage.store import DataDirLocked
 
 
@@ -100,7 +101,14 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(config.log_format)
     try:
         services = Services.open(config)
-    except DataDirLocked as exc:
+    except (DataDirLocked, DatabaseUnavailable) as exc:
+        print(f"ferry: {exc}", file=sys.stderr)
+        return 1
+    try:
+        # Refused here, before listening, rather than in the app's start-up.
+        services.store.claim_server()
+    except DatabaseInUse as exc:
+        services.close()
         print(f"ferry: {exc}", file=sys.stderr)
         return 1
     except FetchError as exc:

@@ -12,6 +12,9 @@ DEFAULT_MAX_DOWNLOAD_SIZE = 10 * 1024**3
 @dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("data")
+    # postgresql://... keeps users, history, imports and the workspace in PostgreSQL
+    # (the data directory then holds only files); None: TinyDB files under `state/`.
+    database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 3000
     # Downloads (`GET /{directory}?download=URL`) are refused unless this is on.

@@ -2,6 +2,7 @@
 
 from tests.conftest import ADMIN_PASSWORD, log_in
 from tests.support.envelope import assert_error
+from tests.support.postgres import stored_records
 
 
 def test_login_returns_rocketchat_shape(client):
@@ -58,7 +59,7 @@ def test_logout_revokes_only_that_token(client, admin):
 
 
 def test_tokens_are_stored_only_as_hashes(app, admin):
-    state = (app.services.config.state_dir / "accounts.json").read_text()
+    state = stored_records(app.services)
     assert admin.token not in state
     assert ADMIN_PASSWORD not in state
 

@@ -9,6 +9,7 @@ from handlers.app import create_app
 from tests.conftest import ADMIN_PASSWORD, log_in, make_config
 from tests.support.envelope import assert_error
 from tests.support.importers import build_zip
+from tests.support.postgres import stored_records
 from tests.support.remote import RemoteServer
 
 FIXTURES = Path(__file__).parents[3] / "shared" / "fixtures" / "rocketchat"
@@ -466,8 +467,7 @@ def test_encrypted_hipchat_export_with_its_password(importing, tmp_path):
     assert failed["state"] == "error" and "password" in failed["operation"]["error"]
     send("s3cret-pass")
     assert prepared(client, admin)["message_count"] > 0
-    stored = (app.services.config.state_dir / "imports.json").read_text()
-    assert "s3cret-pass" not in stored
+    assert "s3cret-pass" not in stored_records(app.services)
 
 
 def test_restart_mid_import_fails_readably_and_a_new_import_works(tmp_path):

@@ -1,18 +1,63 @@
-"""A workspace of three rooms, with shards small enough that every test crosses them."""
+"""Every repository test runs on both backends: TinyDB files and a PostgreSQL database.
+
+The PostgreSQL variants are skipped, saying why, only where PostgreSQL is not installed.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from storage import message_shards
-from storage.workspace import WorkspaceStore
+from storage.backends import Repositories, open_postgres, open_tinydb
+from tests.support.postgres import SKIP_REASON, databases
+
+
+class Backend:
+    """Opens the repositories of one storage place, again and again (a restart)."""
+
+    def __init__(self, kind: str, state_dir: Path):
+        self.kind = kind
+        self._state_dir = state_dir
+        self._url = databases.new() if kind == "postgres" else None
+        self._open: list[Repositories] = []
+
+    def open(self) -> Repositories:
+        """The repositories over the same storage; an earlier opening is closed first
+        (TinyDB allows one owner at a time)."""
+        self.close()
+        if self._url:
+            repositories = open_postgres(self._url, self._state_dir, fsync=False)
+        else:
+            repositories = open_tinydb(self._state_dir, fsync=False)
+        self._open.append(repositories)
+        return repositories
+
+    def close(self) -> None:
+        while self._open:
+            self._open.pop().close()
+
+
+@pytest.fixture(params=["tinydb", "postgres"])
+def backend(request, tmp_path):
+    if request.param == "postgres" and not databases.available:
+        pytest.skip(SKIP_REASON)
+    opened = Backend(request.param, tmp_path / "state")
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
-def ws(store, monkeypatch):
-    # Small shards make every test cross shard boundaries.
+def repos(backend) -> Repositories:
+    return backend.open()
+
+
+@pytest.fixture
+def ws(repos, monkeypatch):
+    """A workspace of three rooms, with shards small enough that every test crosses them."""
     monkeypatch.setattr(message_shards, "SHARD_MAX", 7)
-    ws = WorkspaceStore(store)
+    ws = repos.workspace
     ws.insert_rooms(
         [
             {"_id": "R1", "t": "c", "name": "general", "importIds": ["C1"]},

@@ -12,15 +12,15 @@ def record(record_id: str, status: str = "completed", end_time: int | None = 100
     return {"id": record_id, "status": status, "start_time": 50, "end_time": end_time, **extra}
 
 
-def test_save_replaces_the_whole_record(store):
-    repository = DownloadRepository(store)
+def test_save_replaces_the_whole_record(repos):
+    repository = repos.downloads
     repository.save(record("a", "downloading", None, speed_hint=1))
     repository.save(record("a", "completed", 120, total_bytes=5))
     assert repository.get("a") == record("a", "completed", 120, total_bytes=5)
 
 
-def test_records_handed_out_are_copies(store):
-    repository = DownloadRepository(store)
+def test_records_handed_out_are_copies(repos):
+    repository = repos.downloads
     repository.save(record("a", _local={"part_path": "/x"}))
     copy = repository.get("a")
     copy["_local"]["part_path"] = "/elsewhere"
@@ -29,8 +29,8 @@ def test_records_handed_out_are_copies(store):
     assert repository.get("a")["status"] == "completed"
 
 
-def test_history_is_finished_records_newest_first(store):
-    repository = DownloadRepository(store)
+def test_history_is_finished_records_newest_first(repos):
+    repository = repos.downloads
     repository.save(record("old", end_time=100))
     repository.save(record("running", "downloading", None))
     repository.save(record("new", "failed", 300))
@@ -43,16 +43,16 @@ def test_history_is_finished_records_newest_first(store):
     assert [r["id"] for r in repository.history(limit=2)] == ["tie-second", "tie-first"]
 
 
-def test_unfinished_finds_starting_and_downloading(store):
-    repository = DownloadRepository(store)
+def test_unfinished_finds_starting_and_downloading(repos):
+    repository = repos.downloads
     repository.save(record("q", "starting", None))
     repository.save(record("d", "downloading", None))
     repository.save(record("c"))
     assert sorted(r["id"] for r in repository.unfinished()) == ["d", "q"]
 
 
-def test_prune_keeps_the_newest_finished_and_every_unfinished(store):
-    repository = DownloadRepository(store)
+def test_prune_keeps_the_newest_finished_and_every_unfinished(repos):
+    repository = repos.downloads
     for number in range(5):
         repository.save(record(f"r{number}", end_time=100 + number))
     repository.save(record("live", "downloading", None))

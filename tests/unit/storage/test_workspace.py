@@ -6,8 +6,6 @@ import random
 
 import pytest
 
-from storage.store import Store
-from storage.workspace import WorkspaceStore
 from tests.support.workspace import SECOND, ids_of, message, write
 
 
@@ -87,11 +85,11 @@ def test_reading_a_room_while_it_is_being_written_sees_each_message_once(ws):
     assert seen[-1] == "m039"
 
 
-def test_member_rooms_come_from_members_files_after_a_reopen(ws, store):
+def test_member_rooms_survive_a_reopen(ws, backend):
     ws.set_members("R2", ["a", "b"])
     ws.set_members("ab", ["a", "b"])
     ws.set_members("R1", ["a"])
-    reopened = WorkspaceStore(store)
+    reopened = backend.open().workspace
     assert reopened.is_member("R2", "b") and not reopened.is_member("R1", "b")
     page, total = reopened.member_rooms("a", "p")
     assert ([r["_id"] for r in page], total) == (["R2"], 1)
@@ -109,17 +107,12 @@ def test_membership_changes_and_deleted_rooms_update_the_lookups(ws):
     assert ws.member_rooms("b", "p") == ([], 0)
 
 
-def test_upload_records_are_replaced_whole_and_survive_a_reopen(ws, store):
+def test_upload_records_are_replaced_whole_and_survive_a_reopen(ws, backend):
     ws.save_upload({"_id": "U1", "name": "a.txt", "rooms": ["R2"], "size": 3})
     ws.save_upload({"_id": "U1", "name": "a.txt", "rooms": ["R1", "R2"]})
-    store.close()
-    again = Store(store.state_dir, fsync=False)
-    try:
-        saved = WorkspaceStore(again).upload("U1")
-        assert saved == {"_id": "U1", "name": "a.txt", "rooms": ["R1", "R2"]}
-        assert WorkspaceStore(again).upload("missing") is None
-    finally:
-        again.close()
+    again = backend.open().workspace
+    assert again.upload("U1") == {"_id": "U1", "name": "a.txt", "rooms": ["R1", "R2"]}
+    assert again.upload("missing") is None
 
 
 def test_a_room_inserted_after_its_members_were_written_is_listed_for_them(ws):
