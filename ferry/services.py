@@ -102,6 +102,7 @@ class Services:
             avatars_dir=config.files_dir / AVATARS_FOLDER,
             import_folder=config.import_folder,
             max_upload_size=config.max_upload_size,
+            hash_password=accounts.hasher.hash,
             direct_message_max_users=config.direct_message_max_users,
             on_status=telemetry.import_status,
             # A prepare or import allocates tens of MB of short-lived records; give the

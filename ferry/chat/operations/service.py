@@ -90,6 +90,7 @@ class ImportService:
         avatars_dir: Path,
         import_folder: Path | None,
         max_upload_size: int,
+        hash_password: Callable[[str], str],
         direct_message_max_users: int = 1,
         on_status: Callable[[dict], None] | None = None,
         on_work_done: Callable[[], None] | None = None,
@@ -122,7 +123,11 @@ class ImportService:
             avatars_dir=avatars_dir,
         )
         self.api = ApiImporter(
-            self.operations, staging, clear=self.clear, begin_import=self.begin_import
+            self.operations,
+            staging,
+            clear=self.clear,
+            begin_import=self.begin_import,
+            hash_password=hash_password,
         )
 
     # --- operations --------------------------------------------------------------
