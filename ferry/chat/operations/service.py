@@ -252,12 +252,15 @@ class ImportService:
                 shutil.copyfile(local, target)
                 self._file_loaded(operation["_id"], target, password)
             return self.operations.get(operation["_id"])
+        # As in Rocket.Chat the operation exists before the URL is checked, so that a
+        # refused or failing URL shows as a failed import in getImportProgress.
+        operation = self._new_operation(user_id, info)
+        op_id = operation["_id"]
         try:
             checked_url = self.downloads.policy.check_url(file_url)
         except FetchError as refusal:
+            self.operations.update(op_id, status=ImportStep.FAILED, error=refusal.message)
             raise fetch_failure(refusal) from None
-        operation = self._new_operation(user_id, info)
-        op_id = operation["_id"]
         target_dir = self.store_dir / op_id
         target_dir.mkdir(parents=True, exist_ok=True)
         self.operations.update(op_id, status=ImportStep.DOWNLOADING_FILE)
