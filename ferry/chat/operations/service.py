@@ -362,10 +362,20 @@ class ImportService:
         )
 
     def _existing_import_id(self, username: str) -> str | None:
+        """The import id that attaches a CSV author missing from users.csv to the server's
+        user of that username, as Rocket.Chat does: one of theirs, or the username, which
+        the account then gains (an account never gains an id another one holds)."""
         user = self.users.by_username(username)
         if user is None:
             return None
-        return (user.get("importIds") or [user["username"]])[0]
+        if user.get("importIds"):
+            return user["importIds"][0]
+        holder = self.users.id_for_import_id(username)
+        if holder is None:
+            self.users.update(user["_id"], {"importIds": [username]})
+        elif holder != user["_id"]:
+            return None
+        return username
 
     def file_data(self) -> dict:
         """getImportFileData: {waiting: true} while busy, else the selection."""
