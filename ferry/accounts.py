@@ -45,6 +45,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "view-all-downloads",
             "manage-all-downloads",
             "view-full-other-user-info",
+            "view-livechat-contact",
         }
     ),
     # A team shares the file server: each member may bring files in (the server's
@@ -52,8 +53,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.USER: frozenset({"download-files", "view-files", "view-outside-room", "view-c-room"}),
     Role.BOT: frozenset(),
     # Rocket.Chat's other default roles arrive with imported users; Ferry has nothing
-    # for them to unlock, so they add no permission.
+    # for most of them to unlock. Omnichannel agents and managers read the contacts.
     **{role: frozenset() for role in Role if role not in (Role.ADMIN, Role.USER, Role.BOT)},
+    Role.LIVECHAT_AGENT: frozenset({"view-livechat-contact"}),
+    Role.LIVECHAT_MANAGER: frozenset({"view-livechat-contact"}),
 }
 ROLES = tuple(ROLE_PERMISSIONS)
 _KEPT_FROM_ROCKET_CHAT = "Kept from Rocket.Chat; grants nothing more in Ferry."
@@ -61,6 +64,8 @@ ROLE_DESCRIPTIONS = {role: _KEPT_FROM_ROCKET_CHAT for role in Role} | {
     Role.ADMIN: "Runs imports and downloads and manages users.",
     Role.USER: "Reads files and the imported workspace, and downloads URLs of their own.",
     Role.BOT: "An imported bot account.",
+    Role.LIVECHAT_AGENT: "Reads the imported omnichannel contacts.",
+    Role.LIVECHAT_MANAGER: "Reads the imported omnichannel contacts.",
 }
 # Rocket.Chat's roles that hold within one room rather than on the whole server.
 ROOM_ROLES = frozenset({Role.OWNER, Role.MODERATOR, Role.LEADER})

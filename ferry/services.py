@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ferry import __version__
 from ferry.accounts import Accounts, PasswordHasher
 from ferry.chat.attachments import LEGACY_FOLDER, Attachments
+from ferry.chat.contacts import ContactQueries
 from ferry.chat.operations.service import ImportService
 from ferry.chat.reads import WorkspaceQueries
 from ferry.downloads.manager import DownloadManager
@@ -24,6 +25,7 @@ from ferry.kernel.config import Config
 from ferry.kernel.statuses import DownloadStatus, HealthStatus
 from ferry.ops import allocator
 from ferry.ops.telemetry import Telemetry
+from storage.contacts import ContactRepository
 from storage.downloads import DownloadRepository
 from storage.operations import OperationRepository
 from storage.staging import StagingArea
@@ -52,6 +54,7 @@ class Services:
     files: FileTree
     downloads: DownloadManager
     transfers: Transfers
+    contacts: ContactQueries
     imports: ImportService
     workspace: WorkspaceQueries
     attachments: Attachments
@@ -91,6 +94,7 @@ class Services:
             directory=config.state_dir / UPLOADS_FOLDER,
             legacy_directory=config.files_dir / LEGACY_FOLDER,
         )
+        contacts = ContactRepository(store)
         imports = ImportService(
             OperationRepository(store),
             StagingArea(store),
@@ -103,6 +107,7 @@ class Services:
             import_folder=config.import_folder,
             max_upload_size=config.max_upload_size,
             hash_password=accounts.hasher.hash,
+            contacts=contacts,
             direct_message_max_users=config.direct_message_max_users,
             on_status=telemetry.import_status,
             # A prepare or import allocates tens of MB of short-lived records; give the
@@ -116,6 +121,7 @@ class Services:
             files=files,
             downloads=downloads,
             transfers=transfers,
+            contacts=ContactQueries(contacts, accounts.users),
             imports=imports,
             workspace=queries,
             attachments=attachments,

@@ -62,6 +62,7 @@ from ferry.downloads.policy import DOWNLOAD_TIMEOUT, FetchError
 from ferry.downloads.records import Owner
 from ferry.kernel.errors import InvalidInput, MeteorError
 from ferry.kernel.statuses import DownloadKind, DownloadStatus, ImportStep
+from storage.contacts import ContactRepository
 from storage.operations import OperationRepository
 from storage.staging import StagingArea, StagingIncomplete
 from storage.users import UserRepository
@@ -91,6 +92,7 @@ class ImportService:
         import_folder: Path | None,
         max_upload_size: int,
         hash_password: Callable[[str], str],
+        contacts: ContactRepository,
         direct_message_max_users: int = 1,
         on_status: Callable[[dict], None] | None = None,
         on_work_done: Callable[[], None] | None = None,
@@ -104,6 +106,7 @@ class ImportService:
         self.staging = staging
         self.users = users
         self.workspace = workspace
+        self.contacts = contacts
         self.downloads = downloads
         self.store_dir = store_dir
         self.import_folder = import_folder
@@ -341,7 +344,7 @@ class ImportService:
         counts = writer.finish()
         if not self._still_valid(op_id):
             return
-        total = counts["users"] + counts["channels"] + counts["messages"]
+        total = counts["users"] + counts["channels"] + counts["messages"] + counts["contacts"]
         if total == 0:
             self.operations.update(
                 op_id, status=ImportStep.FAILED, error="No valid record found in the import file."
@@ -357,6 +360,7 @@ class ImportService:
                 "users": counts["users"],
                 "channels": counts["channels"],
                 "messages": counts["messages"],
+                "contacts": counts["contacts"],
             },
             warnings=self.staging.warnings(op_id, limit=SHOWN_WARNINGS),
         )
@@ -460,6 +464,7 @@ class ImportService:
                 staging=self.staging,
                 users=self.users,
                 workspace=self.workspace,
+                contacts=self.contacts,
                 selection=selection,
                 importing_user_id=user_id,
                 progress=progress,
