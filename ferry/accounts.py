@@ -45,19 +45,30 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "view-all-downloads",
             "manage-all-downloads",
             "view-full-other-user-info",
+            "view-livechat-contact",
         }
     ),
     # A team shares the file server: each member may bring files in (the server's
     # --allow-download still decides whether anyone may) and sees only their own.
     Role.USER: frozenset({"download-files", "view-files", "view-outside-room", "view-c-room"}),
     Role.BOT: frozenset(),
+    # Rocket.Chat's other default roles arrive with imported users; Ferry has nothing
+    # for most of them to unlock. Omnichannel agents and managers read the contacts.
+    **{role: frozenset() for role in Role if role not in (Role.ADMIN, Role.USER, Role.BOT)},
+    Role.LIVECHAT_AGENT: frozenset({"view-livechat-contact"}),
+    Role.LIVECHAT_MANAGER: frozenset({"view-livechat-contact"}),
 }
 ROLES = tuple(ROLE_PERMISSIONS)
-ROLE_DESCRIPTIONS = {
+_KEPT_FROM_ROCKET_CHAT = "Kept from Rocket.Chat; grants nothing more in Ferry."
+ROLE_DESCRIPTIONS = {role: _KEPT_FROM_ROCKET_CHAT for role in Role} | {
     Role.ADMIN: "Runs imports and downloads and manages users.",
     Role.USER: "Reads files and the imported workspace, and downloads URLs of their own.",
     Role.BOT: "An imported bot account.",
+    Role.LIVECHAT_AGENT: "Reads the imported omnichannel contacts.",
+    Role.LIVECHAT_MANAGER: "Reads the imported omnichannel contacts.",
 }
+# Rocket.Chat's roles that hold within one room rather than on the whole server.
+ROOM_ROLES = frozenset({Role.OWNER, Role.MODERATOR, Role.LEADER})
 
 # The secret part of a token: 32 random bytes, so guessing is hopeless; only its hash is stored.
 _TOKEN_BYTES = 32
@@ -365,7 +376,7 @@ class Accounts:
         return {
             "_id": name,
             "name": name,
-            "scope": "Users",
+            "scope": "Subscriptions" if name in ROOM_ROLES else "Users",
             "protected": True,
             "description": ROLE_DESCRIPTIONS[name],
         }

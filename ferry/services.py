@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ferry import __version__
 from ferry.accounts import Accounts, PasswordHasher
 from ferry.chat.attachments import LEGACY_FOLDER, Attachments
+from ferry.chat.contacts import ContactQueries
 from ferry.chat.operations.records import event_view
 from ferry.chat.operations.service import ImportService
 from ferry.chat.reads import WorkspaceQueries
@@ -59,6 +60,7 @@ class Services:
     files: FileTree
     downloads: DownloadManager
     transfers: Transfers
+    contacts: ContactQueries
     imports: ImportService
     workspace: WorkspaceQueries
     attachments: Attachments
@@ -113,6 +115,7 @@ class Services:
             directory=config.state_dir / UPLOADS_FOLDER,
             legacy_directory=config.files_dir / LEGACY_FOLDER,
         )
+        contacts = store.contacts
         imports = ImportService(
             store.operations,
             store.staging,
@@ -124,6 +127,8 @@ class Services:
             avatars_dir=config.files_dir / AVATARS_FOLDER,
             import_folder=config.import_folder,
             max_upload_size=config.max_upload_size,
+            hash_password=accounts.hasher.hash,
+            contacts=contacts,
             direct_message_max_users=config.direct_message_max_users,
             on_status=_both(
                 telemetry.import_status, ImportEvents(events, event_view).operation_stored
@@ -139,6 +144,7 @@ class Services:
             files=files,
             downloads=downloads,
             transfers=transfers,
+            contacts=ContactQueries(contacts, accounts.users),
             imports=imports,
             workspace=queries,
             attachments=attachments,

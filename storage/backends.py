@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from storage.contacts import ContactRepository
 from storage.downloads import DownloadRepository
 from storage.operations import OperationRepository
 from storage.postgres.errors import DatabaseInUse, DatabaseUnavailable
@@ -36,6 +37,7 @@ class Repositories:
     operations: Any
     staging: StagingArea
     workspace: Any
+    contacts: Any
     close: Callable[[], None]
     # Whether the database answers now; always true for files on a local disk.
     reachable: Callable[[], bool]
@@ -54,6 +56,7 @@ def open_tinydb(state_dir: Path, *, fsync: bool = True) -> Repositories:
         operations=OperationRepository(store),
         staging=StagingArea(store),
         workspace=WorkspaceStore(store),
+        contacts=ContactRepository(store),
         close=store.close,
         reachable=lambda: True,
         claim_server=lambda: None,
@@ -65,7 +68,7 @@ def open_postgres(url: str, state_dir: Path, *, fsync: bool = True) -> Repositor
 
     Import staging stays in files under `state_dir`.
     """
-    from storage.postgres import connection, downloads, operations, users, workspace
+    from storage.postgres import connection, contacts, downloads, operations, users, workspace
 
     database = connection.connect(url)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +80,7 @@ def open_postgres(url: str, state_dir: Path, *, fsync: bool = True) -> Repositor
         operations=operations.OperationRepository(database),
         staging=StagingArea(files),
         workspace=workspace.WorkspaceStore(database),
+        contacts=contacts.ContactRepository(database),
         close=database.close,
         reachable=database.ping,
         claim_server=database.claim_server,

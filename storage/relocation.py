@@ -34,6 +34,7 @@ def counts(repositories: Repositories) -> dict[str, int]:
         "memberships": sum(len(workspace.members(r["_id"])) for r in rooms),
         "messages": sum(workspace.message_count(r["_id"], visible_only=False) for r in rooms),
         "uploads": len(workspace.uploads()),
+        "contacts": len(repositories.contacts.all()),
     }
 
 
@@ -58,6 +59,7 @@ def copy_records(source: Repositories, target: Repositories) -> None:
         target.workspace.upsert_messages(batch)
     for upload in source.workspace.uploads():
         target.workspace.save_upload(upload)
+    target.contacts.insert_many(source.contacts.all())
 
 
 def migrate_storage(data_dir: Path, database_url: str) -> dict[str, int]:

@@ -4,7 +4,8 @@ A prepare can emit a million messages, so staging is not a TinyDB file (TinyDB
 rewrites and holds the whole file). Each operation gets a directory
 
     <state_dir>/staging/<operation_id>/
-        users.jsonl  channels.jsonl  messages.jsonl  warnings.jsonl   one record a line
+        users.jsonl  channels.jsonl  messages.jsonl  contacts.jsonl
+        warnings.jsonl                                  one record a line
         marks.jsonl      per-record errors found while importing (appended)
         manifest.json    counts and the byte length of every file above
 
@@ -33,13 +34,14 @@ from ferry.kernel.rocketchat import DIRECT_MESSAGES_ID
 from ferry.kernel.statuses import RoomType
 from storage.store import Store, write_atomically
 
-USER, CHANNEL, MESSAGE = "user", "channel", "message"
-_KINDS = (USER, CHANNEL, MESSAGE)
+USER, CHANNEL, MESSAGE, CONTACT = "user", "channel", "message", "contact"
+_KINDS = (USER, CHANNEL, MESSAGE, CONTACT)
 _WARNING = "warning"
 _FILES = {
     USER: "users.jsonl",
     CHANNEL: "channels.jsonl",
     MESSAGE: "messages.jsonl",
+    CONTACT: "contacts.jsonl",
     _WARNING: "warnings.jsonl",
 }
 _MARKS = "marks.jsonl"
@@ -109,12 +111,14 @@ class StagingArea:
     # --- reading -------------------------------------------------------------
 
     def counts(self, operation_id: str) -> dict[str, int]:
-        """`{"users", "channels", "messages", "warnings"}` of a finished prepare."""
+        """`{"users", "channels", "messages", "contacts", "warnings"}` of a finished prepare."""
         counts = self._require(operation_id)["counts"]
         return {
             "users": counts[USER],
             "channels": counts[CHANNEL],
             "messages": counts[MESSAGE],
+            # Prepares finished before contacts existed have none.
+            "contacts": counts.get(CONTACT, 0),
             "warnings": counts[_WARNING],
         }
 
@@ -135,6 +139,9 @@ class StagingArea:
 
     def messages(self, operation_id: str) -> Iterator[tuple[int, dict]]:
         return self.records(operation_id, MESSAGE)
+
+    def contacts(self, operation_id: str) -> Iterator[tuple[int, dict]]:
+        return self.records(operation_id, CONTACT)
 
     def warnings(self, operation_id: str, limit: int | None = None) -> list[str]:
         found = []
@@ -193,7 +200,22 @@ class StagingArea:
                     "is_direct": True,
                 }
             )
-        return {"users": users, "channels": channels, "message_count": manifest["counts"][MESSAGE]}
+        contacts = [
+            {
+                "id": (contact.get("importIds") or [None])[0],
+                "name": contact.get("name") or "",
+                "emails": contact.get("emails") or [],
+                "phones": contact.get("phones") or [],
+                "do_import": True,
+            }
+            for _, contact in self._lines(operation_id, CONTACT)
+        ]
+        return {
+            "users": users,
+            "channels": channels,
+            "contacts": contacts,
+            "message_count": manifest["counts"][MESSAGE],
+        }
 
     # --- per-record errors ---------------------------------------------------
 
@@ -238,7 +260,7 @@ class StagingArea:
 
     def _lines(self, operation_id: str, kind: str) -> Iterator[tuple[int, dict]]:
         manifest = self._require(operation_id)
-        remaining = manifest["sizes"][kind]
+        remaining = manifest["sizes"].get(kind, 0)
         if not remaining:
             return
         with open(self._dir(operation_id) / _FILES[kind], "rb", buffering=1 << 20) as records:
@@ -269,12 +291,11 @@ class StagingWriter:
         self._dir = directory
         self._fsync = fsync
         self._flush_every = flush_every
-        if previous is None:
-            self._counts = dict.fromkeys(_FILES, 0)
-            self._sizes = dict.fromkeys(_FILES, 0)
-        else:
-            self._counts = dict(previous["counts"])
-            self._sizes = dict(previous["sizes"])
+        self._counts = dict.fromkeys(_FILES, 0)
+        self._sizes = dict.fromkeys(_FILES, 0)
+        if previous is not None:
+            self._counts.update(previous["counts"])
+            self._sizes.update(previous["sizes"])
         self._files = {}
         for kind, name in _FILES.items():
             handle = open(directory / name, "ab")  # noqa: SIM115 - closed in finish/abort
@@ -296,6 +317,9 @@ class StagingWriter:
     def add_message(self, message: dict) -> None:
         self._add(MESSAGE, message)
 
+    def add_contact(self, contact: dict) -> None:
+        self._add(CONTACT, contact)
+
     def warn(self, message: str) -> None:
         self._add(_WARNING, {"message": str(message)})
 
@@ -307,6 +331,7 @@ class StagingWriter:
             "users": self._counts[USER],
             "channels": self._counts[CHANNEL],
             "messages": self._counts[MESSAGE],
+            "contacts": self._counts[CONTACT],
             "warnings": self._counts[_WARNING],
         }
 

@@ -25,6 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 from urllib.parse import quote
 
+from ferry.chat.image_size import image_dimensions
 from ferry.chat.reads import ROOM_ADMINISTRATION, Reader, WorkspaceQueries
 from ferry.kernel.errors import NotFound
 from ferry.kernel.ids import now_iso, random_id
@@ -48,15 +49,24 @@ def upload_url(upload_id: str, name: str) -> str:
     return f"/{FILE_UPLOAD_ROUTE}/{upload_id}/{quote(name)}"
 
 
-def message_attachment(name: str, url: str, content_type: str | None, size: int | None) -> dict:
-    """The attachment Rocket.Chat's pending-files importer adds to a message."""
-    attachment: dict = {"title": name, "title_link": url}
+def message_attachment(
+    name: str,
+    url: str,
+    content_type: str | None,
+    size: int | None,
+    dimensions: dict | None = None,
+) -> dict:
+    """The attachment Rocket.Chat puts on a file's message (`type: file`), with the image's
+    `image_dimensions` when they are known."""
+    attachment: dict = {"type": "file", "title": name, "title_link": url}
     kind = (content_type or "").partition("/")[0]
     if kind in ("image", "audio", "video"):
         attachment[f"{kind}_url"] = url
         attachment[f"{kind}_type"] = content_type
         if size is not None:
             attachment[f"{kind}_size"] = size
+    if kind == "image" and dimensions is not None:
+        attachment["image_dimensions"] = dimensions
     return attachment
 
 
@@ -118,7 +128,10 @@ class Attachments:
             }
         )
         url = upload_url(upload_id, name)
-        return url, message_attachment(name, url, content_type, size)
+        dimensions = None
+        if (content_type or "").startswith("image/"):
+            dimensions = image_dimensions(self._directory / upload_id / name)
+        return url, message_attachment(name, url, content_type, size, dimensions)
 
     def discard(self, upload_id: str) -> None:
         shutil.rmtree(self._directory / upload_id, ignore_errors=True)

@@ -101,6 +101,15 @@ class Role(StrEnum):
     ADMIN = "admin"
     USER = "user"
     BOT = "bot"
+    # Rocket.Chat's other default roles: an import may carry them; in Ferry they grant
+    # nothing beyond what the user's other roles grant.
+    GUEST = "guest"
+    MODERATOR = "moderator"
+    OWNER = "owner"
+    LEADER = "leader"
+    APP = "app"
+    LIVECHAT_AGENT = "livechat-agent"
+    LIVECHAT_MANAGER = "livechat-manager"
 
 
 class UserType(StrEnum):

@@ -168,5 +168,5 @@ def test_import_add_users_cannot_grant_admin_or_change_an_account(client, admin,
         "username and name were left as they are (an import never changes an account that "
         "already exists).",
         "User 'fresh' was created without the role(s) 'admin' the export gives it; an import "
-        "grants only 'user' and 'bot' (use roles.addUserToRole).",
+        "never grants 'admin' (use roles.addUserToRole).",
     ]

@@ -257,6 +257,10 @@ def test_download_public_import_file_refuses_private_addresses(client, admin):
         body = assert_error(response, 400)
         assert body == {"success": False, "error": "error-ssrf-validation-failed"}
         assert remote.untouched
+    # Rocket.Chat's own test: the refused download leaves a failed operation behind.
+    progress = client.get("/api/v1/getImportProgress", headers=admin.headers).json()
+    assert progress["step"] == "importer_import_failed"
+    assert progress["key"] == "csv"
 
 
 def test_download_public_import_file_remote_404_fails_the_operation(importing):

@@ -82,8 +82,7 @@ def _room_id(client, admin, endpoint, key):
 def _file_urls(app) -> dict[str, str]:
     """File name -> the URL its message's attachment links to.
 
-    Read from the store: the Slack parser keeps a shared file's own message hidden, so
-    no history answer shows it.
+    Read from the store, every room at once, whoever may read it.
     """
     workspace = app.services.imports.workspace
     urls = {}

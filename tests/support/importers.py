@@ -20,6 +20,7 @@ class RecordingSink:
         self.users: list[dict] = []
         self.channels: list[dict] = []
         self.messages: list[dict] = []
+        self.contacts: list[dict] = []
         self.warnings: list[str] = []
 
     def add_user(self, user: dict) -> None:
@@ -30,6 +31,9 @@ class RecordingSink:
 
     def add_message(self, message: dict) -> None:
         self.messages.append(message)
+
+    def add_contact(self, contact: dict) -> None:
+        self.contacts.append(contact)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)

@@ -152,7 +152,6 @@ def stage_slack_like(staging, op="op"):
                 "u": {"_id": "U2"},
                 "msg": "",
                 "ts": T0 + 0.000001,
-                "_hidden": True,
                 "_importFile": {
                     "downloadUrl": "https://files.example/f",
                     "id": "F1",

@@ -1,5 +1,8 @@
 """Staged channels, groups and direct messages to Ferry rooms: matched by import id, then
-by a direct message's member set, then by name."""
+by a direct message's member set, then by name.
+
+A staged channel with the id `general` (any case) is Rocket.Chat's default room: it is
+the room `GENERAL`, created with that id when the workspace has none yet."""
 
 from __future__ import annotations
 
@@ -14,10 +17,20 @@ from ferry.chat.convert.record_errors import (
 from ferry.chat.convert.state import Person, Place, Run
 from ferry.chat.convert.values import iso_from_micros, merged, micros_from_seconds
 from ferry.kernel.ids import random_id
+from ferry.kernel.rocketchat import GENERAL_ROOM_ID
 from ferry.kernel.statuses import ImportStep, RoomType
 from storage.staging import CHANNEL
 
 _ROOM_TYPES = tuple(RoomType)
+
+
+def _is_general(data: dict) -> bool:
+    staged_id = data.get("_id")
+    return (
+        isinstance(staged_id, str)
+        and staged_id.upper() == GENERAL_ROOM_ID
+        and data.get("t") == RoomType.CHANNEL
+    )
 
 
 class _RoomBatch:
@@ -34,6 +47,12 @@ class _RoomBatch:
             if f"i:{import_id}" in self.new_by_key:
                 return self.new[self.new_by_key[f"i:{import_id}"]]
             room = workspace.room_by_import_id(import_id)
+            if room is not None:
+                return self.changed.get(room["_id"], room)
+        if _is_general(data):
+            if GENERAL_ROOM_ID in self.new:
+                return self.new[GENERAL_ROOM_ID]
+            room = workspace.room(GENERAL_ROOM_ID)
             if room is not None:
                 return self.changed.get(room["_id"], room)
         if data.get("t") == RoomType.DIRECT:
@@ -68,7 +87,9 @@ class _RoomBatch:
         if not direct and creator.id not in member_ids:
             member_ids.append(creator.id)
         room_id = random_id()
-        if direct and len(member_ids) == 2:
+        if _is_general(data) and run.workspace.room(GENERAL_ROOM_ID) is None:
+            room_id = GENERAL_ROOM_ID
+        elif direct and len(member_ids) == 2:
             # Rocket.Chat names a two-person DM after its members' ids.
             candidate = "".join(sorted(member_ids))
             if candidate not in self.new and run.workspace.room(candidate) is None:
@@ -80,7 +101,7 @@ class _RoomBatch:
             "u": {"_id": creator.id, "username": creator.username},
             "ts": iso_from_micros(micros) if micros is not None else run.now,
             "ro": False,
-            "default": False,
+            "default": room_id == GENERAL_ROOM_ID,
             "sysMes": True,
             "msgs": 0,
             "usersCount": len(member_ids),

@@ -41,11 +41,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from ferry.chat.convert.contacts import import_contacts
 from ferry.chat.convert.messages import import_messages
 from ferry.chat.convert.rooms import import_channels
 from ferry.chat.convert.state import BATCH, ImportReport, Run, Selection
 from ferry.chat.convert.users import import_users
 from ferry.kernel.statuses import ImportStep
+from storage.contacts import ContactRepository
 from storage.staging import StagingArea
 from storage.users import UserRepository
 from storage.workspace import WorkspaceStore
@@ -57,6 +59,7 @@ def run_import(
     staging: StagingArea,
     users: UserRepository,
     workspace: WorkspaceStore,
+    contacts: ContactRepository | None = None,
     selection: Selection,
     importing_user_id: str | None,
     progress: Callable[[str, int, int, int], None] | None = None,
@@ -77,6 +80,7 @@ def run_import(
         staging=staging,
         users=users,
         workspace=workspace,
+        contacts=contacts,
         selection=selection,
         importing_user_id=importing_user_id,
         progress=progress,
@@ -89,6 +93,7 @@ def run_import(
         import_users(run)
         import_channels(run)
         import_messages(run)
+        import_contacts(run)
         run.enter(ImportStep.FINISHING)
     finally:
         if run.marks:

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from ferry.kernel.ids import now_iso
 from ferry.kernel.rocketchat import DIRECT_MESSAGES_ID, ROCKET_CAT
 from ferry.kernel.statuses import Role, RoomType, UserType
+from storage.contacts import ContactRepository
 from storage.staging import StagingArea
 from storage.users import UserRepository
 from storage.workspace import WorkspaceStore
@@ -31,24 +32,37 @@ class Selection:
     users: frozenset[str] = frozenset()
     all_channels: bool = False
     channels: frozenset[str] = frozenset()
+    all_contacts: bool = False
+    contacts: frozenset[str] = frozenset()
 
     @classmethod
     def everything(cls) -> Selection:
-        return cls(all_users=True, all_channels=True)
+        return cls(all_users=True, all_channels=True, all_contacts=True)
 
     @classmethod
     def from_input(cls, selection: dict | None) -> Selection:
-        """From startImport's `input` (`{users: {all, list}, channels: {all, list}}`).
+        """From startImport's `input` (`{users: {all, list}, channels: ..., contacts: ...}`).
 
         `all: true` wins over `list`; a missing list imports none of that kind.
         """
         selection = selection or {}
         all_users, users = _chosen(selection.get("users"), "user_id")
         all_channels, channels = _chosen(selection.get("channels"), "channel_id")
-        return cls(all_users=all_users, users=users, all_channels=all_channels, channels=channels)
+        all_contacts, contacts = _chosen(selection.get("contacts"), "id")
+        return cls(
+            all_users=all_users,
+            users=users,
+            all_channels=all_channels,
+            channels=channels,
+            all_contacts=all_contacts,
+            contacts=contacts,
+        )
 
     def wants_user(self, import_ids: list[str]) -> bool:
         return self.all_users or bool(import_ids and import_ids[0] in self.users)
+
+    def wants_contact(self, import_ids: list[str]) -> bool:
+        return self.all_contacts or bool(import_ids and import_ids[0] in self.contacts)
 
     def wants_channel(self, channel_type: str, import_ids: list[str]) -> bool:
         if self.all_channels:
@@ -81,6 +95,10 @@ class ImportReport:
     rooms_skipped: int = 0
     messages_imported: int = 0
     messages_skipped: int = 0
+    contacts_created: int = 0
+    # Contacts an earlier import created under the same import id; left as they are.
+    contacts_matched: int = 0
+    contacts_skipped: int = 0
     errors: int = 0
     # Problems that did not stop a record, e.g. a mention of a user that was not imported.
     warnings: int = 0
@@ -110,6 +128,7 @@ class Run:
         staging,
         users,
         workspace,
+        contacts=None,
         selection,
         importing_user_id,
         progress,
@@ -122,6 +141,7 @@ class Run:
         self.staging: StagingArea = staging
         self.users: UserRepository = users
         self.workspace: WorkspaceStore = workspace
+        self.contacts: ContactRepository | None = contacts
         self.selection: Selection = selection
         self.importing_user_id = importing_user_id
         self.on_progress = progress
@@ -132,7 +152,7 @@ class Run:
         self.report = ImportReport()
         self.now = now_iso()
         counts = staging.counts(operation_id)
-        self.total = counts["users"] + counts["channels"] + counts["messages"]
+        self.total = counts["users"] + counts["channels"] + counts["messages"] + counts["contacts"]
         self.completed = 0
         self.step = ""
         self.last_report = float("-inf")

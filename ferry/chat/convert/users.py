@@ -24,8 +24,9 @@ from ferry.kernel.statuses import ImportStep, Role, UserType
 from ferry.kernel.usernames import USERNAME_MAX_LENGTH, is_valid_username, username_slug
 from storage.staging import USER
 
-# An export may make a user a member or a bot; any other role is an admin's decision.
-IMPORTABLE_ROLES = (Role.USER, Role.BOT)
+# An export may give any of Rocket.Chat's default roles but admin, which is an admin's
+# decision; the others grant nothing beyond a user's rights in Ferry.
+IMPORTABLE_ROLES = tuple(role for role in Role if role != Role.ADMIN)
 # Mentions of everyone, and the server's own bot, which authors system messages.
 RESERVED_USERNAMES = frozenset({"all", "here", ROCKET_CAT})
 # The longest text field an import stores, as import.addUsers bounds them.
@@ -149,6 +150,10 @@ class _UserBatch:
             "statusText": _text(data.get("statusText"), TEXT_LIMITS["statusText"]) or "",
             "bio": _text(data.get("bio"), TEXT_LIMITS["bio"]) or "",
         }
+        # import.addUsers stages a password hashed; the user logs in with it.
+        password_hash = _text(data.get("passwordHash"))
+        if password_hash:
+            user["password"] = password_hash
         avatar = _text(data.get("avatarUrl"))
         if avatar:
             user["_pendingAvatarUrl"] = avatar
@@ -172,7 +177,7 @@ class _UserBatch:
         if refused:
             run.warn(
                 f"User {shown} was created without the role(s) {_listed(refused)} the export "
-                "gives it; an import grants only 'user' and 'bot' (use roles.addUserToRole)."
+                "gives it; an import never grants 'admin' (use roles.addUserToRole)."
             )
 
     def _attach(self, user: dict, how: str, data: dict) -> None:

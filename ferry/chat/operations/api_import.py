@@ -31,11 +31,13 @@ class ApiImporter:
         *,
         clear: Callable[[], None],
         begin_import: Callable[[str, dict, Selection, str], None],
+        hash_password: Callable[[str], str],
     ):
         self._operations = operations
         self._staging = staging
         self._clear = clear
         self._begin_import = begin_import
+        self._hash_password = hash_password
 
     def new_operation(self, user_id: str) -> dict:
         """import.new"""
@@ -72,6 +74,11 @@ class ApiImporter:
         for user in users:
             roles = list(dict.fromkeys([*(user.get("roles") or []), Role.USER]))
             record = {**user, "emails": [e for e in user["emails"] if e], "roles": roles}
+            # Only the hash is staged; the plain password never reaches the database.
+            record.pop("passwordHash", None)
+            password = record.pop("password", None)
+            if isinstance(password, str) and password:
+                record["passwordHash"] = self._hash_password(password)
             record["type"] = user.get("type") or ("bot" if Role.BOT in roles else "user")
             writer.add_user(record)
         counts = writer.finish()

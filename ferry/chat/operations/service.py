@@ -62,6 +62,7 @@ from ferry.downloads.policy import DOWNLOAD_TIMEOUT, FetchError
 from ferry.downloads.records import Owner
 from ferry.kernel.errors import InvalidInput, MeteorError
 from ferry.kernel.statuses import DownloadKind, DownloadStatus, ImportStep
+from storage.contacts import ContactRepository
 from storage.operations import OperationRepository
 from storage.staging import StagingArea, StagingIncomplete
 from storage.users import UserRepository
@@ -90,6 +91,8 @@ class ImportService:
         avatars_dir: Path,
         import_folder: Path | None,
         max_upload_size: int,
+        hash_password: Callable[[str], str],
+        contacts: ContactRepository,
         direct_message_max_users: int = 1,
         on_status: Callable[[dict], None] | None = None,
         on_work_done: Callable[[], None] | None = None,
@@ -103,6 +106,7 @@ class ImportService:
         self.staging = staging
         self.users = users
         self.workspace = workspace
+        self.contacts = contacts
         self.downloads = downloads
         self.store_dir = store_dir
         self.import_folder = import_folder
@@ -122,7 +126,11 @@ class ImportService:
             avatars_dir=avatars_dir,
         )
         self.api = ApiImporter(
-            self.operations, staging, clear=self.clear, begin_import=self.begin_import
+            self.operations,
+            staging,
+            clear=self.clear,
+            begin_import=self.begin_import,
+            hash_password=hash_password,
         )
 
     # --- operations --------------------------------------------------------------
@@ -247,12 +255,15 @@ class ImportService:
                 shutil.copyfile(local, target)
                 self._file_loaded(operation["_id"], target, password)
             return self.operations.get(operation["_id"])
+        # As in Rocket.Chat the operation exists before the URL is checked, so that a
+        # refused or failing URL shows as a failed import in getImportProgress.
+        operation = self._new_operation(user_id, info)
+        op_id = operation["_id"]
         try:
             checked_url = self.downloads.policy.check_url(file_url)
         except FetchError as refusal:
+            self.operations.update(op_id, status=ImportStep.FAILED, error=refusal.message)
             raise fetch_failure(refusal) from None
-        operation = self._new_operation(user_id, info)
-        op_id = operation["_id"]
         target_dir = self.store_dir / op_id
         target_dir.mkdir(parents=True, exist_ok=True)
         self.operations.update(op_id, status=ImportStep.DOWNLOADING_FILE)
@@ -333,7 +344,7 @@ class ImportService:
         counts = writer.finish()
         if not self._still_valid(op_id):
             return
-        total = counts["users"] + counts["channels"] + counts["messages"]
+        total = counts["users"] + counts["channels"] + counts["messages"] + counts["contacts"]
         if total == 0:
             self.operations.update(
                 op_id, status=ImportStep.FAILED, error="No valid record found in the import file."
@@ -349,15 +360,26 @@ class ImportService:
                 "users": counts["users"],
                 "channels": counts["channels"],
                 "messages": counts["messages"],
+                "contacts": counts["contacts"],
             },
             warnings=self.staging.warnings(op_id, limit=SHOWN_WARNINGS),
         )
 
     def _existing_import_id(self, username: str) -> str | None:
+        """The import id that attaches a CSV author missing from users.csv to the server's
+        user of that username, as Rocket.Chat does: one of theirs, or the username, which
+        the account then gains (an account never gains an id another one holds)."""
         user = self.users.by_username(username)
         if user is None:
             return None
-        return (user.get("importIds") or [user["username"]])[0]
+        if user.get("importIds"):
+            return user["importIds"][0]
+        holder = self.users.id_for_import_id(username)
+        if holder is None:
+            self.users.update(user["_id"], {"importIds": [username]})
+        elif holder != user["_id"]:
+            return None
+        return username
 
     def file_data(self) -> dict:
         """getImportFileData: {waiting: true} while busy, else the selection."""
@@ -442,6 +464,7 @@ class ImportService:
                 staging=self.staging,
                 users=self.users,
                 workspace=self.workspace,
+                contacts=self.contacts,
                 selection=selection,
                 importing_user_id=user_id,
                 progress=progress,

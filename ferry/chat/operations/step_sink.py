@@ -16,6 +16,7 @@ _STEP_ORDER = {
             ImportStep.PREPARING_USERS,
             ImportStep.PREPARING_CHANNELS,
             ImportStep.PREPARING_MESSAGES,
+            ImportStep.PREPARING_CONTACTS,
         )
     )
 }
@@ -64,6 +65,10 @@ class StepSink:
     def add_message(self, message: dict) -> None:
         self._enter(ImportStep.PREPARING_MESSAGES)
         self._writer.add_message(message)
+
+    def add_contact(self, contact: dict) -> None:
+        self._enter(ImportStep.PREPARING_CONTACTS)
+        self._writer.add_contact(contact)
 
     def warn(self, message: str) -> None:
         self._writer.warn(message)

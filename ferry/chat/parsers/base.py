@@ -52,6 +52,10 @@ class RecordSink(Protocol):
 
     def add_message(self, message: Record) -> None: ...
 
+    def add_contact(self, contact: Record) -> None:
+        """An omnichannel contact (Rocket.Chat's `contacts.csv`)."""
+        ...
+
     def warn(self, message: str) -> None:
         """Something was skipped or repaired; the admin sees these after prepare."""
         ...

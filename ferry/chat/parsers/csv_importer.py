@@ -5,6 +5,7 @@ Layout, no header rows anywhere, every field trimmed:
     channels.csv              name, creator, private|public, "member;member"
     <channel>/<any>.csv       username, epoch-ms, text
     directmessages/<any>.csv  username, other_username, epoch-ms, text
+    contacts.csv              omnichannel contacts, with a header row (see contacts.py)
 
 Where this differs from Rocket.Chat, on purpose:
 - the files may sit inside one top folder (the usual result of zipping a folder);
@@ -33,11 +34,12 @@ from ferry.chat.parsers.archive import (
     report_progress,
 )
 from ferry.chat.parsers.base import ImportFileError, PrepareOptions, Record, RecordSink
+from ferry.chat.parsers.contacts import CONTACTS_FILE, contact_records
 from ferry.chat.parsers.text_lines import LineTooLong, iter_text_lines
 from ferry.kernel.statuses import RoomType
 
 DM_FOLDER = "directmessages"
-_ROOT_MARKERS = ("users.csv", "channels.csv", DM_FOLDER)
+_ROOT_MARKERS = ("users.csv", "channels.csv", CONTACTS_FILE, DM_FOLDER)
 NO_RECORDS = "No valid record found in the import file."
 
 
@@ -87,7 +89,7 @@ class _CsvRun:
         ignored: list[str] = []
         for member in self.archive.members:
             parts = member.parts
-            if len(parts) == 1 and parts[0].lower() in ("users.csv", "channels.csv"):
+            if len(parts) == 1 and parts[0].lower() in ("users.csv", "channels.csv", CONTACTS_FILE):
                 by_role[parts[0].lower()] = member
             elif len(parts) >= 2 and parts[-1].lower().endswith(".csv"):
                 message_files.append(member)
@@ -101,7 +103,11 @@ class _CsvRun:
         # users.csv first, so that channel members and authors resolve against it.
         steps = [
             (by_role[name], handle)
-            for name, handle in (("users.csv", self._users), ("channels.csv", self._channels))
+            for name, handle in (
+                ("users.csv", self._users),
+                ("channels.csv", self._channels),
+                (CONTACTS_FILE, self._contacts),
+            )
             if name in by_role
         ]
         steps += [
@@ -132,6 +138,13 @@ class _CsvRun:
     def _rows(self, member: Member, warn: Warn) -> Iterator[tuple[int, list[str]]]:
         with self.archive.open(member) as stream:
             yield from read_csv_rows(stream, member.name, warn)
+
+    def _contacts(self, member: Member) -> None:
+        warn = CappedWarnings(self.sink.warn, member.name)
+        for contact in contact_records(self._rows(member, warn), warn):
+            self.records += 1
+            self.sink.add_contact(contact)
+        warn.close()
 
     def _users(self, member: Member) -> None:
         warn = CappedWarnings(self.sink.warn, member.name)

@@ -31,6 +31,7 @@ from ferry.chat.parsers.base import ImportFileError, PrepareOptions, Record, Rec
 from ferry.chat.parsers.json_arrays import JSON_ERRORS, iter_json_array
 from ferry.chat.parsers.slack_messages import Channel, MessageRecords
 from ferry.chat.parsers.slack_text import SLACKBOT, as_number, text_value, user_import_id
+from ferry.kernel.rocketchat import GENERAL_ROOM_ID
 from ferry.kernel.statuses import RoomType
 
 NO_RECORDS = "No valid record found in the import file."
@@ -168,7 +169,7 @@ class _SlackRun:
             "archived": bool(item.get("is_archived")),
         }
         if item.get("is_general"):
-            record["_id"] = "general"  # Rocket.Chat merges it into the server's #general
+            record["_id"] = GENERAL_ROOM_ID  # Rocket.Chat merges it into the server's #general
         self.records += 1
         self.sink.add_channel(record)
 

@@ -387,7 +387,8 @@ class MessageRecords:
                 "u": dict(record["u"]),
                 "msg": "",
                 "ts": record["ts"],
-                "_hidden": True,
+                # Shown as Rocket.Chat shows it: an empty message that gets the file's
+                # attachment once downloadPendingFiles has fetched it.
                 "_importFile": {
                     "downloadUrl": url,
                     "id": str(file.get("id") or ""),

@@ -48,15 +48,18 @@ def _stored(files: Attachments, name: str, content: bytes, rooms: set[str]) -> s
 def test_attachments_have_rocket_chats_shape_per_kind():
     url = upload_url("abc", "a photo.png")
     assert url == "/file-upload/abc/a%20photo.png"
-    assert message_attachment("a photo.png", url, "image/png", 7) == {
+    assert message_attachment("a photo.png", url, "image/png", 7, {"width": 3, "height": 2}) == {
+        "type": "file",
         "title": "a photo.png",
         "title_link": url,
         "image_url": url,
         "image_type": "image/png",
         "image_size": 7,
+        "image_dimensions": {"width": 3, "height": 2},
     }
     assert message_attachment("a.ogg", "/u", "audio/ogg", None)["audio_url"] == "/u"
     assert message_attachment("a.txt", "/u", "text/plain", 3) == {
+        "type": "file",
         "title": "a.txt",
         "title_link": "/u",
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from storage.staging import StagingArea, StagingIncomplete
@@ -49,7 +50,13 @@ def test_round_trip_keeps_records_in_order_with_counts(area):
     op = _prepare(area)
 
     assert area.is_complete(op)
-    assert area.counts(op) == {"users": 3, "channels": 3, "messages": 5, "warnings": 1}
+    assert area.counts(op) == {
+        "users": 3,
+        "channels": 3,
+        "messages": 5,
+        "contacts": 0,
+        "warnings": 1,
+    }
     assert [(seq, u["username"]) for seq, u in area.users(op)] == [
         (0, "user0"),
         (1, "user1"),
@@ -100,6 +107,7 @@ def test_selection_without_direct_messages_has_no_dm_entry(area):
             }
         ],
         "channels": [],
+        "contacts": [],
         "message_count": 0,
     }
 
@@ -158,7 +166,13 @@ def test_a_torn_append_is_invisible_and_rolled_back(area, store):
 def test_prepare_again_replaces_the_old_records(area):
     op = _prepare(area, users=3)
     _prepare(area, op, users=1, messages=0)
-    assert area.counts(op) == {"users": 1, "channels": 3, "messages": 0, "warnings": 1}
+    assert area.counts(op) == {
+        "users": 1,
+        "channels": 3,
+        "messages": 0,
+        "contacts": 0,
+        "warnings": 1,
+    }
 
 
 def test_errors_are_marked_per_record_and_deleted_with_the_operation(area):
@@ -182,3 +196,35 @@ def test_records_that_are_not_json_are_refused(area):
 def test_operation_ids_cannot_escape_the_staging_directory(area, bad):
     with pytest.raises(ValueError):
         area.writer(bad)
+
+
+def test_contacts_are_staged_counted_and_selectable(tmp_path):
+    area = StagingArea(Store(tmp_path, fsync=False))
+    with area.writer("op") as sink:
+        sink.add_contact(
+            {"importIds": ["c1"], "name": "Dana", "emails": ["d@x.example"], "phones": []}
+        )
+    assert area.counts("op")["contacts"] == 1
+    assert [c["name"] for _, c in area.contacts("op")] == ["Dana"]
+    assert area.selection("op")["contacts"] == [
+        {"id": "c1", "name": "Dana", "emails": ["d@x.example"], "phones": [], "do_import": True}
+    ]
+
+
+def test_a_prepare_finished_before_contacts_existed_reads_as_none(tmp_path):
+    area = StagingArea(Store(tmp_path, fsync=False))
+    with area.writer("op") as sink:
+        sink.add_user({"importIds": ["u1"], "username": "ann", "emails": []})
+    manifest_path = tmp_path / "staging" / "op" / "manifest.json"
+    manifest = orjson.loads(manifest_path.read_bytes())
+    for part in ("counts", "sizes"):
+        del manifest[part]["contact"]
+    manifest_path.write_bytes(orjson.dumps(manifest))
+
+    assert area.counts("op")["contacts"] == 0
+    assert list(area.contacts("op")) == []
+    with area.writer("op", append=True) as sink:
+        sink.add_user({"importIds": ["u2"], "username": "bo", "emails": []})
+    assert area.counts("op") == {
+        "users": 2, "channels": 0, "messages": 0, "contacts": 0, "warnings": 0
+    }  # fmt: skip

@@ -41,7 +41,7 @@ def test_microsecond_order_within_one_second_is_kept(world):
     newest_first = [m["_id"] for m in world.history("general")]
 
     # Both share the ISO second and millisecond; only the microseconds order them.
-    assert newest_first == ["slack-C1-2", "slack-C1-1", "slack-C1-3"]
+    assert newest_first == ["slack-C1-2", "slack-C1-1", "slack-C1-3-file1", "slack-C1-3"]
     assert {m["ts"] for m in world.history("general")[1:]} == {"2023-11-14T22:13:20.000Z"}
 
 

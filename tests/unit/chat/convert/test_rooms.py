@@ -20,3 +20,36 @@ def test_dm_with_the_same_members_is_reused_across_exports(world):
     dm = world.workspace.rooms("d")[0][0]
     assert set(dm["importIds"]) == {"D1", "OTHER-DM"}
     assert world.workspace.message_count(dm["_id"]) == 2
+
+
+def _stage_general(staging, op, import_id, name, text):
+    with staging.writer(op) as sink:
+        sink.add_user({"importIds": ["U1"], "username": "ann", "emails": ["ann@example.test"]})
+        sink.add_channel(
+            {
+                "_id": "general",
+                "importIds": [import_id],
+                "name": name,
+                "t": "c",
+                "users": ["U1"],
+                "u": {"_id": "U1"},
+            }
+        )
+        sink.add_message(
+            {"_id": f"{op}-1", "rid": import_id, "u": {"_id": "U1"}, "msg": text, "ts": T0}
+        )
+
+
+def test_the_general_channel_of_every_export_is_the_room_general(world):
+    _stage_general(world.staging, "op", "C1", "general", "first export")
+    world.run()
+    _stage_general(world.staging, "op2", "C9", "all-hands", "second export")
+
+    world.run("op2")
+
+    room = world.workspace.room("GENERAL")
+    assert room["name"] == "general" and room["default"] is True
+    assert world.workspace.room_by_name("general")["_id"] == "GENERAL"
+    assert set(room["importIds"]) == {"C1", "C9"}
+    assert [m["msg"] for m in world.history("general")] == ["second export", "first export"]
+    assert world.workspace.room_by_name("all-hands") is None

@@ -25,7 +25,7 @@ def test_full_import_creates_users_rooms_and_messages(world):
     general = world.workspace.room_by_name("general")
     assert (general["t"], general["topic"], general["description"]) == ("c", "hello", "all of us")
     assert general["u"]["username"] == "ann" and general["usersCount"] == 2
-    assert general["msgs"] == 3 and general["lastMessage"]["_id"] == "slack-C1-1"
+    assert general["msgs"] == 4 and general["lastMessage"]["_id"] == "slack-C1-1"
     secret = world.workspace.room_by_name("secret")
     assert secret["archived"] and secret["u"]["username"] == "boss"  # creator fallback
     dm = world.workspace.direct_room_by_members([ann["_id"], world.users.by_username("ben")["_id"]])

@@ -105,9 +105,9 @@ def test_a_created_user_never_gets_a_role_an_import_may_not_grant(world):
     assert world.users.by_username("robo")["roles"] == ["bot"]
     assert report.warning_samples == [
         "User 'mallory' was created without the role(s) 'admin' the export gives it; an "
-        "import grants only 'user' and 'bot' (use roles.addUserToRole).",
+        "import never grants 'admin' (use roles.addUserToRole).",
         "User 'robo' was created without the role(s) 'admin' the export gives it; an "
-        "import grants only 'user' and 'bot' (use roles.addUserToRole).",
+        "import never grants 'admin' (use roles.addUserToRole).",
     ]
 
 

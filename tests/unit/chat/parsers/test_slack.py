@@ -54,7 +54,7 @@ def test_the_2016_export_imports_every_message_and_reports_what_it_drops():
 
     files = [m for m in sink.messages if "_importFile" in m]
     assert len(files) == 3
-    assert all(m["_hidden"] and m["_id"].endswith("-file1") and m["msg"] == "" for m in files)
+    assert all("_hidden" not in m and m["_id"].endswith("-file1") and m["msg"] == "" for m in files)
     cities = next(m for m in files if m["_importFile"]["name"] == "100_cities.js")
     assert cities["_importFile"] == {
         "downloadUrl": cities["_importFile"]["downloadUrl"],
@@ -85,7 +85,7 @@ def test_the_slackdump_export_keeps_tombstones_files_and_bot_posts():
     sink = prepare(SlackImporter(), SLACKDUMP / "source_export.zip")
 
     general = sink.channel("CO69735E8A")
-    assert general["_id"] == "general" and general["t"] == "c"
+    assert general["_id"] == "GENERAL" and general["t"] == "c"
     assert general["topic"] and general["description"] and general["u"] == {"_id": "UOF82F39AE"}
 
     assert len(sink.users) == 10
@@ -186,7 +186,7 @@ def test_zulip_samples_threads_broadcasts_mentions_and_files(tmp_path: Path):
 
     file_messages = [m for m in sink.messages if "_importFile" in m]
     assert [m["_id"][-6:] for m in file_messages] == ["-file1", "-file2"]
-    assert all(m["_importFile"]["source"] == "slack" and m["_hidden"] for m in file_messages)
+    assert all(m["_importFile"]["source"] == "slack" and "_hidden" not in m for m in file_messages)
 
 
 # -- the generated export: users, conversations, problems -----------------------------------
@@ -212,7 +212,7 @@ def test_users_map_profiles_bots_deleted_and_slackbot(generated_slack: Recording
 
 def test_channels_groups_mpims_and_dms(generated_slack: RecordingSink):
     general = generated_slack.channel("C1")
-    assert general["_id"] == "general" and general["topic"] == "All things"
+    assert general["_id"] == "GENERAL" and general["topic"] == "All things"
     assert general["description"] == "Everyone" and general["ts"] == 1600000000.0
     assert generated_slack.channel("C2")["u"] is None  # kept although its creator is unknown
     assert generated_slack.channel("C2")["ts"] == 1600000001.0

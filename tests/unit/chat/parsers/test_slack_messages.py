@@ -93,13 +93,11 @@ def test_pins_are_kept(generated_slack: RecordingSink):
     assert notice["t"] == "message_pinned" and notice["attachments"][0]["text"] == "pin me"
 
 
-def test_files_become_hidden_file_messages(generated_slack: RecordingSink):
+def test_files_become_visible_file_messages(generated_slack: RecordingSink):
     base = gid("1600000116.000001")
     assert generated_slack.message(base)["msg"] == "look"
     a, b = (generated_slack.message(f"{base}-file{n}") for n in (1, 3))
-    assert (
-        a["_hidden"] is True and a["msg"] == "" and a["ts"] == generated_slack.message(base)["ts"]
-    )
+    assert "_hidden" not in a and a["msg"] == "" and a["ts"] == generated_slack.message(base)["ts"]
     assert a["_importFile"] == {
         "downloadUrl": "https://files.slack.com/a.png", "id": "F1", "size": 10, "name": "a.png",
         "external": False, "source": "slack",
