@@ -16,6 +16,7 @@ from ferry.accounts import Accounts, PasswordHasher
 from ferry.chat.attachments import LEGACY_FOLDER, Attachments
 from ferry.chat.operations.service import ImportService
 from ferry.chat.reads import WorkspaceQueries
+from ferry.chat.room_members import RoomDirectory
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import FetchPolicy
 from ferry.downloads.transfers import Transfers
@@ -54,6 +55,7 @@ class Services:
     transfers: Transfers
     imports: ImportService
     workspace: WorkspaceQueries
+    rooms: RoomDirectory
     attachments: Attachments
     telemetry: Telemetry
     started: bool = False
@@ -117,6 +119,7 @@ class Services:
             transfers=transfers,
             imports=imports,
             workspace=queries,
+            rooms=RoomDirectory(queries, accounts.users),
             attachments=attachments,
             telemetry=telemetry,
         )
