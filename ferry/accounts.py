@@ -420,6 +420,11 @@ class Accounts:
         self.users.update(user["_id"], {"roles": roles, "_updatedAt": now_iso()})
         return self.role(role)
 
+    @classmethod
+    def roles(cls) -> list[dict]:
+        """Every role Ferry knows, as Rocket.Chat's roles.list shows them."""
+        return [cls.role(name) for name in ROLE_DESCRIPTIONS]
+
     @staticmethod
     def role(name: str) -> dict:
         return {

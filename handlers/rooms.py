@@ -1,4 +1,4 @@
-"""Rocket.Chat's member lists, rooms.info and users.getPresence over the imported workspace."""
+"""Rocket.Chat's member lists, room roles, rooms.info and users.getPresence."""
 
 from ferry.kernel.statuses import RoomType
 from handlers.context import services
@@ -27,6 +27,16 @@ def group_members(roomId=None, roomName=None, offset=0, count=50):
 def im_members(roomId=None, offset=0, count=50):
     """GET /api/v1/im.members"""
     return _members(RoomType.DIRECT, roomId, None, offset, count)
+
+
+def channel_roles(roomId=None, roomName=None):
+    """GET /api/v1/channels.roles"""
+    return _ok(services().rooms.room_roles(RoomType.CHANNEL, reader(), roomId, roomName))
+
+
+def group_roles(roomId=None, roomName=None):
+    """GET /api/v1/groups.roles"""
+    return _ok(services().rooms.room_roles(RoomType.PRIVATE_GROUP, reader(), roomId, roomName))
 
 
 def room_info(roomId=None, roomName=None):

@@ -3,6 +3,7 @@
     directory = RoomDirectory(queries, users)
     directory.members(RoomType.CHANNEL, reader, room_id, room_name, offset, count)
         -> {"members": [{_id, username, name, status}], "count", "offset", "total"}
+    directory.room_roles(RoomType.CHANNEL, reader, room_id, room_name) -> {"roles": []}
     directory.room_info(reader, room_id, room_name) -> {"room": {...}}
     directory.presence(reader, user_id, username) -> {"presence": "offline"}
 
@@ -70,6 +71,18 @@ class RoomDirectory:
         )
         page = profiles[offset : offset + count]
         return {"members": page, "count": len(page), "offset": offset, "total": len(profiles)}
+
+    def room_roles(
+        self,
+        room_type: str,
+        reader: Reader,
+        room_id: str | None = None,
+        room_name: str | None = None,
+    ) -> dict[str, Any]:
+        """channels.roles / groups.roles: imported rooms carry no per-room roles (owner,
+        moderator, leader), so a readable room answers an empty list."""
+        self._queries.find_room(room_type, reader, room_id, room_name)
+        return {"roles": []}
 
     def room_info(
         self, reader: Reader, room_id: str | None = None, room_name: str | None = None

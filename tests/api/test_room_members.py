@@ -90,3 +90,19 @@ def test_presence_is_offline_for_known_users_only(team):  # noqa: F811
         assert body == {"presence": "offline", "success": True}
     refused = assert_error(_get(client, ann, "/api/v1/users.getPresence?username=nobody"), 400)
     assert refused["errorType"] == "error-invalid-user"
+
+
+def test_room_roles_are_empty_for_readable_rooms_and_roles_list_names_every_role(team):  # noqa: F811
+    app, client, who = team
+    ids = _ids(client, who["admin"])
+    ann, cy = who["ann"], who["cy"]
+    assert _get(client, cy, "/api/v1/channels.roles?roomName=general").json() == {
+        "roles": [],
+        "success": True,
+    }
+    assert _get(client, ann, f"/api/v1/groups.roles?roomId={ids['p']}").json()["roles"] == []
+    refused = assert_error(_get(client, cy, f"/api/v1/groups.roles?roomId={ids['p']}"), 400)
+    assert refused["errorType"] == "error-room-not-found"
+    roles = _get(client, cy, "/api/v1/roles.list").json()["roles"]
+    assert {"admin", "user", "bot"} <= {role["name"] for role in roles}
+    assert all(role["_id"] == role["name"] and role["scope"] == "Users" for role in roles)
