@@ -47,3 +47,7 @@ def room_info(roomId=None, roomName=None):
 def user_presence(userId=None, username=None):
     """GET /api/v1/users.getPresence"""
     return _ok(services().rooms.presence(userId, username))
+
+
+# Rocket.Chat serves direct messages under both `im.*` and the newer `dm.*` names.
+dm_members = im_members

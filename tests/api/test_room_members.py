@@ -39,7 +39,7 @@ def test_members_of_each_room_type_are_short_offline_profiles(team):  # noqa: F8
         assert member["status"] == "offline"
     group = _get(client, ann, f"/api/v1/groups.members?roomId={ids['p']}").json()
     assert [m["username"] for m in group["members"]] == ["ann", "bo"]
-    direct = _get(client, ann, f"/api/v1/im.members?roomId={ids['d']}").json()
+    direct = _get(client, ann, f"/api/v1/dm.members?roomId={ids['d']}").json()
     assert [m["username"] for m in direct["members"]] == ["ann", "bo"]
     page = _get(client, ann, "/api/v1/channels.members?roomName=general&offset=1&count=1").json()
     assert [m["username"] for m in page["members"]] == ["bo"]
