@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ferry import __version__
 from ferry.accounts import Accounts, PasswordHasher
 from ferry.chat.attachments import LEGACY_FOLDER, Attachments
+from ferry.chat.avatars import Avatars
 from ferry.chat.operations.service import ImportService
 from ferry.chat.reads import WorkspaceQueries
 from ferry.chat.room_members import RoomDirectory
@@ -56,6 +57,7 @@ class Services:
     imports: ImportService
     workspace: WorkspaceQueries
     rooms: RoomDirectory
+    avatars: Avatars
     attachments: Attachments
     telemetry: Telemetry
     started: bool = False
@@ -120,6 +122,7 @@ class Services:
             imports=imports,
             workspace=queries,
             rooms=RoomDirectory(queries, accounts.users),
+            avatars=Avatars(accounts.users, config.files_dir / AVATARS_FOLDER),
             attachments=attachments,
             telemetry=telemetry,
         )

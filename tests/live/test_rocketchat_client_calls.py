@@ -184,7 +184,7 @@ EXPECTED = {
     "users_create_token": (NOT_SERVED, NOT_SERVED),
     "users_delete": (NOT_SERVED, NOT_SERVED),
     "users_forgot_password": (NOT_SERVED, NOT_SERVED),
-    "users_get_avatar": (NOT_SERVED, NOT_SERVED),
+    "users_get_avatar": (OK, OK),
     "users_get_preferences": (NOT_SERVED, NOT_SERVED),
     "users_get_presence": (OK, OK),
     "users_info": (FORBIDDEN, OK),
