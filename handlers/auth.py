@@ -3,6 +3,7 @@
 from connexion import request
 
 from ferry.accounts import public_user
+from ferry.kernel.errors import InvalidInput
 from handlers.client_address import client_address
 from handlers.context import current_principal, services
 
@@ -20,6 +21,8 @@ def login(body: dict | None = None, **form):
     )
     accounts = services().accounts
     password = fields.get("password")
+    if password is None and not fields.get("resume"):
+        raise InvalidInput("Field 'password' is required.")
     if fields.get("resume") and password is None:
         user, token = accounts.resume(fields["resume"], client_ip)
     else:
