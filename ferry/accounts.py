@@ -80,33 +80,63 @@ def hash_token(token: str) -> str:
 
 @dataclass(frozen=True)
 class PasswordHasher:
-    """scrypt (memory-hard): n=2**14, r=8, p=1 uses 16 MiB per hash."""
+    """scrypt (memory-hard): n=2**14, r=8, p=1 uses 16 MiB per hash.
+
+    What is hashed is the password's SHA-256 hex digest (scheme `scrypt-sha256`), the
+    form Rocket.Chat clients may send instead of the password
+    (`{"digest": ..., "algorithm": "sha-256"}`), so both log in against one hash.
+    Hashes of the plain password (scheme `scrypt`, written before) still verify plain
+    passwords; `outdated` tells the caller to re-hash at the next plain login.
+    """
 
     cost: int = 2**14
     block_size: int = 8
     parallelism: int = 1
+    SCHEME = "scrypt-sha256"
+    PLAIN_SCHEME = "scrypt"
+
+    @staticmethod
+    def digest(password: str) -> str:
+        return hashlib.sha256(password.encode()).hexdigest()
 
     def hash(self, password: str) -> str:
+        return self._encode(self.digest(password))
+
+    def _encode(self, secret: str) -> str:
         salt = secrets.token_bytes(16)
-        digest = self._derive(password, salt, self.cost, self.block_size, self.parallelism)
+        derived = self._derive(secret, salt, self.cost, self.block_size, self.parallelism)
         return "$".join(
             [
-                "scrypt",
+                self.SCHEME,
                 str(self.cost),
                 str(self.block_size),
                 str(self.parallelism),
                 base64.b64encode(salt).decode(),
-                base64.b64encode(digest).decode(),
+                base64.b64encode(derived).decode(),
             ]
         )
 
     def verify(self, password: str, encoded: str) -> bool:
+        """A plain password against a hash of either scheme."""
+        scheme = encoded.split("$", 1)[0]
+        if scheme == self.PLAIN_SCHEME:
+            return self._check(password, encoded, self.PLAIN_SCHEME)
+        return self._check(self.digest(password), encoded, self.SCHEME)
+
+    def verify_digest(self, digest: str, encoded: str) -> bool:
+        """A SHA-256 hex digest of the password; only a `scrypt-sha256` hash can tell."""
+        return self._check(digest.lower(), encoded, self.SCHEME)
+
+    def outdated(self, encoded: str) -> bool:
+        return encoded.split("$", 1)[0] != self.SCHEME
+
+    def _check(self, secret: str, encoded: str, wanted_scheme: str) -> bool:
         try:
-            scheme, n, r, p, salt, digest = encoded.split("$")
-            if scheme != "scrypt":
+            scheme, n, r, p, salt, derived = encoded.split("$")
+            if scheme != wanted_scheme:
                 return False
-            expected = base64.b64decode(digest)
-            actual = self._derive(password, base64.b64decode(salt), int(n), int(r), int(p))
+            expected = base64.b64decode(derived)
+            actual = self._derive(secret, base64.b64decode(salt), int(n), int(r), int(p))
         except (ValueError, TypeError):
             return False
         return hmac.compare_digest(expected, actual)
@@ -178,11 +208,21 @@ class Accounts:
 
     # --- authentication -----------------------------------------------------
 
-    def login(self, identity: str, password: str, client_ip: str | None = None) -> tuple[dict, str]:
-        """Returns (user, new token) for a username or email and its password.
+    def login(
+        self,
+        identity: str,
+        password: str | None = None,
+        client_ip: str | None = None,
+        *,
+        digest: str | None = None,
+    ) -> tuple[dict, str]:
+        """Returns (user, new token) for a username or email and its password, or the
+        password's SHA-256 hex `digest` (Rocket.Chat clients may send either).
 
         Repeated failures are throttled per account and `client_ip` (see
-        ferry/login_throttle.py); a refused attempt is not checked at all.
+        ferry/login_throttle.py); a refused attempt is not checked at all. A plain login
+        against a hash of the plain password re-hashes it, so that digest logins work
+        from then on.
 
         Raises:
             LoginBlocked: too many recent failures for this account or from this address.
@@ -195,12 +235,32 @@ class Accounts:
         self.throttle.check(account, address)
         encoded = (user or {}).get("password")
         # Verify even for unknown users so that timing does not reveal which names exist.
-        valid = self.hasher.verify(password, encoded or self._decoy_hash())
+        checked = encoded or self._decoy_hash()
+        if digest is not None:
+            valid = self.hasher.verify_digest(digest, checked)
+        else:
+            valid = self.hasher.verify(password or "", checked)
         if not (user and encoded and valid and user.get("active", True)):
             self.throttle.failed(account, address)
             raise WrongCredentials("Unauthorized")
         self.throttle.succeeded(account, address)
+        if digest is None and self.hasher.outdated(encoded):
+            self.users.update(user["_id"], {"password": self.hasher.hash(password or "")})
         return user, self.issue_token(user["_id"])
+
+    def resume(self, token: str, client_ip: str | None = None) -> tuple[dict, str]:
+        """Rocket.Chat's `{"resume": token}` login: the token's user and the same token.
+
+        Wrong tokens count as failures from `client_ip`, as wrong passwords do.
+        """
+        address = client_ip or "unknown"
+        account = "resume"
+        self.throttle.check(account, address)
+        user = self.user_for_token(token)
+        if user is None:
+            self.throttle.failed(account, address)
+            raise WrongCredentials("Unauthorized")
+        return user, token
 
     _decoy: str | None = None
 
@@ -370,6 +430,11 @@ class Accounts:
             roles.remove(role)
         self.users.update(user["_id"], {"roles": roles, "_updatedAt": now_iso()})
         return self.role(role)
+
+    @classmethod
+    def roles(cls) -> list[dict]:
+        """Every role Ferry knows, as Rocket.Chat's roles.list shows them."""
+        return [cls.role(name) for name in ROLE_DESCRIPTIONS]
 
     @staticmethod
     def role(name: str) -> dict:

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from ferry import __version__
 from ferry.accounts import Accounts, PasswordHasher
 from ferry.chat.attachments import LEGACY_FOLDER, Attachments
+from ferry.chat.avatars import Avatars
 from ferry.chat.contacts import ContactQueries
 from ferry.chat.operations.records import event_view
 from ferry.chat.operations.service import ImportService
 from ferry.chat.reads import WorkspaceQueries
+from ferry.chat.room_members import RoomDirectory
 from ferry.downloads.bandwidth import TokenBucket
 from ferry.downloads.fetch_types import TransferTuning
 from ferry.downloads.manager import DownloadManager
@@ -63,6 +65,8 @@ class Services:
     contacts: ContactQueries
     imports: ImportService
     workspace: WorkspaceQueries
+    rooms: RoomDirectory
+    avatars: Avatars
     attachments: Attachments
     telemetry: Telemetry
     events: EventBus
@@ -147,6 +151,8 @@ class Services:
             contacts=ContactQueries(contacts, accounts.users),
             imports=imports,
             workspace=queries,
+            rooms=RoomDirectory(queries, accounts.users),
+            avatars=Avatars(accounts.users, config.files_dir / AVATARS_FOLDER),
             attachments=attachments,
             telemetry=telemetry,
             events=events,

@@ -17,6 +17,7 @@ from handlers.connexion_speedups import decorate_handlers_once
 from handlers.context import SPEC_PATH, ServicesMiddleware
 from handlers.observe import RequestLogMiddleware
 from handlers.response_headers import SPEC_JSON_PATH, SWAGGER_UI_PATH, ResponseHeadersMiddleware
+from handlers.unknown_api_paths import UnknownApiPathMiddleware
 from handlers.validation import VALIDATOR_MAP
 
 
@@ -62,6 +63,8 @@ def create_app(
         json_limit=config.max_json_body,
         upload_limit=upload_body_limit(config.max_upload_size),
     )
+    # An API path the spec does not serve never reaches the file browser's catch-all.
+    app.add_middleware(UnknownApiPathMiddleware, MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(StreamedBase64Middleware, MiddlewarePosition.BEFORE_VALIDATION)
     app.add_middleware(ServicesMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
     app.add_middleware(

@@ -3,13 +3,15 @@
 from connexion import request
 
 from ferry.accounts import public_user
+from ferry.kernel.errors import InvalidInput
 from handlers.client_address import client_address
 from handlers.context import current_principal, services
 
 
-def login(body: dict):
-    """POST /api/v1/login"""
-    identity = body.get("user") or body.get("username") or body.get("email") or ""
+def login(body: dict | None = None, **form):
+    """POST /api/v1/login (JSON or form-encoded)"""
+    fields = body if isinstance(body, dict) else {}
+    fields = {**form, **fields}
     # The peer as connected, or the client a trusted proxy names in X-Forwarded-For
     # (uvicorn's own reading of that header is off; see ferry/cli/serve.py).
     client_ip = client_address(
@@ -17,7 +19,18 @@ def login(body: dict):
         request.headers.getlist("x-forwarded-for"),
         services().config.trusted_proxies,
     )
-    user, token = services().accounts.login(identity, body["password"], client_ip)
+    accounts = services().accounts
+    password = fields.get("password")
+    if password is None and not fields.get("resume"):
+        raise InvalidInput("Field 'password' is required.")
+    if fields.get("resume") and password is None:
+        user, token = accounts.resume(fields["resume"], client_ip)
+    else:
+        identity = fields.get("user") or fields.get("username") or fields.get("email") or ""
+        if isinstance(password, dict):
+            user, token = accounts.login(identity, None, client_ip, digest=password["digest"])
+        else:
+            user, token = accounts.login(identity, password or "", client_ip)
     return {
         "status": "success",
         "data": {"userId": user["_id"], "authToken": token, "me": public_user(user)},

@@ -64,3 +64,8 @@ def remove_user_from_role(body: dict):
     """POST /api/v1/roles.removeUserFromRole"""
     role = services().accounts.change_role(body["username"], _role_name(body), grant=False)
     return {"role": role, "success": True}
+
+
+def list_roles():
+    """GET /api/v1/roles.list"""
+    return {"roles": services().accounts.roles(), "success": True}

@@ -251,7 +251,7 @@ def _room(room: dict) -> dict:
     return room
 
 
-def _paging(offset: Any, count: Any) -> tuple[int, int]:
+def paging(offset: Any, count: Any) -> tuple[int, int]:
     try:
         offset, count = int(offset), int(count)
     except (TypeError, ValueError):
@@ -277,21 +277,21 @@ class WorkspaceQueries:
         }
 
     def _list(self, room_type: str, offset: Any, count: Any) -> dict[str, Any]:
-        offset, count = _paging(offset, count)
+        offset, count = paging(offset, count)
         rooms, total = self._workspace.rooms(room_type, offset, count)
         return self._page(room_type, rooms, offset, total)
 
     def _members_list(
         self, room_type: str, reader: Reader, offset: Any, count: Any
     ) -> dict[str, Any]:
-        offset, count = _paging(offset, count)
+        offset, count = paging(offset, count)
         rooms, total = self._workspace.member_rooms(reader.user_id, room_type, offset, count)
         return self._page(room_type, rooms, offset, total)
 
     def _everyone_list(
         self, room_type: str, offset: Any, count: Any, sort: Any, query: Any
     ) -> dict[str, Any]:
-        offset, count = _paging(offset, count)
+        offset, count = paging(offset, count)
         order, wanted = parse_sort(sort), parse_query(query)
         if not order and not wanted:
             return self._list(room_type, offset, count)
@@ -353,6 +353,22 @@ class WorkspaceQueries:
             raise RoomNotFound(room_type)
         return _room(room)
 
+    def find_any_room(
+        self, reader: Reader, room_id: str | None = None, room_name: str | None = None
+    ) -> dict:
+        """A room of any type by id (preferred) or name, or RoomNotFound as find_room."""
+        room_id = (room_id or "").strip()
+        room_name = (room_name or "").strip()
+        if not room_id and not room_name:
+            raise RoomParamMissing()
+        room = self._workspace.room(room_id) if room_id else self._workspace.room_by_name(room_name)
+        if room is None or not self.may_read(room, reader):
+            raise RoomNotFound(room.get("t", RoomType.CHANNEL) if room else RoomType.CHANNEL)
+        return _room(room)
+
+    def member_ids(self, room_id: str) -> list[str]:
+        return self._workspace.members(room_id)
+
     def channel_info(
         self, reader: Reader, room_id: str | None = None, room_name: str | None = None
     ) -> dict:
@@ -382,7 +398,7 @@ class WorkspaceQueries:
     ) -> dict[str, Any]:
         """`{messages}` of a room of `room_type`; see the module docstring."""
         room = self.find_room(room_type, reader, room_id, room_name)
-        offset, count = _paging(offset, count)
+        offset, count = paging(offset, count)
         since, before = history_bounds(latest, oldest, inclusive)
         messages, total = self._workspace.history(
             room["_id"],

@@ -1,5 +1,7 @@
 """Every kind of error, from every layer, arrives in the one envelope."""
 
+import pytest
+
 from tests.support.envelope import assert_error
 
 UNAUTHORIZED = {
@@ -103,3 +105,28 @@ def test_body_that_is_not_utf8_is_400(client):
         "/api/v1/login", headers={"Content-Type": "application/json"}, content=b"\xd9\xff\xfe"
     )
     assert_error(response, 400, error_type="error-invalid-params")
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/api/v1/no-such-thing"),
+        ("GET", "/api/v1/no-such-thing?bogus=1&count=x"),
+        ("POST", "/api/v1/chat.postMessage"),
+        ("DELETE", "/api/v1/channels.delete"),
+        ("GET", "/api/v2/channels.list"),
+        ("GET", "/api"),
+    ],
+)
+def test_unknown_api_paths_answer_rocket_chats_not_found(client, admin, method, path):
+    for headers in (admin.headers, {}):
+        response = client.request(method, path, headers=headers)
+        assert response.status_code == 404
+        assert response.json() == {"success": False, "error": "Resource not found"}
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_file_routes_still_serve_paths_outside_the_api(client, admin):
+    response = client.get("/no-such-file", headers=admin.headers)
+    assert response.status_code == 404
+    assert response.json()["error"] != "Resource not found"

@@ -11,7 +11,7 @@ from storage.users import UserRepository
 def test_password_hash_verifies_and_is_salted():
     hasher = PasswordHasher(cost=2**4)
     first, second = hasher.hash("secret-1"), hasher.hash("secret-1")
-    assert first != second and first.startswith("scrypt$16$8$1$")
+    assert first != second and first.startswith("scrypt-sha256$16$8$1$")
     assert hasher.verify("secret-1", first) and hasher.verify("secret-1", second)
     assert not hasher.verify("secret-2", first)
 

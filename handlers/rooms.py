@@ -1,0 +1,53 @@
+"""Rocket.Chat's member lists, room roles, rooms.info and users.getPresence."""
+
+from ferry.kernel.statuses import RoomType
+from handlers.context import services
+from handlers.workspace import reader
+
+
+def _ok(result: dict) -> dict:
+    return {**result, "success": True}
+
+
+def _members(room_type: str, roomId=None, roomName=None, offset=0, count=50) -> dict:
+    directory = services().rooms
+    return _ok(directory.members(room_type, reader(), roomId, roomName, offset, count))
+
+
+def channel_members(roomId=None, roomName=None, offset=0, count=50):
+    """GET /api/v1/channels.members"""
+    return _members(RoomType.CHANNEL, roomId, roomName, offset, count)
+
+
+def group_members(roomId=None, roomName=None, offset=0, count=50):
+    """GET /api/v1/groups.members"""
+    return _members(RoomType.PRIVATE_GROUP, roomId, roomName, offset, count)
+
+
+def im_members(roomId=None, offset=0, count=50):
+    """GET /api/v1/im.members"""
+    return _members(RoomType.DIRECT, roomId, None, offset, count)
+
+
+def channel_roles(roomId=None, roomName=None):
+    """GET /api/v1/channels.roles"""
+    return _ok(services().rooms.room_roles(RoomType.CHANNEL, reader(), roomId, roomName))
+
+
+def group_roles(roomId=None, roomName=None):
+    """GET /api/v1/groups.roles"""
+    return _ok(services().rooms.room_roles(RoomType.PRIVATE_GROUP, reader(), roomId, roomName))
+
+
+def room_info(roomId=None, roomName=None):
+    """GET /api/v1/rooms.info"""
+    return _ok(services().rooms.room_info(reader(), roomId, roomName))
+
+
+def user_presence(userId=None, username=None):
+    """GET /api/v1/users.getPresence"""
+    return _ok(services().rooms.presence(userId, username))
+
+
+# Rocket.Chat serves direct messages under both `im.*` and the newer `dm.*` names.
+dm_members = im_members
