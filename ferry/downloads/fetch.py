@@ -72,6 +72,7 @@ def fetch_to_directory(
         vetted_connections(transfer) as connections,
     ):
         transfer.check()
+        on_progress = _moving(transfer, on_progress)
         if partial is not None:
             resumed = resume(
                 connections,
@@ -124,3 +125,14 @@ def fetch_to_directory(
                         os.unlink(part)
                 raise
     return FetchResult(path=final_path, filename=final_name, size=size, content_type=content_type)
+
+
+def _moving(transfer: Transfer, on_progress: Callable[[int], None] | None) -> Callable[[int], None]:
+    """`on_progress`, also telling `transfer` that bytes arrived."""
+
+    def progressed(size: int) -> None:
+        transfer.moved()
+        if on_progress is not None:
+            on_progress(size)
+
+    return progressed
