@@ -171,7 +171,12 @@ def test_the_kernel_imports_only_the_kernel():
 
 @pytest.mark.parametrize(
     ("library", "allowed"),
-    [("connexion", "handlers"), ("starlette", "handlers"), ("tinydb", "storage")],
+    [
+        ("connexion", "handlers"),
+        ("starlette", "handlers"),
+        ("jinja2", "handlers"),
+        ("tinydb", "storage"),
+    ],
 )
 def test_frameworks_stay_in_their_layer(library, allowed):
     def rule(module, imported):
