@@ -14,7 +14,7 @@ from starlette.routing import Route
 from ferry.kernel.errors import FerryError, InvalidInput
 from handlers.client_address import client_address
 from handlers.response_headers import served_file_headers
-from handlers.ui import admin
+from handlers.ui import admin, imports
 from handlers.ui.web import (
     PAGE_HEADERS,
     PREFIX,
@@ -201,4 +201,5 @@ ROUTES = [
     Route(PREFIX + "/downloads/start", start_download, methods=["POST"]),
     Route(PREFIX + "/downloads/{id}/cancel", cancel_download, methods=["POST"]),
     *admin.ROUTES,
+    *imports.ROUTES,
 ]

@@ -88,11 +88,11 @@ def test_sign_out_revokes_the_token(client, app):
     assert app.services.accounts.user_for_token(token) is None
 
 
-@pytest.mark.parametrize("page", ["/ui/admin"])
+@pytest.mark.parametrize("page", ["/ui/admin", "/ui/imports"])
 def test_plain_user_sees_no_admin(client, make_user, page):
     make_user("bob", ["user"])
     sign_in(client, "bob", USER_PASSWORD)
     files = client.get("/ui/files/")
-    assert "/ui/admin" not in files.text
+    assert "/ui/admin" not in files.text and "/ui/imports" not in files.text
     denied = client.get(page)
     assert denied.status_code == 403 and "error-unauthorized" in denied.text
