@@ -176,5 +176,6 @@ def fetch_policy(config: Config) -> FetchPolicy:
         allow_private_networks=config.allow_private_networks,
         max_size=config.max_download_size or None,
         timeout=config.download_timeout,
+        max_duration=config.download_max_duration,
         **config.fetch_policy_overrides,
     )

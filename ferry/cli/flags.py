@@ -194,7 +194,14 @@ SERVE_FLAGS = (
         "--download-timeout",
         "FERRY_DOWNLOAD_TIMEOUT",
         "download_timeout",
-        "seconds a download may take in all (?timeout= overrides it)",
+        "seconds a download may go without receiving a byte (?timeout= overrides it)",
+        _positive_float,
+    ),
+    Flag(
+        "--download-max-duration",
+        "FERRY_DOWNLOAD_MAX_DURATION",
+        "download_max_duration",
+        "seconds a download may take in all (default: no bound)",
         _positive_float,
     ),
     Flag(

@@ -336,6 +336,14 @@ class FerryClient:
             "download"
         ]
 
+    def pause(self, download_id: str) -> dict:
+        path = f"/api/v1/downloads/{quote(download_id, safe='')}/pause"
+        return self.request("POST", path)["download"]
+
+    def resume(self, download_id: str) -> dict:
+        """The resumed download, `resumed_from` (bytes kept) and `restarted`."""
+        return self.request("POST", f"/api/v1/downloads/{quote(download_id, safe='')}/resume")
+
     # Imports
     def upload_import(
         self,

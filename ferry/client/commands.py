@@ -1,4 +1,5 @@
-"""The client commands of `ferry`: login, download, downloads, history, cancel, import.
+"""The client commands of `ferry`: login, download, downloads, history, cancel, pause,
+resume, import.
 
 They talk to a running server through `ferry.client.api`; this module registers them on
 `ferry`'s command line, and runs each behind one guard: every failure prints the server's
@@ -13,7 +14,14 @@ from collections.abc import Callable
 
 from ferry.client.api import ApiError, ClientError, ConnectionFailed
 from ferry.client.chat_import import cmd_import
-from ferry.client.downloads import cmd_cancel, cmd_download, cmd_downloads, cmd_history
+from ferry.client.downloads import (
+    cmd_cancel,
+    cmd_download,
+    cmd_downloads,
+    cmd_history,
+    cmd_pause,
+    cmd_resume,
+)
 from ferry.client.login import cmd_login
 from ferry.client.render import EXIT_FAILED, EXIT_INTERRUPTED, LOGIN_HINT, err
 
@@ -145,6 +153,16 @@ def add_client_commands(subparsers) -> None:
         "id", help="the download id, or any unique start of it (as in `ferry downloads`)"
     )
     cancel.set_defaults(run=_guarded(cmd_cancel), usage_error=cancel.error)
+
+    for name, command, summary in (
+        ("pause", cmd_pause, "pause a download, keeping what it has fetched when it can"),
+        ("resume", cmd_resume, "resume a paused download"),
+    ):
+        parser = subparsers.add_parser(name, parents=[common], help=summary)
+        parser.add_argument(
+            "id", help="the download id, or any unique start of it (as in `ferry downloads`)"
+        )
+        parser.set_defaults(run=_guarded(command), usage_error=parser.error)
 
     imports = subparsers.add_parser(
         "import",

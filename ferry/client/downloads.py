@@ -1,5 +1,6 @@
-"""`ferry download`, `ferry downloads`, `ferry history` and `ferry cancel`: start downloads
-on the server from URLs and input files, follow them, list them and cancel one."""
+"""`ferry download`, `ferry downloads`, `ferry history`, `ferry cancel`, `ferry pause` and
+`ferry resume`: start downloads on the server from URLs and input files, follow them, list
+them, and cancel, pause or resume one."""
 
 from __future__ import annotations
 
@@ -379,4 +380,22 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     client = client_for(args.server, args.token)
     entry = client.cancel(_download_id_argument(client, args))
     out.print(f"Cancelled {entry['id']} ({entry.get('file_path') or entry.get('url')})")
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    client = client_for(args.server, args.token)
+    entry = client.pause(_download_id_argument(client, args))
+    out.print(f"Paused {entry['id']} at {entry.get('current_size', 0)} bytes")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    client = client_for(args.server, args.token)
+    answer = client.resume(_download_id_argument(client, args))
+    entry = answer["download"]
+    if answer["restarted"]:
+        out.print(f"Resumed {entry['id']}, starting over (the server cannot continue it)")
+    else:
+        out.print(f"Resumed {entry['id']} from {answer['resumed_from']} bytes")
     return 0

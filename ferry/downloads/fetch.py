@@ -50,6 +50,7 @@ def fetch_to_directory(
     part_tag: str | None = None,
     partial: PartialFile | None = None,
     tuning: TransferTuning = TransferTuning(),
+    keep_part: Callable[[], bool] | None = None,
 ) -> FetchResult:
     """Download `url` into `directory`; raises FetchError, leaving no partial file.
 
@@ -60,7 +61,8 @@ def fetch_to_directory(
     find it again after a crash, and `partial` is such a file: only what it lacks is
     fetched, when the server still serves the same entity by range; otherwise it is
     removed and the download starts over. `tuning` shapes the transfer (segments, resume
-    margin, writeback window).
+    margin, writeback window). When a fetch ends by an error while `keep_part()` says so
+    (a pause, or a shutdown of a download that can go on later), its part file stays.
     """
     directory = Path(directory)
     target = url if isinstance(url, CheckedUrl) else policy.check_url(url)
@@ -70,9 +72,17 @@ def fetch_to_directory(
         vetted_connections(transfer) as connections,
     ):
         transfer.check()
+        on_progress = _moving(transfer, on_progress)
         if partial is not None:
             resumed = resume(
-                connections, transfer, target, directory, partial, on_headers, on_progress
+                connections,
+                transfer,
+                target,
+                directory,
+                partial,
+                on_headers,
+                on_progress,
+                keep_part,
             )
             if resumed is not None:
                 return resumed
@@ -110,7 +120,19 @@ def fetch_to_directory(
                 transfer.check()
                 final_path, final_name = publish(part, directory, name)
             except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(part)
+                if keep_part is None or not keep_part():
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(part)
                 raise
     return FetchResult(path=final_path, filename=final_name, size=size, content_type=content_type)
+
+
+def _moving(transfer: Transfer, on_progress: Callable[[int], None] | None) -> Callable[[int], None]:
+    """`on_progress`, also telling `transfer` that bytes arrived."""
+
+    def progressed(size: int) -> None:
+        transfer.moved()
+        if on_progress is not None:
+            on_progress(size)
+
+    return progressed

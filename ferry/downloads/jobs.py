@@ -14,6 +14,7 @@ from pathlib import Path
 from ferry.downloads.fetch_types import PartialFile, TransferTuning
 from ferry.downloads.policy import CheckedUrl, FetchError, FetchPolicy
 from ferry.downloads.records import percentage, public_view
+from storage.downloads import LOCAL_KEY
 
 # Speed is averaged over windows of this many seconds, then smoothed.
 _SPEED_WINDOW = 0.5
@@ -85,6 +86,8 @@ class Job:
     target: CheckedUrl | None = None
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     stop_code: str | None = None
+    # Whether a stop leaves the part file for a later run to go on from.
+    keep_part: bool = False
     future: Future | None = None
     finished: bool = False
     current: int = 0
@@ -114,6 +117,10 @@ class Job:
                 else (_SPEED_SMOOTHING * rate + (1 - _SPEED_SMOOTHING) * self.speed)
             )
             self.sample_time, self.sample_bytes = now, size
+
+    def resumable(self) -> bool:
+        """Whether what this job has on disk could be gone on from later."""
+        return self.partial is not None or bool((self.record.get(LOCAL_KEY) or {}).get("resume"))
 
     def live(self) -> dict:
         record = public_view(self.record)

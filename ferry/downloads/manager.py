@@ -1,7 +1,9 @@
 """Runs downloads on a bounded pool of threads and keeps their records.
 
 A record is written to storage on each state change only: created (`starting`),
-headers accepted (`downloading`) and finished (`completed`, `failed`, `cancelled`).
+headers accepted (`downloading`), paused, and finished (`completed`, `failed`,
+`cancelled`). A pause, like a shutdown, keeps the part file of a download whose server
+takes byte ranges and gave a validator, so it goes on later from there.
 Bytes, speed and ETA live in memory and are read from there by `active()`. The
 headers-accepted record of a download that could resume after a crash says how, and is
 flushed to disk in the background once the download has run a while.
@@ -53,6 +55,11 @@ from ferry.kernel.statuses import DownloadKind, DownloadStatus
 from storage.downloads import LOCAL_KEY, DownloadRepository
 
 log = logging.getLogger(__name__)
+
+# The stop code of a pause (never stored: a paused download is not finished).
+_PAUSE = "pause"
+# How long a cancel or a pause waits for the transfer to stop before answering.
+STOP_WAIT_SECONDS = 10.0
 
 
 class DownloadListener(Protocol):
@@ -108,6 +115,8 @@ class DownloadManager:
         self._on_idle = on_idle
         self._pool: ThreadPoolExecutor | None = None
         self._tuning = tuning
+        # Paused downloads by id: not running, their records (with any part file) kept.
+        self._paused: dict[str, dict] = {}
 
     @property
     def policy(self) -> FetchPolicy:
@@ -182,7 +191,7 @@ class DownloadManager:
                 raise stopped
             self._admit()
         try:
-            self._repository.save(record)
+            self._save_state(record)
         except BaseException:
             with self._lock:
                 self._admitting -= 1
@@ -242,6 +251,7 @@ class DownloadManager:
                 part_tag=job.record[LOCAL_KEY]["tag"],
                 partial=job.partial,
                 tuning=self._tuning,
+                keep_part=lambda: job.keep_part,
             )
         except FetchError as exc:
             self._finish(job, error=exc)
@@ -267,7 +277,7 @@ class DownloadManager:
         # Not waited for: the finish (or a crash's recovery, which finds the part file by
         # its tag) supersedes it, and the start of another download must not queue
         # behind one more disk flush.
-        self._repository.save(record, wait=False)
+        self._save_state(record, wait=False)
         with self._lock:
             job.record = record
             job.current = job.sample_bytes = info.present
@@ -296,13 +306,15 @@ class DownloadManager:
             if job.finished:
                 return
             job.finished = True
-            if (
-                error is not None
-                and error.code == DOWNLOAD_CANCELLED
-                and job.stop_code == SERVER_STOPPED
-            ):
+            stopped_by = (
+                job.stop_code if error is not None and error.code == DOWNLOAD_CANCELLED else None
+            )
+            held = stopped_by == _PAUSE or (stopped_by == SERVER_STOPPED and job.keep_part)
+            if stopped_by == SERVER_STOPPED:
                 error = FetchError(SERVER_STOPPED, STOPPED_MESSAGE)
-            if result is not None:
+            if held:
+                record = self._held_record(job, paused=stopped_by == _PAUSE)
+            elif result is not None:
                 record = named(job.record, result.filename)
                 record.update(current_size=result.size, progress_percentage=100.0)
                 record = in_final_state(
@@ -328,15 +340,20 @@ class DownloadManager:
                 )
         # Until the save returns, readers see the job as it was; then the saved record.
         try:
-            self._repository.save(record)
-            self._repository.prune_history(self._history_limit)
+            self._save_state(record)
+            if not held:
+                self._repository.prune_history(self._history_limit)
         finally:
             with self._lock:
                 job.record = record
                 self._jobs.pop(record["id"], None)
+                if record["status"] == DownloadStatus.PAUSED:
+                    self._paused[record["id"]] = record
                 self._bytes_finished += result.size if result is not None else max(job.current, 0)
                 idle = not self._jobs
             job.handle.set_finished(error)
+        if held:
+            return
         self._tell("download_finished", public_view(record))
         if job.on_finished is not None:
             try:
@@ -349,6 +366,24 @@ class DownloadManager:
             except Exception:
                 log.exception("on_idle callback failed")
 
+    def _held_record(self, job: Job, *, paused: bool) -> dict:
+        """The record of a download stopped to go on later: paused, or left unfinished by a
+        shutdown for the next start to resume (as after a crash). Call with the lock held."""
+        record = dict(job.record)
+        current = job.current if job.keep_part else 0
+        record.update(
+            current_size=current,
+            progress_percentage=percentage(current, record["expected_size"]),
+        )
+        if paused:
+            record["status"] = DownloadStatus.PAUSED
+        return record
+
+    def _save_state(self, record: dict, *, wait: bool = True) -> None:
+        """Store a download's record in its new state: every status change goes through
+        here, so whatever follows the states sees each one once, in order."""
+        self._repository.save(record, wait=wait)
+
     # --- reading -------------------------------------------------------------------
 
     def get(self, record_id: str) -> dict | None:
@@ -356,14 +391,19 @@ class DownloadManager:
             job = self._jobs.get(record_id)
             if job is not None:
                 return job.live()
+            paused = self._paused.get(record_id)
+            if paused is not None:
+                return public_view(paused)
         record = self._repository.get(record_id)
         return public_view(record) if record is not None else None
 
     def active(self, directory: str | None = None) -> list[dict]:
-        """Downloads queued or running, oldest first; only those into `directory` if given."""
+        """Downloads queued, running or paused, oldest first; only those into `directory`
+        if given."""
         with self._lock:
             jobs = list(self._jobs.values())
-        records = [job.live() for job in jobs]
+            paused = [public_view(record) for record in self._paused.values()]
+        records = [job.live() for job in jobs] + paused
         if directory is not None:
             records = [r for r in records if r["directory"] == directory]
         records.sort(key=lambda r: (r["start_time"], r["id"]))
@@ -389,27 +429,88 @@ class DownloadManager:
 
     def _stop(self, job: Job, code: str) -> None:
         job.stop_code = job.stop_code or code
+        if job.stop_code in (_PAUSE, SERVER_STOPPED):
+            job.keep_part = job.resumable()
         job.cancel.set()
         if job.future is not None and job.future.cancel():
             # It never started, so no thread will finish it.
             self._finish(job, error=FetchError(DOWNLOAD_CANCELLED, "the download was cancelled"))
 
     def cancel(self, record_id: str) -> bool:
-        """Stop a queued or running download; False if it is unknown or already finished."""
+        """Stop a queued, running or paused download, answering once its transfer has
+        stopped; False if it is unknown or already finished."""
+        with self._lock:
+            paused = self._paused.pop(record_id, None)
+            job = self._jobs.get(record_id)
+            if paused is None and (job is None or job.finished):
+                return False
+            if job is not None:
+                self._stop(job, DOWNLOAD_CANCELLED)
+        if paused is not None:
+            remove_leftovers(paused.get(LOCAL_KEY) or {})
+            record = in_final_state(
+                paused,
+                DownloadStatus.CANCELLED,
+                error=DOWNLOAD_CANCELLED,
+                message="the download was cancelled",
+                total_bytes=None,
+            )
+            self._save_state(record)
+            self._repository.prune_history(self._history_limit)
+            self._tell("download_finished", public_view(record))
+            return True
+        job.handle.wait_until_done(STOP_WAIT_SECONDS)
+        return True
+
+    def pause(self, record_id: str) -> dict | None:
+        """Stop a queued or running file download so that `resume` can go on with it,
+        answering once its transfer has stopped. The part file stays when the server can
+        resume it. None if the download is unknown, finished, already paused, or not a
+        file download; else its record (completed if it finished before it could stop)."""
         with self._lock:
             job = self._jobs.get(record_id)
-            if job is None or job.finished:
-                return False
-            self._stop(job, DOWNLOAD_CANCELLED)
-            return True
+            if job is None or job.finished or job.record.get("kind") != DownloadKind.FILE:
+                return None
+            self._stop(job, _PAUSE)
+        job.handle.wait_until_done(STOP_WAIT_SECONDS)
+        return self.get(record_id)
+
+    def resume(self, record_id: str) -> dict | None:
+        """Queue a paused download again: from its part file when one is left (fetched
+        with Range and If-Range, so a changed file is fetched whole), else from the start.
+
+        Returns None if it is not paused; else `{"download", "resumed_from", "restarted"}`,
+        `resumed_from` being the bytes kept on disk. Raises FetchError(SERVER_STOPPED)
+        once shutdown has begun.
+        """
+        with self._lock:
+            if self._stopping:
+                raise FetchError(SERVER_STOPPED, "the server is shutting down")
+            record = self._paused.pop(record_id, None)
+        if record is None:
+            return None
+        partial = partial_file(record)
+        if partial is None:
+            remove_leftovers(record.get(LOCAL_KEY) or {})
+            local = {**record[LOCAL_KEY], "part_path": None, "resume": None}
+            record = {**record, "current_size": 0, LOCAL_KEY: local}
+        if not self._resume(record, partial):
+            with self._lock:
+                self._paused[record_id] = record
+            raise FetchError(SERVER_STOPPED, "the server is shutting down")
+        return {
+            "download": self.get(record_id),
+            "resumed_from": record["current_size"] if partial is not None else 0,
+            "restarted": partial is None,
+        }
 
     def startup(self, *, resume: bool = False) -> list[str]:
         """Start the workers, then deal with what a previous run left unfinished.
 
         With `resume`, a file download whose server took byte ranges and gave a validator
         goes on from its part file (its record keeps its id); every other one is failed
-        with SERVER_STOPPED and its part file deleted. Returns the ids of the records
-        it closed.
+        with SERVER_STOPPED and its part file deleted. Paused downloads stay paused.
+        Returns the ids of the records it closed.
         """
         with self._lock:
             if self._pool is None:
@@ -420,6 +521,9 @@ class DownloadManager:
         for record in self._repository.unfinished():
             with self._lock:
                 if record["id"] in self._jobs:
+                    continue
+                if record["status"] == DownloadStatus.PAUSED:
+                    self._paused[record["id"]] = record
                     continue
             partial = partial_file(record) if resume else None
             if partial is not None and self._resume(record, partial):
@@ -432,15 +536,16 @@ class DownloadManager:
                 message=STOPPED_MESSAGE,
                 total_bytes=None,
             )
-            self._repository.save(record)
+            self._save_state(record)
             closed.append(record["id"])
             self._tell("download_finished", public_view(record))
         if closed:
             self._repository.prune_history(self._history_limit)
         return closed
 
-    def _resume(self, record: dict, partial: PartialFile) -> bool:
-        """Queue the rest of a download a crash cut short; False once shutdown has begun."""
+    def _resume(self, record: dict, partial: PartialFile | None) -> bool:
+        """Queue the rest of a download a crash, a shutdown or a pause cut short (all of it
+        again without `partial`); False once shutdown has begun."""
         local = record[LOCAL_KEY]
         policy = self._policy
         if local.get("timeout") is not None:
@@ -456,7 +561,7 @@ class DownloadManager:
             tuning=self._tuning,
             partial=partial,
         )
-        self._repository.save(record, wait=False)
+        self._save_state(record, wait=False)
         with self._lock:
             if self._stopping:
                 return False
@@ -466,7 +571,9 @@ class DownloadManager:
         return True
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Stop every download (recorded as SERVER_STOPPED) and wait for the workers."""
+        """Stop every download and wait for the workers. One that can go on from its part
+        file keeps it and its record, for the next start to resume; every other one is
+        recorded as SERVER_STOPPED."""
         with self._lock:
             self._stopping = True
             jobs = list(self._jobs.values())

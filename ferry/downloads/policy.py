@@ -90,7 +90,10 @@ class FetchPolicy:
     blocked_domains: tuple[str, ...] = ()
     allow_private_networks: bool = False
     max_size: int | None = None
+    # Seconds a fetch may go without receiving a byte (the seed's per-download timeout).
     timeout: float = 300
+    # Seconds a fetch may take in all; None sets no bound.
+    max_duration: float | None = None
     idle_timeout: float = 30
     connect_timeout: float = 10
     max_redirects: int = 5
@@ -111,6 +114,8 @@ class FetchPolicy:
         for name in ("timeout", "idle_timeout", "connect_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.max_duration is not None and self.max_duration <= 0:
+            raise ValueError("max_duration must be positive")
         if self.max_redirects < 0:
             raise ValueError("max_redirects must be at least 0")
 

@@ -79,11 +79,13 @@ def resume(
     partial: PartialFile,
     on_headers: Callable[[ResponseInfo], None] | None,
     on_progress: Callable[[int], None] | None,
+    keep_part: Callable[[], bool] | None = None,
 ) -> FetchResult | None:
     """Fetch what `partial` lacks and publish it. None, with the part file gone, when the
-    bytes cannot be trusted or the server no longer serves the same entity by range."""
+    bytes cannot be trusted or the server no longer serves the same entity by range; an
+    error leaves the part file in place while `keep_part()` says so."""
     resumable = partial.resumable
-    published = False
+    published = kept = False
     try:
         refuse_announced_size(resumable.length, transfer.policy.max_size)
         flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -142,8 +144,11 @@ def resume(
         transfer.check()
         final_path, final_name = publish(partial.path, directory, partial.name)
         published = True
+    except BaseException:
+        kept = keep_part is not None and keep_part()
+        raise
     finally:
-        if not published:
+        if not published and not kept:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(partial.path)
     return FetchResult(

@@ -111,13 +111,12 @@ class Transfers:
             raise NotFound(f"No download with id {download_id}.")
         return shown[0]
 
-    def cancel(self, user: dict, download_id: str) -> dict:
-        """Stop the user's own download, or anyone's with `manage-all-downloads`.
+    def _manageable(self, user: dict, download_id: str) -> None:
+        """Let the user change their own download, or anyone's with `manage-all-downloads`.
 
         Raises:
-            NotFound: an unknown id, or a download the user may neither see nor cancel.
+            NotFound: an unknown id, or a download the user may neither see nor change.
             Forbidden: someone else's download, seen through `view-all-downloads` only.
-            Conflict: the download has finished.
         """
         record = self.manager.get(download_id)
         granted = self.accounts.permissions_of(user)
@@ -126,6 +125,44 @@ class Transfers:
             raise NotFound(f"No download with id {download_id}.")
         if not own:
             self.accounts.authorize(user, MANAGE_ALL_DOWNLOADS)
+
+    def cancel(self, user: dict, download_id: str) -> dict:
+        """Stop a download (see `_manageable`); answers once the transfer has stopped.
+
+        Raises NotFound, Forbidden, or Conflict when the download has finished.
+        """
+        self._manageable(user, download_id)
         if not self.manager.cancel(download_id):
             raise Conflict("The download has already finished.")
         return self._as_seen_by(user, self.manager.get(download_id))
+
+    def pause(self, user: dict, download_id: str) -> dict:
+        """Pause a queued or running file download (see `_manageable`).
+
+        Raises NotFound, Forbidden, or Conflict when it cannot be paused.
+        """
+        self._manageable(user, download_id)
+        record = self.manager.pause(download_id)
+        if record is None:
+            raise Conflict("Only a queued or running file download can be paused.")
+        return self._as_seen_by(user, record)
+
+    def resume(self, user: dict, download_id: str) -> dict:
+        """Resume a paused download (see `_manageable`): the download, `resumed_from` and
+        `restarted`.
+
+        Raises NotFound, Forbidden, DownloadRefused(DOWNLOAD_FORBIDDEN) when downloads are
+        off, or Conflict when it is not paused or the server is shutting down.
+        """
+        self._manageable(user, download_id)
+        if not self.allowed:
+            raise DownloadRefused(
+                DOWNLOAD_FORBIDDEN, "The server runs without --allow-download; downloads are off."
+            )
+        try:
+            resumed = self.manager.resume(download_id)
+        except FetchError as refusal:
+            raise Conflict(f"The download cannot resume now: {refusal.message}.") from None
+        if resumed is None:
+            raise Conflict("Only a paused download can be resumed.")
+        return {**resumed, "download": self._as_seen_by(user, resumed["download"])}

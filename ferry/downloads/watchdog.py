@@ -89,7 +89,10 @@ class Transfer:
         self.policy = policy
         self.tuning = tuning
         self.cancel = cancel or threading.Event()
-        self.deadline = time.monotonic() + policy.timeout
+        started = time.monotonic()
+        # Pushed back by every byte received: `timeout` bounds time without progress.
+        self.deadline = started + policy.timeout
+        self.final_deadline = None if policy.max_duration is None else started + policy.max_duration
         self.aborted: FetchError | None = None
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -101,12 +104,23 @@ class Transfer:
     def __exit__(self, *exc_info) -> None:
         _WATCHDOG.forget(self)
 
+    def moved(self) -> None:
+        """Bytes arrived: the time without progress starts again."""
+        self.deadline = time.monotonic() + self.policy.timeout
+
     def _reason(self) -> FetchError | None:
         if self.cancel.is_set():
             return FetchError(DOWNLOAD_CANCELLED, "the download was cancelled")
-        if time.monotonic() >= self.deadline:
+        at = time.monotonic()
+        if self.final_deadline is not None and at >= self.final_deadline:
             return FetchError(
-                DOWNLOAD_TIMEOUT, f"the download took longer than {self.policy.timeout:g} s"
+                DOWNLOAD_TIMEOUT,
+                f"the download took longer than its maximum of {self.policy.max_duration:g} s",
+            )
+        if at >= self.deadline:
+            return FetchError(
+                DOWNLOAD_TIMEOUT,
+                f"no data arrived for {self.policy.timeout:g} s (the download's timeout)",
             )
         return None
 

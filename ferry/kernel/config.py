@@ -25,6 +25,8 @@ class Config:
     # Downloads that may wait as `starting` beyond the running ones; more are refused.
     max_queued_downloads: int = 1000
     download_timeout: float = 300.0
+    # Seconds a download may take in all; None sets no bound.
+    download_max_duration: float | None = None
     download_history_limit: int = 1000
     # Local paths `downloadPublicImportFile` may read; None refuses every local path.
     import_folder: Path | None = None

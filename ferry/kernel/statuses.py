@@ -15,9 +15,12 @@ class DownloadStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    PAUSED = "paused"
 
 
-ACTIVE_DOWNLOAD_STATUSES = frozenset({DownloadStatus.STARTING, DownloadStatus.DOWNLOADING})
+ACTIVE_DOWNLOAD_STATUSES = frozenset(
+    {DownloadStatus.STARTING, DownloadStatus.DOWNLOADING, DownloadStatus.PAUSED}
+)
 FINAL_DOWNLOAD_STATUSES = frozenset(
     {DownloadStatus.COMPLETED, DownloadStatus.FAILED, DownloadStatus.CANCELLED}
 )

@@ -451,3 +451,22 @@ def test_download_to_a_file_on_the_server_is_a_usage_error(ferry, logged_in, rem
     assert "--to names a file on the server" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert not any(r.path == "/never-fetched.bin" for r in remote.requests)
+
+
+def test_pause_and_resume_take_a_unique_start_of_the_id(ferry, logged_in, remote):
+    url = remote.trickle("/cli-pause.bin", pieces=2000, piece=b"q" * 1024, pause=0.05)
+    started = run(logged_in["env"], "download", url, "--to", "cli/pause")
+    assert started.returncode == 0, started.stderr
+    download_id = re.search(r"Download (\S+) started", started.stdout).group(1)
+
+    paused = run(logged_in["env"], "pause", download_id[:8])
+    assert paused.returncode == 0, paused.stderr
+    assert f"Paused {download_id}" in paused.stdout
+    assert "paused" in run(logged_in["env"], "downloads", "--once").stdout
+    again = run(logged_in["env"], "pause", download_id)
+    assert again.returncode != 0 and "ferry: error" in again.stderr
+
+    resumed = run(logged_in["env"], "resume", download_id[:8])
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resumed {download_id}, starting over" in resumed.stdout
+    assert run(logged_in["env"], "cancel", download_id).returncode == 0

@@ -242,3 +242,24 @@ def test_admin_commands_between_a_crash_and_the_restart_leave_the_download_alone
     finally:
         store.close()
     assert_resumes_where_it_stopped(servers, remote, data_dir, download_id, BIG_SIZE)
+
+
+def test_sigterm_mid_resumable_download_keeps_it_for_the_next_start(servers, remote, tmp_path):
+    data_dir = tmp_path / "data"
+    url = remote.ranged("/big.bin", BIG_SIZE, pause=0.05, validators=BIG_VALIDATORS)
+    ferry = servers()
+    download_id = ferry.download("big", url)
+    assert wait_until(
+        lambda: any(e["current_size"] >= 2 * 1024 * 1024 for e in ferry.active()), timeout=30
+    )
+
+    ferry.process.send_signal(signal.SIGTERM)
+    assert ferry.process.wait(timeout=30) == 0
+    assert len(partials(data_dir)) == 1
+    store = Store(data_dir / "state")
+    try:
+        (unfinished,) = DownloadRepository(store).unfinished()
+        assert unfinished["id"] == download_id
+    finally:
+        store.close()
+    assert_resumes_where_it_stopped(servers, remote, data_dir, download_id, BIG_SIZE)
