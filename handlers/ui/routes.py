@@ -189,6 +189,18 @@ async def cancel_download(request: Request):
     return redirect(PREFIX + "/downloads")
 
 
+@signed_in
+async def pause_download(request: Request):
+    services_of(request).transfers.pause(user_of(request), request.path_params["id"])
+    return redirect(PREFIX + "/downloads")
+
+
+@signed_in
+async def resume_download(request: Request):
+    services_of(request).transfers.resume(user_of(request), request.path_params["id"])
+    return redirect(PREFIX + "/downloads")
+
+
 ROUTES = [
     Route(PREFIX, home),
     Route(PREFIX + "/", home),
@@ -200,6 +212,8 @@ ROUTES = [
     Route(PREFIX + "/downloads", downloads),
     Route(PREFIX + "/downloads/start", start_download, methods=["POST"]),
     Route(PREFIX + "/downloads/{id}/cancel", cancel_download, methods=["POST"]),
+    Route(PREFIX + "/downloads/{id}/pause", pause_download, methods=["POST"]),
+    Route(PREFIX + "/downloads/{id}/resume", resume_download, methods=["POST"]),
     *admin.ROUTES,
     *imports.ROUTES,
 ]
