@@ -57,7 +57,11 @@ class UiMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             path = scope.get("path", "")
-            if path == PREFIX or path.startswith(PREFIX + "/"):
+            # A request with API credentials is the file API's, so a served folder
+            # named "ui" stays reachable through GET /{path}.
+            headers = dict(scope.get("headers") or [])
+            api_call = b"authorization" in headers or b"x-auth-token" in headers
+            if not api_call and (path == PREFIX or path.startswith(PREFIX + "/")):
                 # The Swagger UI lives at /api/v1/ui; only the bare prefix is ours.
                 await self.ui(scope, receive, send)
                 return
@@ -66,7 +70,7 @@ class UiMiddleware:
                 and scope.get("method") in ("GET", "HEAD")
                 and not scope.get("query_string")
             ):
-                accept = dict(scope.get("headers") or []).get(b"accept", b"").decode("latin-1")
+                accept = headers.get(b"accept", b"").decode("latin-1")
                 if prefers_html(accept):
                     await redirect(PREFIX + "/")(scope, receive, send)
                     return

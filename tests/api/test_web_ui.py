@@ -96,3 +96,11 @@ def test_plain_user_sees_no_admin(client, make_user, page):
     assert "/ui/admin" not in files.text and "/ui/imports" not in files.text
     denied = client.get(page)
     assert denied.status_code == 403 and "error-unauthorized" in denied.text
+
+
+def test_a_served_folder_named_ui_stays_reachable_through_the_file_api(client, admin, files_dir):
+    (files_dir / "ui").mkdir()
+    (files_dir / "ui" / "plan.txt").write_text("kept")
+    assert client.get("/ui/plan.txt", headers=admin.bearer).text == "kept"
+    # Without credentials the path is the web page's, which has no such page.
+    assert client.get("/ui/plan.txt", follow_redirects=False).status_code == 404
