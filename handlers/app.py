@@ -17,6 +17,7 @@ from handlers.connexion_speedups import decorate_handlers_once
 from handlers.context import SPEC_PATH, ServicesMiddleware
 from handlers.observe import RequestLogMiddleware
 from handlers.response_headers import SPEC_JSON_PATH, SWAGGER_UI_PATH, ResponseHeadersMiddleware
+from handlers.ui.app import UiMiddleware
 from handlers.unknown_api_paths import UnknownApiPathMiddleware
 from handlers.validation import VALIDATOR_MAP
 
@@ -72,6 +73,8 @@ def create_app(
     )
     # Outside the error handlers, so error answers get the safety headers too.
     app.add_middleware(ResponseHeadersMiddleware, MiddlewarePosition.BEFORE_EXCEPTION)
+    # The web page under /ui/: its own routes, cookie sessions and page headers.
+    app.add_middleware(UiMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
     errors.register(app)
     app.services = services
     return app

@@ -10,6 +10,7 @@ from connexion import request
 from starlette.responses import Response, StreamingResponse
 
 from ferry.events import Event, EventBus, Subscription
+from ferry.services import Services
 from handlers.context import current_principal, services
 
 STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -21,18 +22,27 @@ async def stream_events(timeout=None, last_event_id=None):
         # The headers a stream would start with, and no stream to hold open.
         return Response(media_type="text/event-stream", headers=STREAM_HEADERS)
     principal = current_principal()
-    token, user_id = principal["token"], principal["user"]["_id"]
+    header = request.headers.get("last-event-id", "").strip()
+    after = int(header) if header.isdigit() else last_event_id
+    return event_stream(services(), principal["token"], principal["user"], after, timeout)
+
+
+def event_stream(
+    served: Services, token: str, user: dict, after: int | None, timeout: float | None
+) -> StreamingResponse:
+    """The live events `user` (signed in with `token`) may see, after event `after`, for
+    `timeout` seconds or until the caller leaves; the JSON API and the web page's
+    `/ui/events` serve the same stream."""
+    user_id = user["_id"]
 
     def current_view() -> Callable[[Event], dict | None] | None:
         # Looked up again at every keep-alive: a token revoked (logout) or a role taken
         # away while the stream is open counts within one keep-alive interval.
-        user = services().accounts.user_for_token(token, user_id)
-        return services().event_view(user) if user is not None else None
+        now = served.accounts.user_for_token(token, user_id)
+        return served.event_view(now) if now is not None else None
 
-    view = services().event_view(principal["user"])
-    header = request.headers.get("last-event-id", "").strip()
-    after = int(header) if header.isdigit() else last_event_id
-    bus = services().events
+    view = served.event_view(user)
+    bus = served.events
     loop = asyncio.get_running_loop()
     ready = asyncio.Event()
 

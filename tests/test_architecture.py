@@ -179,6 +179,7 @@ def test_the_kernel_imports_only_the_kernel():
         ("tinydb", "storage"),
         ("psycopg", "storage"),
         ("psycopg_pool", "storage"),
+        ("jinja2", "handlers"),
     ],
 )
 def test_frameworks_stay_in_their_layer(library, allowed):
