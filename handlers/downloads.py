@@ -16,3 +16,18 @@ def get_download(id: str):
 def cancel_download(id: str):
     """DELETE /api/v1/downloads/{id}"""
     return {"download": services().transfers.cancel(current_user(), id), "success": True}
+
+
+def list_download_history(status=None, offset: int = 0, count: int = 50):
+    """GET /api/v1/downloads/history"""
+    history = services().transfers.history(current_user())
+    if status is not None:
+        history = [record for record in history if record["status"] == status]
+    page = history[offset : offset + count]
+    return {
+        "success": True,
+        "history": page,
+        "count": len(page),
+        "offset": offset,
+        "total": len(history),
+    }
