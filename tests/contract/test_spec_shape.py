@@ -77,3 +77,17 @@ def test_an_unserved_method_answers_405_with_allow(client):
     answer = client.delete("/api/v1/health")
     assert answer.status_code == 405
     assert set(answer.headers["allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}
+
+
+def test_no_mapping_repeats_a_key():
+    """PyYAML keeps the last of two equal keys; Node's YAML parsers refuse the file."""
+
+    class Strict(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+            repeated = {key for key in keys if keys.count(key) > 1}
+            assert not repeated, f"{repeated} repeated at line {node.start_mark.line + 1}"
+            return super().construct_mapping(node, deep=deep)
+
+    Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, Strict.construct_mapping)
+    yaml.load((ROOT / "openapi.yaml").read_text(), Loader=Strict)  # noqa: S506

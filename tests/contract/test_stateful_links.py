@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.contract.live_schemathesis import ADMIN, PASSWORD, _login, _schemathesis
-from tests.live.test_serve import free_port, wait_until_up
+from tests.contract.live_schemathesis import ADMIN, PASSWORD, _login, _schemathesis, serving
+from tests.live.test_serve import free_port
 
 pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,16 +25,7 @@ def _stateful_run() -> tuple[int, str]:
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "FERRY_ADMIN_USERNAME": ADMIN, "FERRY_ADMIN_PASSWORD": PASSWORD}
     env.pop("SCHEMATHESIS_HOOKS", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ferry.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--data-dir", str(data), "--allow-download", "--download-allowed-domains", "localhost"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_up(port, server, timeout=30)
+    with serving(data, port, env):
         admin = _login(base)
         command = [
             _schemathesis(),
@@ -58,13 +46,6 @@ def _stateful_run() -> tuple[int, str]:
         ]
         ran = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
         return ran.returncode, ran.stdout + ran.stderr
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def test_the_stateful_phase_follows_at_least_ten_links():

@@ -1,13 +1,22 @@
 #!/bin/sh
 # Generates TypeScript types from openapi.yaml with openapi-typescript and type-checks
-# client.ts against them with tsc --strict. Needs npx (Node); run by `make lint`.
+# client.ts and fetch_flow.ts (openapi-fetch) against them with tsc --strict. Needs npx
+# (Node); run by `make lint`. Given BASE_URL USER PASSWORD REMOTE_URL CSV_ZIP_BASE64, it
+# then runs fetch_flow against that live server (tests/contract/test_typescript_clients.py).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 spec="$here/../../../openapi.yaml"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp "$here/client.ts" "$work/client.ts"
+cp "$here/client.ts" "$here/fetch_flow.ts" "$work/"
+printf '{"private": true, "type": "module"}\n' >"$work/package.json"
+(cd "$work" && npm install --silent --no-audit --no-fund \
+    "openapi-fetch@${OPENAPI_FETCH_VERSION:-0.17.0}")
 npx --yes "openapi-typescript@${OPENAPI_TYPESCRIPT_VERSION:-7.13.0}" "$spec" -o "$work/ferry.d.ts"
-npx --yes -p "typescript@${TYPESCRIPT_VERSION:-5.9.3}" tsc --noEmit --strict --target es2022 \
-    --module es2022 --moduleResolution bundler --lib es2022,dom "$work/client.ts"
-echo "client.ts type-checks against the types generated from openapi.yaml"
+(cd "$work" && npx --yes -p "typescript@${TYPESCRIPT_VERSION:-5.9.3}" tsc --strict --target es2022 \
+    --module es2022 --moduleResolution bundler --lib es2022,dom \
+    --outDir out client.ts fetch_flow.ts)
+echo "client.ts and fetch_flow.ts type-check against the types generated from openapi.yaml"
+if [ "$#" -eq 5 ]; then
+    node "$work/out/fetch_flow.js" "$@"
+fi
