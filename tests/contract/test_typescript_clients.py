@@ -1,5 +1,6 @@
-"""The openapi-fetch client typed by openapi-typescript drives a live server through a
-download and a CSV import (tests/contract/typescript/fetch_flow.ts, run by check.sh)."""
+"""openapi-fetch (typed by openapi-typescript) and the @hey-api/openapi-ts SDK each drive
+a live server through a download and a CSV import (tests/contract/typescript/fetch_flow.ts
+and heyapi_flow.ts, compiled and run by check.sh)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ pytestmark = [
 CHECK = Path(__file__).resolve().parent / "typescript" / "check.sh"
 
 
-def test_openapi_fetch_client_downloads_and_imports(server, tmp_path):  # noqa: F811
+def test_typescript_clients_download_and_import(server, tmp_path):  # noqa: F811
     base, data = server
     export = base64.b64encode(csv_export(tmp_path).read_bytes()).decode()
     with RemoteServer() as remote:
@@ -36,4 +37,6 @@ def test_openapi_fetch_client_downloads_and_imports(server, tmp_path):  # noqa: 
         )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "openapi-fetch drove a download and a CSV import" in ran.stdout
-    assert (data / "files" / "incoming" / "q3.bin").stat().st_size == 100_000
+    assert "@hey-api/openapi-ts drove a download and a CSV import" in ran.stdout
+    for directory in ("incoming", "incoming-sdk"):
+        assert (data / "files" / directory / "q3.bin").stat().st_size == 100_000
