@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 spec="$here/../../../openapi.yaml"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp "$here/client.ts" "$here/fetch_flow.ts" "$here/heyapi_flow.ts" "$work/"
+cp "$here/client.ts" "$here/flow_support.ts" "$here/fetch_flow.ts" "$here/heyapi_flow.ts" "$work/"
 printf '{"private": true, "type": "module"}\n' >"$work/package.json"
 (cd "$work" && npm install --silent --no-audit --no-fund \
     "openapi-fetch@${OPENAPI_FETCH_VERSION:-0.17.0}")

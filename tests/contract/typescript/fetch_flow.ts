@@ -4,24 +4,8 @@
 // it against a live server: node fetch_flow.js BASE USER PASSWORD REMOTE_URL CSV_ZIP_BASE64.
 import createClient from "openapi-fetch";
 import type { paths } from "./ferry";
+import { baseUrl, check, csvZipBase64, password, remoteUrl, run, until, user } from "./flow_support.js";
 
-// The two things of Node's this uses, so that no @types/node is needed.
-declare const process: { argv: string[]; exit(code: number): never };
-
-const [baseUrl, user, password, remoteUrl, csvZipBase64] = process.argv.slice(2);
-
-function check(condition: boolean, what: string): void {
-  if (!condition) throw new Error(`expected ${what}`);
-}
-
-async function until<T>(probe: () => Promise<T | undefined>): Promise<T> {
-  for (let attempt = 0; attempt < 300; attempt++) {
-    const answer = await probe();
-    if (answer !== undefined) return answer;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error("timed out");
-}
 
 async function main(): Promise<void> {
   const anonymous = createClient<paths>({ baseUrl });
@@ -88,7 +72,4 @@ async function main(): Promise<void> {
   console.log("openapi-fetch drove a download and a CSV import");
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+run(main);
