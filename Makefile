@@ -43,7 +43,7 @@ format: install ## Reformat the code with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench-downloads: install ## Benchmark downloads: 1 GiB vs curl/aria2c, 100x5 MiB vs aria2c -j 16, RSS, API latency
+bench-downloads: install ## Benchmark downloads: 1 GiB vs curl/aria2c/dd oflag=direct, 100x5 MiB in one batch vs aria2c -j 16, RSS, API latency
 	$(PY) bench/bench_downloads.py $(ARGS)
 
 bench-import: install ## Benchmark prepare and import of generated CSV and Slack exports

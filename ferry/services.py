@@ -9,21 +9,27 @@ the domain never imports it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ferry import __version__
 from ferry.accounts import Accounts, PasswordHasher
 from ferry.chat.attachments import LEGACY_FOLDER, Attachments
+from ferry.chat.operations.records import event_view
 from ferry.chat.operations.service import ImportService
 from ferry.chat.reads import WorkspaceQueries
+from ferry.downloads.bandwidth import TokenBucket
+from ferry.downloads.fetch_types import TransferTuning
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import FetchPolicy
 from ferry.downloads.transfers import Transfers
+from ferry.events import DOWNLOAD, Event, EventBus, ImportEvents
 from ferry.files import FileTree
 from ferry.kernel.config import Config
 from ferry.kernel.statuses import DownloadStatus, HealthStatus
 from ferry.ops import allocator
 from ferry.ops.telemetry import Telemetry
+from ferry.webhooks import Webhooks
 from storage.downloads import DownloadRepository
 from storage.operations import OperationRepository
 from storage.staging import StagingArea
@@ -39,6 +45,12 @@ AVATARS_FOLDER = "avatars"
 # Health reports degraded below this much free space where state or files are written:
 # a state file is rewritten beside itself, and a download needs room as it arrives.
 LOW_DISK_BYTES = 16 * 1024**2
+
+# How long shutdown waits for a webhook being sent; what is still queued is dropped.
+WEBHOOK_STOP_SECONDS = 2
+
+# Who hears import operations' live events.
+IMPORT_PERMISSION = "run-import"
 
 # How long shutdown waits for transfers to record their end before the store closes.
 SHUTDOWN_GRACE_SECONDS = 10
@@ -56,13 +68,24 @@ class Services:
     workspace: WorkspaceQueries
     attachments: Attachments
     telemetry: Telemetry
+    events: EventBus
+    webhooks: Webhooks
     started: bool = False
 
     @classmethod
     def open(cls, config: Config) -> Services:
-        """Raises storage.store.DataDirLocked when another process owns the data directory."""
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        """Raises storage.store.DataDirLocked when another process owns the data directory,
+        and FetchError for a webhook URL the download policy refuses."""
         telemetry = Telemetry()
+        events = EventBus()
+        webhooks = Webhooks(
+            config.webhook_urls,
+            config.webhook_secret,
+            fetch_policy(config),
+            on_outcome=telemetry.webhook_outcome,
+        )
+        events.add_listener(webhooks.event)
+        config.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(config.state_dir)
         accounts = Accounts(
             UserRepository(store),
@@ -80,6 +103,9 @@ class Services:
             # The last transfer of a burst has ended: hand the memory its workers freed
             # back to the system, so that the resting size is what is really in use.
             on_idle=allocator.release_free_memory,
+            on_event=lambda kind, record: events.publish(kind, DOWNLOAD, record),
+            max_per_host=config.max_connections_per_host,
+            tuning=TransferTuning(bandwidth=bandwidth(config.max_download_rate)),
         )
         telemetry.watch_downloads(downloads.stats)
         transfers = Transfers(downloads, files, accounts, allowed=config.allow_download)
@@ -103,7 +129,9 @@ class Services:
             import_folder=config.import_folder,
             max_upload_size=config.max_upload_size,
             direct_message_max_users=config.direct_message_max_users,
-            on_status=telemetry.import_status,
+            on_status=_both(
+                telemetry.import_status, ImportEvents(events, event_view).operation_stored
+            ),
             # A prepare or import allocates tens of MB of short-lived records; give the
             # pages back now rather than keep them as free space in the allocator.
             on_work_done=allocator.release_free_memory,
@@ -119,6 +147,8 @@ class Services:
             workspace=queries,
             attachments=attachments,
             telemetry=telemetry,
+            events=events,
+            webhooks=webhooks,
         )
 
     def start(self) -> None:
@@ -127,12 +157,27 @@ class Services:
             return
         self.started = True
         self.accounts.startup()
+        self.webhooks.start()
         # Transfers a crash cut off go on from their part files where the server allows it
         # (and downloads are on); the rest are recorded as failed, their part files removed.
         self.downloads.startup(resume=self.config.allow_download)
         # Imported files an earlier version left in the served tree move out of it.
         self.attachments.move_legacy_uploads()
         self.imports.startup()
+
+    def event_view(self, user: dict) -> Callable[[Event], dict | None]:
+        """What `user` is told of each event (its `data`), or None for an event about a
+        download they may not see, or an import without the import permission."""
+        downloads = self.transfers.viewer(user)
+        imports = IMPORT_PERMISSION in self.accounts.permissions_of(user)
+
+        def view(event: Event) -> dict | None:
+            if event.subject == DOWNLOAD:
+                record = downloads(event.record)
+                return None if record is None else {"type": event.type, "download": record}
+            return {"type": event.type, "operation": event.record} if imports else None
+
+        return view
 
     def health(self) -> dict:
         """Cheap enough to poll every second: no storage reads or writes, only an
@@ -152,9 +197,24 @@ class Services:
         }
 
     def close(self) -> None:
+        self.events.close()
         self.imports.shutdown()
         self.downloads.shutdown(SHUTDOWN_GRACE_SECONDS)
+        self.webhooks.stop(WEBHOOK_STOP_SECONDS)
         self.store.close()
+
+
+def bandwidth(rate: int) -> TokenBucket | None:
+    """The bucket every download draws from; None for no limit (0)."""
+    return TokenBucket(rate) if rate else None
+
+
+def _both(first, second):
+    def tell(operation: dict) -> None:
+        first(operation)
+        second(operation)
+
+    return tell
 
 
 def has_free_space(directory) -> bool:

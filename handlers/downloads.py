@@ -1,4 +1,4 @@
-"""The download API beyond the file routes: the global list, one download, cancel."""
+"""The download API beyond the file routes: batches, the global list, one download, cancel."""
 
 from handlers.context import current_user, services
 
@@ -6,6 +6,12 @@ from handlers.context import current_user, services
 async def list_active_downloads():
     """GET /api/v1/downloads"""
     return {"downloads": services().transfers.active(current_user())}
+
+
+def start_downloads(body: dict):
+    """POST /api/v1/downloads"""
+    started = services().transfers.start_batch(current_user(), body["items"])
+    return {"downloads": started, "success": True}
 
 
 def get_download(id: str):

@@ -2,8 +2,8 @@
 
 Layers, top to bottom: entry points (`ferry.cli`) -> HTTP (`handlers`) -> composition root
 (`ferry.services`) -> domain (`ferry.accounts`, `ferry.password_policy`, `ferry.files`,
-`ferry.login_throttle`, `ferry.downloads`, `ferry.chat`) -> storage (`storage`) -> kernel
-(`ferry.kernel`).
+`ferry.login_throttle`, `ferry.downloads`, `ferry.chat`, `ferry.events`,
+`ferry.webhooks`) -> storage (`storage`) -> kernel (`ferry.kernel`).
 `ferry.ops` (telemetry, memory tuning) sits beside the domain and is wired in from the
 composition root and the layers above it only. `ferry.client` is a separate program.
 """
@@ -35,6 +35,8 @@ DOMAIN = (
     "ferry.login_throttle",
     "ferry.downloads",
     "ferry.chat",
+    "ferry.events",
+    "ferry.webhooks",
 )
 NETWORK = ("socket", "ssl", "http", "urllib.request", "urllib3", "requests", "httpx")
 WEB_FRAMEWORKS = ("connexion", "starlette")

@@ -121,6 +121,13 @@ def _networks(value: str) -> tuple[str, ...]:
     return tuple(networks)
 
 
+def _webhook_url(value: str) -> str:
+    url = value.strip()
+    if not url.lower().startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"a webhook URL must be http or https: {value!r}")
+    return url
+
+
 @dataclass(frozen=True)
 class Flag:
     name: str
@@ -129,6 +136,8 @@ class Flag:
     help: str
     parse: Callable[[str], Any] | None = None
     switch: bool = False
+    # Given as often as needed (the variable holds the values separated by spaces).
+    repeat: bool = False
 
 
 # Every `ferry serve` setting: flag, environment variable, Config field. The README's
@@ -249,6 +258,36 @@ SERVE_FLAGS = (
         _networks,
     ),
     Flag(
+        "--max-download-rate",
+        "FERRY_MAX_DOWNLOAD_RATE",
+        "max_download_rate",
+        "bytes per second all downloads together may receive (20M, or with K/G); "
+        "0 or none for no limit",
+        _size_or_unlimited,
+    ),
+    Flag(
+        "--max-connections-per-host",
+        "FERRY_MAX_CONNECTIONS_PER_HOST",
+        "max_connections_per_host",
+        "downloads from one host that transfer at once; more wait as starting",
+        _positive_int,
+    ),
+    Flag(
+        "--webhook-url",
+        "FERRY_WEBHOOK_URL",
+        "webhook_urls",
+        "URL that receives a signed POST for every finished download and import "
+        "(repeatable; the variable takes several separated by spaces)",
+        _webhook_url,
+        repeat=True,
+    ),
+    Flag(
+        "--webhook-secret",
+        "FERRY_WEBHOOK_SECRET",
+        "webhook_secret",
+        "key of the HMAC-SHA256 in each webhook's X-Ferry-Signature (prefer the variable)",
+    ),
+    Flag(
         "--log-format",
         "FERRY_LOG_FORMAT",
         "log_format",
@@ -307,11 +346,14 @@ def config_from(args: argparse.Namespace, environ: dict[str, str]) -> Config:
     for flag in SERVE_FLAGS:
         given = getattr(args, flag.field, None)
         if given is not None:
-            values[flag.field] = given
+            values[flag.field] = tuple(given) if flag.repeat else given
         elif environ.get(flag.env) not in (None, ""):
             parse = flag.parse or str
             try:
-                values[flag.field] = parse(environ[flag.env])
+                raw = environ[flag.env]
+                values[flag.field] = (
+                    tuple(parse(part) for part in raw.split()) if flag.repeat else parse(raw)
+                )
             except (argparse.ArgumentTypeError, ValueError) as exc:
                 raise SystemExit(f"ferry: {flag.env}: {exc}") from None
     values["admin_username"] = environ.get("FERRY_ADMIN_USERNAME") or None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 
 from ferry import __version__
 from ferry.cli.flags import SERVE_FLAGS, config_from
+from ferry.downloads.policy import FetchError
 from ferry.kernel.config import Config
 from ferry.kernel.errors import FerryError
 from ferry.kernel.logs import configure_logging
@@ -31,6 +33,10 @@ def add_serve_command(subparsers) -> None:
         if flag.switch:
             serve.add_argument(
                 flag.name, dest=flag.field, action="store_const", const=True, help=text
+            )
+        elif flag.repeat:
+            serve.add_argument(
+                flag.name, dest=flag.field, type=flag.parse, action="append", help=text
             )
         else:
             serve.add_argument(flag.name, dest=flag.field, type=flag.parse, help=text)
@@ -61,6 +67,24 @@ def _allow_open_files(connections: int) -> None:
         )
 
 
+def _stopping_server_class():
+    import uvicorn
+
+    class StoppingServer(uvicorn.Server):
+        """uvicorn's server, telling the app a stop has begun before it waits for open
+        connections to close: the event streams, which never end by themselves, end then."""
+
+        def __init__(self, config, *, on_stop):
+            super().__init__(config)
+            self._on_stop = on_stop
+
+        async def shutdown(self, sockets=None):
+            self._on_stop()
+            await super().shutdown(sockets=sockets)
+
+    return StoppingServer
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -79,6 +103,9 @@ def _serve(args: argparse.Namespace) -> int:
     except DataDirLocked as exc:
         print(f"ferry: {exc}", file=sys.stderr)
         return 1
+    except FetchError as exc:
+        print(f"ferry: --webhook-url: {exc.message}", file=sys.stderr)
+        return 2
     try:
         created = services.accounts.ensure_admin(config.admin_username, config.admin_password)
     except FerryError as exc:
@@ -113,7 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
     # access log is off, and uvicorn's other messages go through Ferry's formatter.
     # uvicorn would take X-Forwarded-For from any local peer as the client's address;
     # Ferry reads it itself, and only from --trusted-proxies (handlers/client_address.py).
-    uvicorn.run(
+    server_config = uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
@@ -134,5 +161,12 @@ def _serve(args: argparse.Namespace) -> int:
         # connections at most `max_connections`, so 503 means every one is busy.
         limit_concurrency=config.max_connections + 1,
     )
+    server_config.load_app()
+    server = _stopping_server_class()(server_config, on_stop=services.events.close)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        # As uvicorn.run: the server never started (the port was taken, for one).
+        return 3
     print("Ferry stopped.", flush=True)
     return 0

@@ -202,6 +202,42 @@ class MultipartUpload:
 
 # --- the API ------------------------------------------------------------------------------
 
+# What one batch start may hold: the server's limit on items, and a body well under its
+# default --max-json-body (1 MiB).
+BATCH_ITEMS = 1000
+BATCH_BYTES = 512 * 1024
+# The status a refused batch item would have had as a single start.
+STATUS_BY_REFUSAL = {"DOMAIN_BLOCKED": 403, "DOWNLOAD_QUEUE_FULL": 503}
+
+
+def _batch_item(url: str, directory: str, timeout: int | None) -> dict:
+    item: dict[str, Any] = {"url": url, "directory": directory}
+    if timeout:
+        item["timeout"] = timeout
+    return item
+
+
+def _batches(directory: str, urls: Iterable[str], timeout: int | None) -> Iterator[list[str]]:
+    """`urls` in order, cut into batches of at most BATCH_ITEMS and about BATCH_BYTES."""
+    batch: list[str] = []
+    size = 0
+    for url in urls:
+        item_size = len(json.dumps(_batch_item(url, directory, timeout))) + 1
+        if batch and (len(batch) == BATCH_ITEMS or size + item_size > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(url)
+        size += item_size
+    if batch:
+        yield batch
+
+
+def _outcome(url: str, result: dict) -> StartOutcome:
+    if result.get("success"):
+        return StartOutcome(url, started=result)
+    status = STATUS_BY_REFUSAL.get(result.get("error"), 400)
+    return StartOutcome(url, error=ApiError(status, result))
+
 
 @dataclass(frozen=True)
 class StartOutcome:
@@ -238,6 +274,28 @@ class FerryClient:
         if not response.ok:
             raise ApiError(response.status_code, body)
         return body
+
+    def open_stream(self, path: str, headers: dict, read_timeout: float) -> requests.Response:
+        """A streamed GET (the event stream): the response, its body not yet read."""
+        try:
+            response = self.session.get(
+                f"{self.server}{path}",
+                headers=headers,
+                stream=True,
+                timeout=(REQUEST_TIMEOUT, read_timeout),
+            )
+        except requests.exceptions.ConnectionError as exc:
+            raise ConnectionFailed(self.server, _reason(exc)) from None
+        except requests.exceptions.RequestException as exc:
+            raise ConnectionFailed(self.server, str(exc)) from None
+        if not response.ok:
+            try:
+                body = response.json()
+            except ValueError:
+                body = response.text
+            response.close()
+            raise ApiError(response.status_code, body)
+        return response
 
     # Auth
     def login(self, user: str, password: str) -> dict:
@@ -283,41 +341,48 @@ class FerryClient:
         timeout: int | None = None,
         connections: int = 8,
     ) -> Iterator[StartOutcome]:
-        """Starts every URL with at most `connections` requests in flight, yielding one
-        outcome per URL in the order given; a refused URL does not stop the others.
+        """Starts every URL through the batch call (`POST /api/v1/downloads`, up to
+        BATCH_ITEMS URLs and BATCH_BYTES of JSON a request), at most `connections` requests
+        in flight, yielding one outcome per URL in the order given; a refused URL does not
+        stop the others.
 
         Each worker thread has its own session because `requests.Session` is not
-        thread-safe, so `connections` is also the number of connections opened. Once the
-        server cannot be reached the URLs not yet sent get that failure without a try:
-        with a server that times out, trying each would take minutes to say the same.
+        thread-safe. Once the server cannot be reached the batches not yet sent get that
+        failure without a try: with a server that times out, trying each would take
+        minutes to say the same.
         """
         per_thread = threading.local()
         opened: list[FerryClient] = []
         opened_lock = threading.Lock()
         unreachable: list[ConnectionFailed] = []
 
-        def start_one(url: str) -> StartOutcome:
+        def start_batch(batch: list[str]) -> list[StartOutcome]:
             if unreachable:
-                return StartOutcome(url, error=unreachable[0])
+                return [StartOutcome(url, error=unreachable[0]) for url in batch]
             client = getattr(per_thread, "client", None)
             if client is None:
                 client = per_thread.client = FerryClient(self.target)
                 with opened_lock:
                     opened.append(client)
+            items = [_batch_item(url, directory, timeout) for url in batch]
             try:
-                answer = client.start_download(directory, url, timeout=timeout)
-                return StartOutcome(url, started=answer)
+                answer = client.request("POST", "/api/v1/downloads", json={"items": items})
             except ConnectionFailed as exc:
                 unreachable.append(exc)
-                return StartOutcome(url, error=exc)
+                return [StartOutcome(url, error=exc) for url in batch]
             except ClientError as exc:
-                return StartOutcome(url, error=exc)
+                return [StartOutcome(url, error=exc) for url in batch]
+            return [
+                _outcome(url, result)
+                for url, result in zip(batch, answer["downloads"], strict=True)
+            ]
 
         pool = ThreadPoolExecutor(max_workers=connections, thread_name_prefix="ferry-start")
         try:
-            yield from pool.map(start_one, urls)
+            for outcomes in pool.map(start_batch, _batches(directory, urls, timeout)):
+                yield from outcomes
         finally:
-            # On Ctrl-C the starts not yet sent are dropped; those in flight finish.
+            # On Ctrl-C the batches not yet sent are dropped; those in flight finish.
             pool.shutdown(wait=False, cancel_futures=True)
         for client in opened:
             client.session.close()

@@ -4,7 +4,6 @@ server fetch it, show what it holds, choose what to import, and follow the impor
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,8 @@ from rich.progress import (
     TextColumn,
 )
 
-from ferry.client.api import ApiError, ClientError, FerryClient, client_for
+from ferry.client.api import ClientError, FerryClient, client_for
+from ferry.client.live import EventStream, operation_updates
 from ferry.client.render import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -87,43 +87,42 @@ def _upload(client: FerryClient, path: Path, importer: str, password: str | None
 
 
 def _wait_until_prepared(client: FerryClient) -> dict:
-    """Polls import.status until the file is parsed; shows the step and any download."""
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TextColumn("{task.fields[detail]}", style="progress.download"),
-        console=out,
-        transient=True,
-        disable=not out.is_terminal,
-    ) as progress:
+    """Follows the operation until the file is parsed; shows the step and any download."""
+    with (
+        EventStream(client) as stream,
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.fields[detail]}", style="progress.download"),
+            console=out,
+            transient=True,
+            disable=not out.is_terminal,
+        ) as progress,
+    ):
         task = progress.add_task("waiting for the server", detail="")
-        operation_id = None
+        status = client.import_status()
+        operation = status.get("operation") or {}
+        operation_id = operation.get("_id")
+        state, step, error = status["state"], operation.get("status"), operation.get("error")
+        detail = ""
+        events = iter(stream)
         while True:
-            status = client.import_status()
-            operation = status.get("operation") or {}
-            if operation_id is None:
-                operation_id = operation.get("_id")
-            elif operation.get("_id") != operation_id:
-                raise ClientError("another import replaced this one on the server")
-            state = status["state"]
             if state in (ImportState.ERROR, ImportState.CANCELED, ImportState.NONE):
-                reason = operation.get("error") or f"the operation ended as {state}"
+                reason = error or f"the operation ended as {state}"
                 raise ClientError(f"preparing the import failed: {reason}")
             if state not in (ImportState.NEW, ImportState.LOADING):
                 break
-            step = operation.get("status")
-            detail = ""
-            if step == ImportStep.DOWNLOADING_FILE:
-                fetching = []
-                with contextlib.suppress(ApiError):  # the list needs view-files
-                    fetching = [
-                        d for d in client.active_downloads() if d.get("kind") == DownloadKind.IMPORT
-                    ]
-                if fetching:
-                    done, total = fetching[0].get("current_size"), fetching[0].get("expected_size")
-                    detail = bytes_text(done) + (f" / {bytes_text(total)}" if total else "")
             progress.update(task, description=_step_label(step), detail=detail)
-            time.sleep(POLL_SECONDS / 2)
+            _, data = next(events)
+            if "operation" in data:
+                changed = data["operation"]
+                if changed["id"] != operation_id:
+                    raise ClientError("another import replaced this one on the server")
+                state, step, error = changed["state"], changed["step"], changed.get("error")
+            elif (data.get("download") or {}).get("kind") == DownloadKind.IMPORT:
+                fetching = data["download"]
+                done, total = fetching.get("current_size"), fetching.get("expected_size")
+                detail = bytes_text(done) + (f" / {bytes_text(total)}" if total else "")
     while True:
         data = client.import_file_data()
         if not data.get("waiting"):
@@ -247,18 +246,23 @@ def _choose(args: argparse.Namespace, data: dict) -> dict | None:
 
 
 def _follow_import(client: FerryClient) -> int:
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(bar_width=30),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[counts]} [red]{task.fields[errors]}"),
-        console=out,
-        disable=not out.is_terminal,
-    ) as progress:
+    with (
+        EventStream(client) as stream,
+        Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=30),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[counts]} [red]{task.fields[errors]}"),
+            console=out,
+            disable=not out.is_terminal,
+        ) as progress,
+    ):
         task = progress.add_task("import starting", total=None, errors="", counts="")
+        operation_id = (client.import_status().get("operation") or {}).get("_id")
+        current = client.import_progress()
+        updates = (op for op in operation_updates(stream) if op["id"] == operation_id)
         while True:
-            current = client.import_progress()
             count = current.get("count") or {}
             progress.update(
                 task,
@@ -270,7 +274,7 @@ def _follow_import(client: FerryClient) -> int:
             )
             if current.get("step") in FINAL_IMPORT_STEPS:
                 break
-            time.sleep(POLL_SECONDS / 2)
+            current = next(updates)
     operation = client.import_status().get("operation") or {}
     if current["step"] != ImportStep.DONE:
         reason = operation.get("error") or _step_label(current["step"])

@@ -49,8 +49,9 @@ def _guarded(
 
 DOWNLOAD_DESCRIPTION = """\
 Have the server download each URL given, and each URL of every --input-file, into
-DIR. Several URLs are started concurrently (--parallel) and their answers printed in
-the order given; a refused URL is reported on stderr and does not stop the others.
+DIR. Several URLs are started by one request (a batch of up to 1000; more go in
+several, --parallel at a time) and their answers printed in the order given; a refused
+URL is reported on stderr and does not stop the others.
 
 exit status: 0 when every download started (with --wait: completed), 1 when any
 failed, 2 for a usage error, 130 on Ctrl-C (which stops the watching, not the downloads)."""
@@ -114,8 +115,8 @@ def add_client_commands(subparsers) -> None:
         type=int,
         default=8,
         metavar="N",
-        help="start requests in flight at once (default 8); how many transfer at once is "
-        "the server's --max-concurrent-downloads",
+        help="batch start requests (1000 URLs each) in flight at once (default 8); how many "
+        "transfer at once is the server's --max-concurrent-downloads",
     )
     download.add_argument(
         "--wait",

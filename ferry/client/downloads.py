@@ -8,15 +8,14 @@ import contextlib
 import os
 import re
 import sys
-import time
 from collections.abc import Iterable
 
 from ferry.client.api import ApiError, FerryClient, client_for
+from ferry.client.live import EventStream, download_updates
 from ferry.client.render import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     LOGIN_HINT,
-    POLL_SECONDS,
     DownloadProgress,
     bytes_text,
     download_fields,
@@ -106,18 +105,18 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def _follow_download(client: FerryClient, download_id: str, label: str) -> int:
-    with download_progress(out) as progress:
+    with EventStream(client) as stream, download_progress(out) as progress:
+        entry = client.download(download_id)
         task = progress.add_task(label, total=None, speed=0, eta=None)
-        while True:
-            entry = client.download(download_id)
-            progress.update(task, description=entry.get("filename") or label)
-            if entry["status"] in FINAL_DOWNLOAD_STATUSES:
-                if entry["status"] == DownloadStatus.COMPLETED:
-                    size = entry.get("total_bytes") or entry.get("current_size") or 0
-                    progress.update(task, completed=size, total=size, speed=0, eta=0)
-                break
-            progress.update(task, **download_fields(entry))
-            time.sleep(POLL_SECONDS / 2)
+        updates = (d for d in download_updates(stream) if d["id"] == download_id)
+        while entry["status"] not in FINAL_DOWNLOAD_STATUSES:
+            progress.update(
+                task, description=entry.get("filename") or label, **download_fields(entry)
+            )
+            entry = next(updates)
+        if entry["status"] == DownloadStatus.COMPLETED:
+            size = entry.get("total_bytes") or entry.get("current_size") or 0
+            progress.update(task, completed=size, total=size, speed=0, eta=0)
     ok, line = outcome_line(entry)
     if ok:
         out.print(line)
@@ -174,11 +173,12 @@ def _download_many(client: FerryClient, urls: list[str], args: argparse.Namespac
 def _follow_downloads(client: FerryClient, started: list[dict]) -> list[dict]:
     """A row per download until every one has ended; each that ends leaves its outcome line.
 
-    One poll asks for the active list, plus one record for each download that has left
-    it. Returns the final records in the order of `started`.
+    The rows start from the active list (and the record of each download already gone
+    from it), then follow the event stream. Returns the final records in the order of
+    `started`.
     """
     finished: dict[str, dict] = {}
-    with download_progress(out) as progress:
+    with EventStream(client) as stream, download_progress(out) as progress:
         rows = {
             answer["download_id"]: progress.add_task(
                 answer.get("filename") or answer["download_id"],
@@ -189,28 +189,31 @@ def _follow_downloads(client: FerryClient, started: list[dict]) -> list[dict]:
             )
             for answer in started
         }
-        _show_what_fits(progress, list(rows.values()))
-        while True:
-            active = {entry["id"]: entry for entry in client.active_downloads()}
-            for download_id, row in rows.items():
-                if download_id in finished:
-                    continue
-                entry = active.get(download_id) or _record_of_ended(client, download_id)
-                if entry["status"] in FINAL_DOWNLOAD_STATUSES or entry["status"] == LOST_DOWNLOAD:
-                    finished[download_id] = entry
-                    progress.remove_task(row)
-                    ok, line = outcome_line(entry)
-                    if out.is_terminal:
-                        line = ("✓ " if ok else "✗ ") + line
-                    progress.console.print(line, markup=False)
-                    continue
-                progress.update(
-                    row, description=entry.get("filename") or download_id, **download_fields(entry)
-                )
-            if len(finished) == len(rows):
-                break
+
+        def show(entry: dict) -> None:
+            download_id = entry["id"]
+            if download_id not in rows or download_id in finished:
+                return
+            row = rows[download_id]
+            if entry["status"] in FINAL_DOWNLOAD_STATUSES or entry["status"] == LOST_DOWNLOAD:
+                finished[download_id] = entry
+                progress.remove_task(row)
+                ok, line = outcome_line(entry)
+                if out.is_terminal:
+                    line = ("✓ " if ok else "✗ ") + line
+                progress.console.print(line, markup=False)
+                return
+            progress.update(
+                row, description=entry.get("filename") or download_id, **download_fields(entry)
+            )
+
+        active = {entry["id"]: entry for entry in client.active_downloads()}
+        for download_id in rows:
+            show(active.get(download_id) or _record_of_ended(client, download_id))
+        updates = download_updates(stream)
+        while len(finished) < len(rows):
             _show_what_fits(progress, [row for id_, row in rows.items() if id_ not in finished])
-            time.sleep(POLL_SECONDS)
+            show(next(updates))
     return [finished[answer["download_id"]] for answer in started]
 
 
@@ -285,23 +288,27 @@ def cmd_downloads(args: argparse.Namespace) -> int:
 def _watch_downloads(client: FerryClient) -> None:
     """Live bars for every active download until Ctrl-C; finished ones leave a line."""
     tasks: dict[str, int] = {}
-    with download_progress(out) as progress:
+    with EventStream(client) as stream, download_progress(out) as progress:
         idle = progress.add_task("no active downloads (Ctrl-C to stop)", total=None, visible=False)
-        while True:
-            entries = {entry["id"]: entry for entry in client.active_downloads()}
-            for download_id in [known for known in tasks if known not in entries]:
-                progress.remove_task(tasks.pop(download_id))
-                try:
-                    ok, line = outcome_line(client.download(download_id))
-                except ApiError:
-                    ok, line = True, f"finished {download_id}"
-                progress.console.print(("✓ " if ok else "✗ ") + line)
-            for download_id, entry in entries.items():
+
+        def show(entry: dict) -> None:
+            download_id = entry["id"]
+            if entry["status"] in FINAL_DOWNLOAD_STATUSES:
+                if download_id in tasks:
+                    progress.remove_task(tasks.pop(download_id))
+                    ok, line = outcome_line(entry)
+                    progress.console.print(("✓ " if ok else "✗ ") + line)
+            else:
                 if download_id not in tasks:
                     tasks[download_id] = progress.add_task(entry.get("filename") or download_id)
                 progress.update(tasks[download_id], **download_fields(entry))
             progress.update(idle, visible=not tasks)
-            time.sleep(POLL_SECONDS)
+
+        for entry in client.active_downloads():
+            show(entry)
+        progress.update(idle, visible=not tasks)
+        for entry in download_updates(stream):
+            show(entry)
 
 
 def cmd_history(args: argparse.Namespace) -> int:

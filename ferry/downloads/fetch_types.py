@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ferry.downloads.bandwidth import TokenBucket
+
 # A big file from a server that takes byte ranges is fetched over this many connections
 # at once, each writing its own part of the one `.part` file.
 SEGMENTS = 4
@@ -33,6 +35,8 @@ class TransferTuning:
     # disk flush costs more than fetching it again would.
     checkpoint_after_seconds: float = 1.0
     checkpoint_after_bytes: int = 64 * 1024 * 1024
+    # The bandwidth every transfer draws from (--max-download-rate); None: no limit.
+    bandwidth: TokenBucket | None = None
 
 
 @dataclass(frozen=True)

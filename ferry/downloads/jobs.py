@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ferry.downloads.fetch_types import PartialFile, TransferTuning
 from ferry.downloads.policy import CheckedUrl, FetchError, FetchPolicy
@@ -18,6 +19,8 @@ from ferry.downloads.records import percentage, public_view
 # Speed is averaged over windows of this many seconds, then smoothed.
 _SPEED_WINDOW = 0.5
 _SPEED_SMOOTHING = 0.3
+# A download's progress is told to its listener at most this often (seconds).
+PROGRESS_EVENT_INTERVAL = 0.5
 
 
 class DownloadHandle:
@@ -94,11 +97,24 @@ class Job:
     answered_time: float = 0.0
     # Set while the record that would let this download resume is not yet durable.
     checkpoint: Callable[[], None] | None = None
+    # Told of the progress, at most every PROGRESS_EVENT_INTERVAL seconds.
+    on_progress: Callable[[Job], None] | None = None
+    progress_told: float = 0.0
+    clock: Callable[[], float] = time.monotonic
+    # Whether it holds one of its host's transfer slots (else it waits for one).
+    holds_slot: bool = False
+
+    @property
+    def host(self) -> str:
+        """The host its transfer starts from, which per-host limits count."""
+        if self.target is not None:
+            return self.target.host
+        return (urlsplit(self.record["url"]).hostname or "").lower()
 
     def progress(self, size: int) -> None:
         # Called per chunk from the worker: plain arithmetic, no locks, no storage.
         self.current = size
-        now = time.monotonic()
+        now = self.clock()
         if self.checkpoint is not None and (
             size >= self.tuning.checkpoint_after_bytes
             or now - self.answered_time >= self.tuning.checkpoint_after_seconds
@@ -114,6 +130,9 @@ class Job:
                 else (_SPEED_SMOOTHING * rate + (1 - _SPEED_SMOOTHING) * self.speed)
             )
             self.sample_time, self.sample_bytes = now, size
+        if self.on_progress is not None and now - self.progress_told >= PROGRESS_EVENT_INTERVAL:
+            self.progress_told = now
+            self.on_progress(self)
 
     def live(self) -> dict:
         record = public_view(self.record)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ferry.downloads import names
+from ferry.downloads.bandwidth import HostSlots
 from ferry.downloads.fetch import fetch_to_directory
 from ferry.downloads.fetch_types import FetchResult, PartialFile, ResponseInfo, TransferTuning
 from ferry.downloads.jobs import DownloadHandle, Job
@@ -48,8 +49,9 @@ from ferry.downloads.records import (
     public_view,
 )
 from ferry.downloads.recovery import partial_file, remove_leftovers
+from ferry.events import download_event_type
 from ferry.kernel.ids import download_id
-from ferry.kernel.statuses import DownloadKind, DownloadStatus
+from ferry.kernel.statuses import DownloadKind, DownloadStatus, EventType
 from storage.downloads import LOCAL_KEY, DownloadRepository
 
 log = logging.getLogger(__name__)
@@ -80,13 +82,19 @@ class DownloadManager:
         listener: DownloadListener | None = None,
         on_idle: Callable[[], None] | None = None,
         tuning: TransferTuning = TransferTuning(),
+        on_event: Callable[[EventType, dict], None] | None = None,
+        max_per_host: int | None = None,
     ):
         """Builds the manager; `startup` starts its workers.
 
         At most `max_queued` downloads wait (as `starting`) beyond the `max_concurrent`
         that run; None lets the queue grow without bound. `on_idle` is called each time
         the last running download has ended. `tuning` shapes every transfer and says when
-        a resumable download's record is flushed.
+        a resumable download's record is flushed. `on_event` hears each recorded status
+        change as its live event, and the progress of each transfer (at most twice a
+        second), with the download as `get` shows it; it must be quick. At most
+        `max_per_host` transfers from one host run at once (None: no such limit); the
+        others wait as `starting` without taking a worker.
         """
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
@@ -108,6 +116,8 @@ class DownloadManager:
         self._on_idle = on_idle
         self._pool: ThreadPoolExecutor | None = None
         self._tuning = tuning
+        self._on_event = on_event
+        self._hosts = HostSlots(max_per_host) if max_per_host is not None else None
 
     @property
     def policy(self) -> FetchPolicy:
@@ -191,16 +201,37 @@ class DownloadManager:
             self._admitting -= 1
             if not self._stopping:
                 self._jobs[record_id] = job
-                job.future = self._pool.submit(self._run, job)
+                self._submit(job)
                 started = True
             else:
                 started = False
         if started:
-            self._tell("download_started", public_view(record))
+            self._tell("download_started", job.live())
             return handle
         # Shutdown began while the record was written: close it, as shutdown would have.
         self._finish(job, error=FetchError(SERVER_STOPPED, STOPPED_MESSAGE))
         raise stopped
+
+    def _submit(self, job: Job) -> None:
+        """Hand `job` to the workers, or let it wait for a slot of its host. Call with
+        the lock held."""
+        if self._hosts is not None:
+            if not self._hosts.admit(job.host, job):
+                return
+            job.holds_slot = True
+        job.future = self._pool.submit(self._run, job)
+
+    def _hand_on_slot(self, job: Job) -> None:
+        """`job` ended: the next download waiting for its host takes its slot. Call with
+        the lock held."""
+        if self._hosts is None or not job.holds_slot:
+            return
+        job.holds_slot = False
+        # Once shutdown has begun the waiting stay waiting; shutdown stops them there.
+        waiting = self._hosts.release(job.host, hand_on=not self._stopping)
+        if waiting is not None:
+            waiting.holds_slot = True
+            waiting.future = self._pool.submit(self._run, waiting)
 
     def _admit(self) -> None:
         """Take a place in the queue for a start. Call with the lock held.
@@ -218,12 +249,27 @@ class DownloadManager:
         self._admitting += 1
 
     def _tell(self, what: str, record: dict) -> None:
-        if self._listener is None:
+        """The one place a recorded status change is told: to the listener, and as the
+        live event its status maps to."""
+        if self._listener is not None:
+            try:
+                getattr(self._listener, what)(record)
+            except Exception:
+                log.exception("download listener failed on %s", what)
+        event = download_event_type(record, resumed=what == "download_resumed")
+        if event is not None:
+            self._publish(event, record)
+
+    def _publish(self, event: EventType, record: dict) -> None:
+        if self._on_event is None:
             return
         try:
-            getattr(self._listener, what)(record)
+            self._on_event(event, record)
         except Exception:
-            log.exception("download listener failed on %s", what)
+            log.exception("download event %s failed", event)
+
+    def _progressed(self, job: Job) -> None:
+        self._publish(EventType.DOWNLOAD_PROGRESS, job.live())
 
     # --- the worker ----------------------------------------------------------------
 
@@ -271,11 +317,13 @@ class DownloadManager:
         with self._lock:
             job.record = record
             job.current = job.sample_bytes = info.present
-            job.sample_time = job.answered_time = time.monotonic()
+            job.sample_time = job.answered_time = job.progress_told = time.monotonic()
             if info.resumable is not None:
                 job.checkpoint = self._checkpoint
+            if self._on_event is not None:
+                job.on_progress = self._progressed
         job.handle.set_answered()
-        self._tell("download_answered", public_view(record))
+        self._tell("download_answered", job.live())
 
     def _checkpoint(self) -> None:
         """Make the saves not yet durable so, without holding up the caller (a transfer,
@@ -334,6 +382,7 @@ class DownloadManager:
             with self._lock:
                 job.record = record
                 self._jobs.pop(record["id"], None)
+                self._hand_on_slot(job)
                 self._bytes_finished += result.size if result is not None else max(job.current, 0)
                 idle = not self._jobs
             job.handle.set_finished(error)
@@ -390,7 +439,10 @@ class DownloadManager:
     def _stop(self, job: Job, code: str) -> None:
         job.stop_code = job.stop_code or code
         job.cancel.set()
-        if job.future is not None and job.future.cancel():
+        if self._hosts is not None and self._hosts.withdraw(job.host, job):
+            # It waited for a slot of its host, so no thread will finish it.
+            self._finish(job, error=FetchError(DOWNLOAD_CANCELLED, "the download was cancelled"))
+        elif job.future is not None and job.future.cancel():
             # It never started, so no thread will finish it.
             self._finish(job, error=FetchError(DOWNLOAD_CANCELLED, "the download was cancelled"))
 
@@ -461,8 +513,8 @@ class DownloadManager:
             if self._stopping:
                 return False
             self._jobs[record["id"]] = job
-            job.future = self._pool.submit(self._run, job)
-        self._tell("download_resumed", public_view(record))
+            self._submit(job)
+        self._tell("download_resumed", job.live())
         return True
 
     def shutdown(self, timeout: float | None = None) -> None:

@@ -13,6 +13,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 
 import urllib3
@@ -30,6 +31,8 @@ CHUNK_SIZE = 512 * 1024
 # A plain-HTTP body of known length goes from the socket to the file through a pipe of
 # this size inside the kernel (splice): no copy through Python, the GIL released.
 SPLICE_PIPE_SIZE = 1024 * 1024
+# A reader held back by the bandwidth limit looks at cancel and the deadline this often.
+THROTTLE_CHECK_SECONDS = 0.25
 
 
 def _write_all(fd: int, chunk: bytes, offset: int) -> None:
@@ -81,6 +84,18 @@ def _spliceable_socket(response: BaseHTTPResponse) -> socket.socket | None:
     return sock
 
 
+def _throttle(transfer: Transfer, received: int) -> None:
+    """Hold the reader until `received` bytes fit the shared rate; cancel and the
+    deadline end the wait."""
+    bandwidth = transfer.tuning.bandwidth
+    if bandwidth is None:
+        return
+    resume_at = time.monotonic() + bandwidth.take(received)
+    while (left := resume_at - time.monotonic()) > 0:
+        transfer.cancel.wait(min(left, THROTTLE_CHECK_SECONDS))
+        transfer.check()
+
+
 def _splice_rest(
     sock: socket.socket,
     fd: int,
@@ -126,6 +141,7 @@ def _splice_rest(
             if not moved:
                 break
             size += moved
+            received = moved
             _too_large(size, max_size)
             while moved:
                 try:
@@ -135,6 +151,7 @@ def _splice_rest(
             writeback.written(size)
             if on_progress is not None:
                 on_progress(size)
+            _throttle(transfer, received)
     finally:
         os.close(pipe_out)
         os.close(pipe_in)
@@ -177,6 +194,7 @@ def _stream_body(
         writeback.written(size)
         if on_progress is not None:
             on_progress(size)
+        _throttle(transfer, len(chunk))
         if total is not None and size < total and want >= io.DEFAULT_BUFFER_SIZE:
             sock = _spliceable_socket(response)
             if sock is not None:

@@ -17,11 +17,25 @@ from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import FetchError
 from ferry.downloads.records import Owner, owned_by, without_secrets
 from ferry.files import FileTree, split_relative
-from ferry.kernel.errors import Conflict, DownloadRefused, NotFound
+from ferry.kernel.errors import Conflict, DownloadRefused, InvalidInput, NotFound
 
 DOWNLOAD_FORBIDDEN = "DOWNLOAD_FORBIDDEN"
 VIEW_ALL_DOWNLOADS = "view-all-downloads"
 MANAGE_ALL_DOWNLOADS = "manage-all-downloads"
+# A batch item whose directory cannot be written to (unsafe, reserved, a file).
+INVALID_DIRECTORY = "INVALID_DIRECTORY"
+
+
+def refused(code: str, message: str, filename: str | None, path: str | None) -> dict:
+    """A batch item that did not start, in the shape of a start's answer."""
+    return {
+        "download_id": None,
+        "filename": filename,
+        "path": path,
+        "success": False,
+        "message": message,
+        "error": code,
+    }
 
 
 class Transfers:
@@ -43,11 +57,46 @@ class Transfers:
             DownloadRefused: DOWNLOAD_FORBIDDEN, INVALID_URL or DOMAIN_BLOCKED.
             InvalidInput: the directory is unsafe or names a file.
         """
+        self._may_download(user)
+        return self._start(user, raw_directory, url, filename=filename, timeout=timeout)
+
+    def start_batch(self, user: dict, items: list[dict]) -> list[dict]:
+        """Start each item (`url`, `directory`, optional `filename` and `timeout`) with
+        the checks of `start`, in order; a refused item is answered with its code and
+        does not stop the others.
+
+        Raises:
+            Forbidden: the user lacks `download-files`.
+            DownloadRefused: DOWNLOAD_FORBIDDEN, for the whole batch.
+        """
+        self._may_download(user)
+        return [self._start_item(user, item) for item in items]
+
+    def _start_item(self, user: dict, item: dict) -> dict:
+        try:
+            return self._start(
+                user,
+                item["directory"],
+                item["url"],
+                filename=item.get("filename"),
+                timeout=item.get("timeout"),
+            )
+        except DownloadRefused as refusal:
+            return refused(refusal.code, refusal.message, refusal.filename, refusal.path)
+        except (InvalidInput, NotFound) as problem:
+            guessed = self._guess_name(item["url"], item.get("filename"))
+            return refused(INVALID_DIRECTORY, problem.message, guessed, None)
+
+    def _may_download(self, user: dict) -> None:
         self.accounts.authorize(user, "download-files")
         if not self.allowed:
             raise DownloadRefused(
                 DOWNLOAD_FORBIDDEN, "The server runs without --allow-download; downloads are off."
             )
+
+    def _start(
+        self, user: dict, raw_directory: str, url: str, *, filename: str | None, timeout: int | None
+    ) -> dict:
         display = "/".join(split_relative(raw_directory))
         try:
             target = self.manager.policy.check_url(url)
@@ -94,6 +143,18 @@ class Transfers:
             for record in records
             if sees_all or owned_by(record, user["_id"])
         ]
+
+    def viewer(self, user: dict):
+        """A function giving a record as `user` may see it, or None if they may not,
+        with the user's permissions as they are now (for a long-lived stream)."""
+        sees_all = VIEW_ALL_DOWNLOADS in self.accounts.permissions_of(user)
+
+        def view(record: dict) -> dict | None:
+            if owned_by(record, user["_id"]):
+                return record
+            return without_secrets(record) if sees_all else None
+
+        return view
 
     def active(self, user: dict, raw_directory: str | None = None) -> list[dict]:
         if raw_directory is None:

@@ -61,6 +61,14 @@ class Config:
     # Open connections at most; past it the longest-idle connection is closed, and a
     # request that finds every connection busy gets 503.
     max_connections: int = 1000
+    # Bytes per second all downloads together may receive; 0 for no limit.
+    max_download_rate: int = 0
+    # Downloads from one host that transfer at once; more wait as `starting`.
+    max_connections_per_host: int = 4
+    # Where a signed POST goes for every finished download and import operation.
+    webhook_urls: tuple[str, ...] = ()
+    # The HMAC-SHA256 key of the webhooks' X-Ferry-Signature; None sends none.
+    webhook_secret: str | None = None
     # Test hook: extra FetchPolicy fields, such as a stub DNS resolver.
     fetch_policy_overrides: dict = field(default_factory=dict)
 

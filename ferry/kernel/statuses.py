@@ -23,6 +23,20 @@ FINAL_DOWNLOAD_STATUSES = frozenset(
 )
 
 
+class EventType(StrEnum):
+    """What a live event (`GET /api/v1/events`, webhooks) tells."""
+
+    DOWNLOAD_STARTED = "download.started"
+    DOWNLOAD_PROGRESS = "download.progress"
+    DOWNLOAD_PAUSED = "download.paused"
+    DOWNLOAD_RESUMED = "download.resumed"
+    DOWNLOAD_COMPLETED = "download.completed"
+    DOWNLOAD_FAILED = "download.failed"
+    DOWNLOAD_CANCELLED = "download.cancelled"
+    IMPORT_STEP = "import.step"
+    IMPORT_PROGRESS = "import.progress"
+
+
 class DownloadKind(StrEnum):
     """What started a download."""
 

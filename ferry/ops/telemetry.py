@@ -91,6 +91,12 @@ class Telemetry:
             ["importer", "status"],
             registry=registry,
         )
+        self.webhooks = Counter(
+            "ferry_webhook_deliveries",
+            "Webhook deliveries by outcome: delivered, or failed (after every retry).",
+            ["outcome"],
+            registry=registry,
+        )
         self.requests = Counter(
             "ferry_http_requests",
             "HTTP requests answered, by operationId and status code.",
@@ -109,6 +115,9 @@ class Telemetry:
         self._download_stats: Callable[[], dict] | None = None
         self._lock = threading.Lock()
         self._import_status: OrderedDict[str, str] = OrderedDict()
+
+    def webhook_outcome(self, outcome: str) -> None:
+        self.webhooks.labels(outcome).inc()
 
     def uptime(self) -> float:
         return time.monotonic() - self.started

@@ -60,17 +60,24 @@ def wait_until_up(port: int, process: subprocess.Popen, timeout: float = 20) -> 
     raise AssertionError("ferry did not come up")
 
 
-@pytest.fixture
-def server(tmp_path):
+def launch(data_dir: Path, *extra: str) -> tuple[str, str, subprocess.Popen]:
+    """A started `ferry serve` on a free port: its URL, its banner (with the first
+    admin's password) and its process."""
     port = free_port()
-    process = start(tmp_path / "data", port)
+    process = start(data_dir, port, *extra)
     banner = []
     for line in process.stdout:
         banner.append(line)
         if line.startswith("Ferry "):
             break
     wait_until_up(port, process)
-    yield f"http://127.0.0.1:{port}", "".join(banner), tmp_path / "data", process
+    return f"http://127.0.0.1:{port}", "".join(banner), process
+
+
+@pytest.fixture
+def server(tmp_path):
+    base, banner, process = launch(tmp_path / "data")
+    yield base, banner, tmp_path / "data", process
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)

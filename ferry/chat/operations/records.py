@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 
 from ferry.chat.operations.importers import OPERATION_NOT_FOUND, ImporterInfo
+from ferry.chat.operations.lifecycle import import_state
 from ferry.kernel.errors import MeteorError
 from ferry.kernel.ids import now_iso, operation_id
 from ferry.kernel.statuses import ImportStep
@@ -116,3 +117,24 @@ class OperationRecords:
             self._on_status(operation)
         except Exception:
             log.exception("status listener failed for import operation %s", operation["_id"])
+
+
+def event_view(operation: dict) -> dict:
+    """An operation as its live events show it: its step and state (as getImportProgress
+    and import.status name them), counts, and how far it is in percent when known."""
+    count = operation.get("count") or {}
+    count = {key: count.get(key, 0) for key in ("completed", "total", "error")}
+    total = count["total"]
+    return {
+        "id": operation["_id"],
+        "type": operation.get("type"),
+        "importerKey": operation.get("importerKey"),
+        "user": operation.get("user"),
+        "step": operation["status"],
+        "state": import_state(operation),
+        "valid": operation.get("valid", True),
+        "count": count,
+        "progress": min(100.0, round(count["completed"] * 100 / total, 1)) if total else None,
+        "error": operation.get("error"),
+        "_updatedAt": operation.get("_updatedAt"),
+    }

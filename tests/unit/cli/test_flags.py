@@ -96,3 +96,34 @@ def test_token_ttl_and_trusted_proxies():
 def test_bad_session_settings_are_refused(flag, bad):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", flag, bad])
+
+
+def test_rate_per_host_and_webhook_settings():
+    defaults = config_from(build_parser().parse_args(["serve"]), {})
+    assert (defaults.max_download_rate, defaults.max_connections_per_host) == (0, 4)
+    assert defaults.webhook_urls == () and defaults.webhook_secret is None
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--max-download-rate",
+            "20M",
+            "--webhook-url",
+            "https://hooks.example.test/a",
+            "--webhook-url",
+            "http://hooks.example.test/b",
+        ]
+    )
+    config = config_from(args, {"FERRY_WEBHOOK_URL": "https://ignored.example.test/"})
+    assert config.max_download_rate == 20 * 1024**2
+    assert config.webhook_urls == ("https://hooks.example.test/a", "http://hooks.example.test/b")
+    from_env = config_from(
+        build_parser().parse_args(["serve"]),
+        {"FERRY_WEBHOOK_URL": "https://a.test/x  https://b.test/y", "FERRY_WEBHOOK_SECRET": "k"},
+    )
+    assert from_env.webhook_urls == ("https://a.test/x", "https://b.test/y")
+    assert from_env.webhook_secret == "k"
+
+
+def test_a_webhook_url_that_is_not_http_is_refused():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--webhook-url", "ftp://hooks.example.test/"])

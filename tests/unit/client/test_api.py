@@ -10,9 +10,7 @@ import json
 import socket
 import stat
 import threading
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -121,114 +119,112 @@ def test_api_errors_carry_the_code_and_message(body, code, message):
     assert json.dumps(str(error))
 
 
-# --- concurrent starts against a stand-in for the server's start endpoint -----------------
+# --- batch starts against a stand-in for the server's batch endpoint ---------------------
 
 
-class StartServer:
-    """Answers `GET /DIR?download=URL` like Ferry; `hold(url, seen)` decides, under
-    `self.changed`, whether a request may be answered yet."""
+class BatchServer:
+    """Answers `POST /api/v1/downloads` like Ferry (an item with `blocked` in its URL is
+    refused), or with `refuse_all` as a whole-request refusal; keeps each request's items."""
 
-    def __init__(self, hold: Callable[[str, StartServer], bool] = lambda url, seen: False):
-        self.changed = threading.Condition()
-        self.arrived: list[str] = []
-        self.answered: list[str] = []
-        self.in_flight = 0
-        self.most_in_flight = 0
-        self.connections: set[tuple[str, int]] = set()
+    def __init__(self, refuse_all: dict | None = None):
+        self.batches: list[list[dict]] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                url = parse_qs(urlsplit(self.path).query)["download"][0]
-                with owner.changed:
-                    owner.arrived.append(url)
-                    owner.connections.add(self.client_address)
-                    owner.in_flight += 1
-                    owner.most_in_flight = max(owner.most_in_flight, owner.in_flight)
-                    owner.changed.notify_all()
-                    # The timeout only keeps a broken client from hanging the test.
-                    owner.changed.wait_for(lambda: not hold(url, owner), timeout=30)
-                if "blocked" in url:
-                    status, body = 403, {"success": False, "error": "DOMAIN_BLOCKED"}
-                    body["message"] = "blocked.test is on the blocked list"
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers["Content-Length"])
+                items = json.loads(self.rfile.read(length))["items"]
+                owner.batches.append(items)
+                if refuse_all is not None:
+                    status, body = 403, refuse_all
                 else:
-                    name = url.rsplit("/", 1)[-1]
-                    status, body = 200, {"download_id": f"id-{name}", "path": f"in/{name}"}
+                    status, body = 200, {"downloads": [answer(i) for i in items], "success": True}
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                # Counted out before the body: the client cannot send its next start on
-                # this connection until the body is in.
-                with owner.changed:
-                    owner.in_flight -= 1
-                    owner.answered.append(url)
-                    owner.changed.notify_all()
                 self.wfile.write(data)
 
             def log_message(self, *args) -> None:
                 pass
 
+        def answer(item: dict) -> dict:
+            name = item["url"].rsplit("/", 1)[-1]
+            path = f"{item['directory']}/{name}"
+            if "blocked" in item["url"]:
+                message = "blocked.test is on the blocked list"
+                return {
+                    "download_id": None,
+                    "filename": name,
+                    "path": path,
+                    "success": False,
+                    "message": message,
+                    "error": "DOMAIN_BLOCKED",
+                }
+            return {
+                "download_id": f"id-{name}",
+                "filename": name,
+                "path": path,
+                "success": True,
+                "message": "Download started",
+                "error": None,
+            }
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.client = FerryClient(Target(f"http://127.0.0.1:{self.server.server_port}", "t"))
 
-    def __enter__(self) -> StartServer:
+    def __enter__(self) -> BatchServer:
         threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        with self.changed:
-            self.changed.notify_all()
         self.server.shutdown()
         self.server.server_close()
 
 
-def test_starts_come_back_in_the_order_given_and_a_refusal_stops_nothing():
-    urls = [
-        "https://a.test/first",
-        "https://blocked.test/x",
-        "https://a.test/b",
-        "https://a.test/c",
-    ]
-
-    def first_answers_last(url: str, seen: StartServer) -> bool:
-        return url == urls[0] and len(seen.answered) < len(urls) - 1
-
-    with StartServer(first_answers_last) as server:
-        outcomes = list(server.client.start_downloads("in", urls, connections=4))
-    assert server.answered[-1] == urls[0]
+def test_urls_go_in_one_request_and_come_back_in_order_with_refusals_in_place():
+    urls = ["https://a.test/first", "https://blocked.test/x", "https://a.test/b"]
+    with BatchServer() as server:
+        outcomes = list(server.client.start_downloads("in", urls, timeout=60))
+    assert server.batches == [[{"url": url, "directory": "in", "timeout": 60} for url in urls]]
     assert [o.url for o in outcomes] == urls
-    assert [o.started and o.started["download_id"] for o in outcomes] == [
-        "id-first",
-        None,
-        "id-b",
-        "id-c",
-    ]
+    assert [o.started and o.started["download_id"] for o in outcomes] == ["id-first", None, "id-b"]
     refusal = outcomes[1].error
-    assert isinstance(refusal, ApiError) and (refusal.status, refusal.code) == (
-        403,
-        "DOMAIN_BLOCKED",
-    )
+    assert isinstance(refusal, ApiError)
+    assert (refusal.status, refusal.code) == (403, "DOMAIN_BLOCKED")
+    assert "blocked list" in refusal.message
 
 
-def test_at_most_the_given_number_of_starts_are_in_flight():
-    urls = [f"https://a.test/{n}" for n in range(7)]
+def test_many_urls_are_cut_into_batches_the_server_takes_and_stay_in_order():
+    urls = [f"https://a.test/{n}" for n in range(2500)]
+    with BatchServer() as server:
+        outcomes = list(server.client.start_downloads("in", urls, connections=2))
+    assert sorted(len(batch) for batch in server.batches) == [500, 1000, 1000]
+    assert [o.started["download_id"] for o in outcomes] == [f"id-{n}" for n in range(2500)]
 
-    def until_the_slots_are_full(url: str, seen: StartServer) -> bool:
-        return seen.in_flight < 3 and len(seen.arrived) < len(urls)
 
-    with StartServer(until_the_slots_are_full) as server:
-        outcomes = list(server.client.start_downloads("in", urls, connections=3))
-    assert all(o.started for o in outcomes)
-    assert sorted(server.arrived) == sorted(urls)
-    assert server.most_in_flight == 3
-    assert len(server.connections) == 3
+def test_long_urls_make_smaller_batches_than_the_body_limit():
+    urls = [f"https://a.test/{'x' * 3000}/{n}" for n in range(400)]
+    with BatchServer() as server:
+        outcomes = list(server.client.start_downloads("in", urls))
+    assert len(server.batches) > 1
+    assert all(len(json.dumps({"items": b})) < 1024 * 1024 for b in server.batches)
+    assert [o.url for o in outcomes] == urls
+
+
+def test_a_whole_request_refusal_is_every_url_s_error():
+    refusal = {"success": False, "error": "DOWNLOAD_FORBIDDEN", "message": "downloads are off"}
+    with BatchServer(refuse_all=refusal) as server:
+        outcomes = list(
+            server.client.start_downloads("in", ["https://a.test/1", "https://a.test/2"])
+        )
+    assert [o.error.code for o in outcomes] == ["DOWNLOAD_FORBIDDEN"] * 2
 
 
 def test_once_the_server_is_unreachable_the_rest_are_not_tried():
@@ -246,7 +242,9 @@ def test_once_the_server_is_unreachable_the_rest_are_not_tried():
     client = FerryClient(Target(f"http://127.0.0.1:{listener.getsockname()[1]}", "t"))
     try:
         outcomes = list(
-            client.start_downloads("in", [f"https://a.test/{n}" for n in range(5)], connections=1)
+            client.start_downloads(
+                "in", [f"https://a.test/{n}" for n in range(5000)], connections=1
+            )
         )
     finally:
         listener.close()

@@ -12,6 +12,7 @@ from ferry.kernel.statuses import (
     DownloadKind,
     DownloadStatus,
     EntryType,
+    EventType,
     HealthStatus,
     ImportState,
     ImportStep,
@@ -36,6 +37,7 @@ SCHEMAS = SPEC["components"]["schemas"]
         (UserType, SCHEMAS["UserType"]["enum"]),
         (EntryType, SCHEMAS["EntryType"]["enum"]),
         (HealthStatus, SCHEMAS["HealthStatus"]["enum"]),
+        (EventType, SCHEMAS["EventType"]["enum"]),
     ],
 )
 def test_enum_equals_the_spec(enum, spec_values):

@@ -1,0 +1,101 @@
+"""The event bus: numbering, replay, bounded queues, closing; import step vs progress."""
+
+from __future__ import annotations
+
+from ferry.events import DOWNLOAD, OPERATION, EventBus, ImportEvents, download_event_type
+from ferry.kernel.statuses import DownloadStatus, EventType
+
+
+def publish(bus: EventBus, n: int) -> list[int]:
+    return [bus.publish(EventType.DOWNLOAD_PROGRESS, DOWNLOAD, {"n": i}).id for i in range(n)]
+
+
+def test_events_are_numbered_in_order_and_reach_every_subscriber():
+    bus = EventBus()
+    woken = []
+    first, _ = bus.subscribe(lambda: woken.append(1))
+    second, _ = bus.subscribe(lambda: None)
+    ids = publish(bus, 3)
+    assert ids == [1, 2, 3]
+    assert [e.id for e in first.take()] == ids == [e.id for e in second.take()]
+    assert first.take() == [] and len(woken) == 3
+
+
+def test_replay_gives_the_held_events_after_an_id_and_the_buffer_is_bounded():
+    bus = EventBus(replay_size=5)
+    publish(bus, 8)
+    _, replay = bus.subscribe(lambda: None, after=5)
+    assert [e.id for e in replay] == [6, 7, 8]
+    _, replay = bus.subscribe(lambda: None, after=0)
+    assert [e.id for e in replay] == [4, 5, 6, 7, 8]
+    _, replay = bus.subscribe(lambda: None)
+    assert replay == []
+
+
+def test_an_id_this_process_never_gave_replays_all_it_holds():
+    bus = EventBus()
+    publish(bus, 2)
+    _, replay = bus.subscribe(lambda: None, after=500)
+    assert [e.id for e in replay] == [1, 2]
+
+
+def test_a_subscriber_that_falls_behind_is_closed_not_grown():
+    bus = EventBus(queue_size=3)
+    slow, _ = bus.subscribe(lambda: None)
+    publish(bus, 4)
+    assert slow.closed and slow.overflowed
+    assert slow.take() == []
+    publish(bus, 100)
+    assert slow.take() == []
+
+
+def test_closing_the_bus_closes_every_subscription_and_later_ones():
+    bus = EventBus()
+    woken = []
+    subscription, _ = bus.subscribe(lambda: woken.append(1))
+    bus.close()
+    assert subscription.closed and woken
+    later, _ = bus.subscribe(lambda: None)
+    assert later.closed
+
+
+def test_a_failing_wake_or_listener_does_not_stop_the_publisher():
+    bus = EventBus()
+
+    def broken(*_):
+        raise RuntimeError("loop closed")
+
+    bus.subscribe(broken)
+    bus.add_listener(broken)
+    heard = []
+    bus.add_listener(heard.append)
+    publish(bus, 1)
+    assert len(heard) == 1
+
+
+def test_an_import_operation_is_told_as_a_step_when_its_step_changes():
+    bus = EventBus()
+    subscription, _ = bus.subscribe(lambda: None)
+    events = ImportEvents(bus, lambda op: {"id": op["_id"], "step": op["status"]})
+    for status in ("importer_new", "importer_importing_users", "importer_importing_users"):
+        events.operation_stored({"_id": "op", "status": status})
+    told = subscription.take()
+    assert [e.type for e in told] == [
+        EventType.IMPORT_STEP,
+        EventType.IMPORT_STEP,
+        EventType.IMPORT_PROGRESS,
+    ]
+    assert told[0].subject == OPERATION and told[1].record["step"] == "importer_importing_users"
+
+
+def test_each_download_status_maps_to_its_event():
+    def event(status, **kw):
+        return download_event_type({"status": status}, **kw)
+
+    assert event(DownloadStatus.STARTING) == EventType.DOWNLOAD_STARTED
+    assert event(DownloadStatus.STARTING, resumed=True) == EventType.DOWNLOAD_RESUMED
+    assert event(DownloadStatus.DOWNLOADING) == EventType.DOWNLOAD_PROGRESS
+    assert event(DownloadStatus.COMPLETED) == EventType.DOWNLOAD_COMPLETED
+    assert event(DownloadStatus.FAILED) == EventType.DOWNLOAD_FAILED
+    assert event(DownloadStatus.CANCELLED) == EventType.DOWNLOAD_CANCELLED
+    assert all(download_event_type({"status": s}) for s in DownloadStatus)
