@@ -44,11 +44,12 @@ lint-python: install ## ruff check and ruff format --check (what CI runs)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-lint: lint-python ## lint-python; openapi.yaml through the validator, Spectral, Redocly and generated TypeScript (needs npx)
+lint: lint-python ## lint-python; openapi.yaml through the validator, Spectral, Redocly, generated TypeScript and the breaking-change gate (needs npx)
 	$(PY) -c "from openapi_spec_validator import validate; from openapi_spec_validator.readers import read_from_filename; validate(read_from_filename('openapi.yaml')[0]); print('openapi.yaml is valid')"
 	npx --yes @stoplight/spectral-cli@$(SPECTRAL_VERSION) lint --fail-severity=warn openapi.yaml
 	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint openapi.yaml
 	tests/contract/typescript/check.sh
+	tests/contract/breaking_changes.sh
 
 format: install ## Reformat the code with ruff
 	$(VENV)/bin/ruff format .

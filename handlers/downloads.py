@@ -34,3 +34,18 @@ def resume_download(id: str):
     """POST /api/v1/downloads/{id}/resume"""
     record, restarted = services().transfers.resume(current_user(), id)
     return {"download": record, "restarted": restarted, "success": True}
+
+
+def list_download_history(status=None, offset: int = 0, count: int = 50):
+    """GET /api/v1/downloads/history"""
+    history = services().transfers.history(current_user())
+    if status is not None:
+        history = [record for record in history if record["status"] == status]
+    page = history[offset : offset + count]
+    return {
+        "success": True,
+        "history": page,
+        "count": len(page),
+        "offset": offset,
+        "total": len(history),
+    }

@@ -79,18 +79,23 @@ def _browse(raw_path: str, offset: int, count: int):
     tree = services().files
     target = tree.resolve(raw_path)
     if target.is_dir():
-        entries = tree.listing(target)
-        page = entries[offset : offset + count]
-        listing = {
-            "success": True,
-            "path": tree.display_path(target),
-            "entries": [entry.as_dict() for entry in page],
-            "count": len(page),
-            "offset": offset,
-            "total": len(entries),
-        }
-        return json_response(200, listing)
+        return json_response(200, listing_page(target, offset, count))
     return _file_response(target)
+
+
+def listing_page(directory: Path, offset: int, count: int) -> dict:
+    """A page of `directory`'s entries, as `DirectoryListing`."""
+    tree = services().files
+    entries = tree.listing(directory)
+    page = entries[offset : offset + count]
+    return {
+        "success": True,
+        "path": tree.display_path(directory),
+        "entries": [entry.as_dict() for entry in page],
+        "count": len(page),
+        "offset": offset,
+        "total": len(entries),
+    }
 
 
 def _file_response(target: Path, *, attachment: bool = False):

@@ -10,6 +10,7 @@ starts can reach another machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -73,6 +74,31 @@ def _schemathesis() -> str:
     return str(beside_python) if beside_python.exists() else "schemathesis"
 
 
+@contextlib.contextmanager
+def serving(data: Path, port: int, env: dict[str, str], *flags: str):
+    """`ferry serve` on 127.0.0.1:`port` over `data`, downloading only from localhost;
+    stopped, and `data` removed, on leaving."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ferry.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--data-dir", str(data), "--allow-download"]
+        + ["--download-allowed-domains", "localhost", *flags],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_up(port, server, timeout=30)
+        yield
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(data, ignore_errors=True)
+
+
 def run(max_time: int = 90, max_examples: int = 15, extra: tuple[str, ...] = ()) -> int:
     """Start a server, run `schemathesis run` against it, stop the server; the CLI's exit code."""
     data = Path(tempfile.mkdtemp(prefix="ferry-live-contract-"))
@@ -87,17 +113,7 @@ def run(max_time: int = 90, max_examples: int = 15, extra: tuple[str, ...] = ())
         "SCHEMATHESIS_HOOKS": "tests.contract.live_hooks",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ferry.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--data-dir", str(data), "--allow-download"]
-        + ["--download-allowed-domains", "localhost", "--download-timeout", "5"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_up(port, server, timeout=30)
+    with serving(data, port, env, "--download-timeout", "5"):
         admin = _login(base)
         env["FERRY_CONTRACT_TOKEN"] = _pair(admin)
         env["FERRY_CONTRACT_LOGOUT_TOKENS"] = ",".join(
@@ -121,13 +137,6 @@ def run(max_time: int = 90, max_examples: int = 15, extra: tuple[str, ...] = ())
             *extra,
         ]
         return subprocess.run(command, env=env, cwd=ROOT).returncode
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

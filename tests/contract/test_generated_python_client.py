@@ -99,7 +99,7 @@ def logged_in(ferry_client, base):
 
 def test_generated_client_downloads_a_file_and_watches_it_finish(ferry_client, server, tmp_path):
     from ferry_client.api.downloads import get_download
-    from ferry_client.api.files import browse
+    from ferry_client.api.files import browse, get_file_content, list_files
     from ferry_client.models import DownloadStarted
 
     base, data = server
@@ -118,9 +118,10 @@ def test_generated_client_downloads_a_file_and_watches_it_finish(ferry_client, s
         download = until(finished)
     assert download.status.value == "completed", download.message
     assert download.total_bytes == len(body)
-    # A file's bytes are not JSON: read them with the client's own httpx session.
-    fetched = client.get_httpx_client().get("/incoming/q3.bin")
-    assert fetched.status_code == 200 and fetched.content == body
+    listing = list_files.sync(client=client, path="incoming")
+    assert [(entry.name, entry.size) for entry in listing.entries] == [("q3.bin", len(body))]
+    fetched = get_file_content.sync(client=client, path="incoming/q3.bin")
+    assert fetched.payload.read() == body
 
 
 def test_generated_client_runs_a_csv_import_end_to_end(ferry_client, server, tmp_path):

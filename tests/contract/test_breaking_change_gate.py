@@ -1,0 +1,74 @@
+"""The breaking-change gate `make lint` runs fails on a planted breaking change."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+GATE = ROOT / "tests" / "contract" / "breaking_changes.sh"
+# A few operations keep the comparison quick; the gate reads the whole spec the same way.
+KEPT_PATHS = ("/api/v1/health", "/api/v1/users.info", "/api/v1/users.create")
+
+pytestmark = pytest.mark.skipif(shutil.which("npx") is None, reason="the gate needs Node (npx)")
+
+
+@pytest.fixture
+def released(tmp_path) -> dict:
+    spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    spec["paths"] = {path: spec["paths"][path] for path in KEPT_PATHS}
+    return spec
+
+
+def _gate(tmp_path, released: dict, current: dict) -> subprocess.CompletedProcess:
+    (tmp_path / "released.yaml").write_text(yaml.safe_dump(released, sort_keys=False))
+    (tmp_path / "current.yaml").write_text(yaml.safe_dump(current, sort_keys=False))
+    command = [str(GATE), str(tmp_path / "released.yaml"), str(tmp_path / "current.yaml")]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+
+
+def _copy(spec: dict) -> dict:
+    return yaml.safe_load(yaml.safe_dump(spec))
+
+
+def test_an_unchanged_spec_passes(tmp_path, released):
+    answer = _gate(tmp_path, released, _copy(released))
+    assert answer.returncode == 0, answer.stderr
+
+
+def test_a_removed_operation_fails_the_gate_and_is_named(tmp_path, released):
+    current = _copy(released)
+    del current["paths"]["/api/v1/users.info"]
+    answer = _gate(tmp_path, released, current)
+    assert answer.returncode == 1
+    assert "path.remove: paths./api/v1/users.info" in answer.stderr
+
+
+def test_a_newly_required_request_field_fails_the_gate(tmp_path, released):
+    current = _copy(released)
+    current["components"]["schemas"]["UserCreateRequest"]["required"].append("roles")
+    answer = _gate(tmp_path, released, current)
+    assert answer.returncode == 1, answer.stdout
+
+
+def test_a_breaking_change_passes_once_the_major_version_moved(tmp_path, released):
+    current = _copy(released)
+    del current["paths"]["/api/v1/users.info"]
+    current["info"]["version"] = "1.0.0"
+    answer = _gate(tmp_path, released, current)
+    assert answer.returncode == 0, answer.stderr
+    assert "major moved (0 -> 1)" in answer.stdout
+
+
+def test_an_added_operation_is_not_breaking(tmp_path, released):
+    current = _copy(released)
+    current["paths"]["/api/v1/health-copy"] = current["paths"]["/api/v1/health"]
+    current["paths"]["/api/v1/health-copy"]["get"] = dict(
+        current["paths"]["/api/v1/health"]["get"], operationId="healthCopy"
+    )
+    answer = _gate(tmp_path, released, current)
+    assert answer.returncode == 0, answer.stderr
