@@ -107,7 +107,9 @@ class Services:
             on_idle=allocator.release_free_memory,
             on_event=lambda kind, record: events.publish(kind, DOWNLOAD, record),
             max_per_host=config.max_connections_per_host,
-            tuning=TransferTuning(bandwidth=bandwidth(config.max_download_rate)),
+            tuning=TransferTuning(
+                bandwidth=bandwidth(config.max_download_rate), retries=config.download_retries
+            ),
         )
         telemetry.watch_downloads(downloads.stats)
         transfers = Transfers(downloads, files, accounts, allowed=config.allow_download)

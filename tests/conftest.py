@@ -39,6 +39,9 @@ def make_config(data_dir: Path, **overrides) -> Config:
         "data_dir": data_dir,
         "password_cost": TEST_PASSWORD_COST,
         "validate_responses": True,
+        # One retry (after at most a second) keeps tests of failing remotes quick while
+        # still going through the retry path; tests/unit/downloads/test_retries.py covers more.
+        "download_retries": 1,
     }
     if os.environ.get(BACKEND_VARIABLE) == "postgresql":
         settings["database_url"] = databases.new()

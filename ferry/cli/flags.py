@@ -220,6 +220,13 @@ SERVE_FLAGS = (
         _positive_float,
     ),
     Flag(
+        "--download-retries",
+        "FERRY_DOWNLOAD_RETRIES",
+        "download_retries",
+        "times a transient failure (connection, 408, 429, 5xx) is tried again, with backoff",
+        _count,
+    ),
+    Flag(
         "--download-history-limit",
         "FERRY_DOWNLOAD_HISTORY_LIMIT",
         "download_history_limit",

@@ -30,7 +30,7 @@ from ferry.downloads.fetch_types import (
     TransferTuning,
 )
 from ferry.downloads.part_files import create_part, flush, publish
-from ferry.downloads.policy import DOWNLOAD_CANCELLED, CheckedUrl, FetchError, FetchPolicy
+from ferry.downloads.policy import CheckedUrl, FetchError, FetchPolicy
 from ferry.downloads.ranges import resumable_from
 from ferry.downloads.request import header_length, identity_encoded, open_following_redirects
 from ferry.downloads.resuming import resume
@@ -52,7 +52,7 @@ def fetch_to_directory(
     partial: PartialFile | None = None,
     tuning: TransferTuning = TransferTuning(),
     checksum: Checksum | None = None,
-    keep_part: Callable[[], bool] | None = None,
+    keep_part: Callable[[FetchError], bool] | None = None,
 ) -> FetchResult:
     """Download `url` into `directory`; raises FetchError, leaving no partial file.
 
@@ -66,9 +66,9 @@ def fetch_to_directory(
     margin, writeback window).
 
     The written file's sha256 is reported, and a `checksum` that disagrees with the file
-    fails the fetch before anything is published. When the fetch stops early and
-    `keep_part` answers true (a pause, a planned stop), a part file that can be resumed
-    is left in place for a later `partial`.
+    fails the fetch before anything is published. When the fetch fails and `keep_part`
+    answers true for its error (a pause, a planned stop, a failure to be tried again), a
+    part file that can be resumed is left in place for a later `partial`.
     """
     directory = Path(directory)
     target = url if isinstance(url, CheckedUrl) else policy.check_url(url)
@@ -133,9 +133,8 @@ def fetch_to_directory(
                 keep = (
                     resumable is not None
                     and isinstance(exc, FetchError)
-                    and exc.code == DOWNLOAD_CANCELLED
                     and keep_part is not None
-                    and keep_part()
+                    and keep_part(exc)
                 )
                 if not keep:
                     with contextlib.suppress(FileNotFoundError):

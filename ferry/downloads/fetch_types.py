@@ -37,6 +37,12 @@ class TransferTuning:
     checkpoint_after_bytes: int = 64 * 1024 * 1024
     # The bandwidth every transfer draws from (--max-download-rate); None: no limit.
     bandwidth: TokenBucket | None = None
+    # A transient failure is tried again this many times (--download-retries), the n-th
+    # retry after about retry_backoff * 2**(n-1) seconds (jittered, at most
+    # retry_backoff_max), or after the server's Retry-After.
+    retries: int = 3
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,8 @@ class Job:
     target: CheckedUrl | None = None
     # What the written file must match before it is published.
     checksum: Checksum | None = None
+    # Tries of the transfer so far (the first one included).
+    attempts: int = 0
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     stop_code: str | None = None
     future: Future | None = None
@@ -141,6 +143,7 @@ class Job:
         record = public_view(self.record)
         current, expected, speed = self.current, record["expected_size"], self.speed
         record["current_size"] = current
+        record["attempts"] = self.attempts
         record["progress_percentage"] = percentage(current, expected)
         record["speed"] = int(speed)
         record["eta"] = (

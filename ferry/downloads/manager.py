@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -180,6 +181,7 @@ class DownloadManager(DownloadControl):
             "start_time": now(),
             "checksum": str(checksum) if checksum is not None else None,
             "sha256": None,
+            "attempts": 0,
             **owner_fields(owner),
             LOCAL_KEY: {
                 "directory": str(directory),
@@ -295,28 +297,61 @@ class DownloadManager(DownloadControl):
     def _run(self, job: Job) -> None:
         if job.finished:
             return
-        try:
-            result = fetch_to_directory(
-                job.target or job.record["url"],
-                job.directory,
-                policy=job.policy,
-                filename=job.requested_name,
-                on_headers=lambda info: self._headers(job, info),
-                on_progress=job.progress,
-                cancel=job.cancel,
-                part_tag=job.record[LOCAL_KEY]["tag"],
-                partial=job.partial,
-                tuning=self._tuning,
-                checksum=job.checksum,
-                keep_part=lambda: held_by_stop(job),
-            )
-        except FetchError as exc:
-            self._finish(job, error=exc)
-        except Exception as exc:  # a bug must still end the record, not leave it running
-            log.exception("download %s crashed", job.record["id"])
-            self._finish(job, error=FetchError(NETWORK_ERROR, f"unexpected error: {exc}"))
+        while True:
+            job.attempts += 1
+            try:
+                result = fetch_to_directory(
+                    job.target or job.record["url"],
+                    job.directory,
+                    policy=job.policy,
+                    filename=job.requested_name,
+                    on_headers=lambda info: self._headers(job, info),
+                    on_progress=job.progress,
+                    cancel=job.cancel,
+                    part_tag=job.record[LOCAL_KEY]["tag"],
+                    partial=job.partial,
+                    tuning=self._tuning,
+                    checksum=job.checksum,
+                    keep_part=lambda error: held_by_stop(job, error),
+                )
+            except FetchError as exc:
+                error = self._after_failure(job, exc)
+                if error is None:
+                    continue
+                self._finish(job, error=error)
+            except Exception as exc:  # a bug must still end the record, not leave it running
+                log.exception("download %s crashed", job.record["id"])
+                self._finish(job, error=FetchError(NETWORK_ERROR, f"unexpected error: {exc}"))
+            else:
+                self._finish(job, result=result)
+            return
+
+    def _after_failure(self, job: Job, error: FetchError) -> FetchError | None:
+        """None when `job` is to be tried again: a transient failure with tries left, once
+        the backoff (or the server's Retry-After) has passed; the next try goes on from
+        the part file when the remote allows. Else the error the download ends with."""
+        if not error.transient or job.attempts > job.tuning.retries or job.cancel.is_set():
+            return error
+        if error.retry_after is not None:
+            delay = error.retry_after
         else:
-            self._finish(job, result=result)
+            backoff = job.tuning.retry_backoff * 2 ** (job.attempts - 1)
+            # Jitter, so that downloads failing together do not come back together.
+            delay = min(backoff, job.tuning.retry_backoff_max) * random.uniform(0.5, 1.0)
+        log.info(
+            "download %s: %s; try %d of %d in %.1f s",
+            job.record["id"],
+            error.message,
+            job.attempts + 1,
+            job.tuning.retries + 1,
+            delay,
+        )
+        if job.cancel.wait(delay):
+            if job.stop_code == DOWNLOAD_CANCELLED:
+                remove_leftovers(job.record.get(LOCAL_KEY) or {})
+            return FetchError(DOWNLOAD_CANCELLED, "the download was cancelled")
+        job.partial = partial_file(job.record)
+        return None
 
     def _headers(self, job: Job, info: ResponseInfo) -> None:
         # Only this job's worker changes job.record before it finishes.
@@ -402,6 +437,7 @@ class DownloadManager(DownloadControl):
                 record = in_final_state(
                     record, status, error=error.code, message=error.message, total_bytes=None
                 )
+            record["attempts"] = job.attempts
         # Until the save returns, readers see the job as it was; then the saved record.
         try:
             self._repository.save(record)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ferry.downloads.fetch_types import PartialFile
 from ferry.downloads.jobs import Job
-from ferry.downloads.policy import SERVER_STOPPED
+from ferry.downloads.policy import DOWNLOAD_CANCELLED, SERVER_STOPPED, FetchError
 from ferry.downloads.records import percentage
 from ferry.kernel.statuses import DownloadKind, DownloadStatus
 from storage.downloads import LOCAL_KEY
@@ -14,13 +14,16 @@ from storage.downloads import LOCAL_KEY
 PAUSING = "PAUSING"
 
 
-def held_by_stop(job: Job) -> bool:
-    """Whether `job`'s transfer is being stopped to go on later: a pause, or a planned
-    stop of the server. Only file downloads are held; an import's download is part of
-    an operation that ends with the server."""
-    return job.stop_code in (PAUSING, SERVER_STOPPED) and (
-        job.record.get("kind", DownloadKind.FILE) == DownloadKind.FILE
-    )
+def held_by_stop(job: Job, error: FetchError) -> bool:
+    """Whether `job`'s transfer, ended by `error`, goes on later from its part file: it is
+    being paused, or stopped with the server (file downloads only: an import's download
+    is part of an operation that ends with the server), or it failed in a way worth
+    another try and has tries left."""
+    if error.code == DOWNLOAD_CANCELLED:
+        return job.stop_code in (PAUSING, SERVER_STOPPED) and (
+            job.record.get("kind", DownloadKind.FILE) == DownloadKind.FILE
+        )
+    return error.transient and job.attempts <= job.tuning.retries
 
 
 def paused_record(record: dict, current: int, partial: PartialFile | None) -> dict:

@@ -38,12 +38,26 @@ Resolver = Callable[[str, int], list[str]]
 
 
 class FetchError(Exception):
-    """A fetch that cannot go on; `code` is one of the module constants."""
+    """A fetch that cannot go on; `code` is one of the module constants.
 
-    def __init__(self, code: str, message: str):
+    A `transient` failure (the connection failed, broke or was cut short; the server
+    answered 408, 429 or 5xx) may go better if tried again, after `retry_after` seconds
+    when the server said so.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.transient = transient
+        self.retry_after = retry_after
 
 
 def system_resolver(host: str, port: int) -> list[str]:

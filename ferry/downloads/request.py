@@ -4,6 +4,7 @@ accepts, and what a response says about its body (length, encoding, validator)."
 from __future__ import annotations
 
 import contextlib
+import datetime
 import email.utils
 import http.client
 from importlib import metadata
@@ -83,7 +84,37 @@ def _check_status(response: BaseHTTPResponse, target: CheckedUrl) -> None:
     reason = f"HTTP {status} {response.reason or ''}".rstrip()
     if status in NOT_FOUND_STATUSES:
         raise FetchError(REMOTE_FILE_NOT_FOUND, f"{target.host} answered {reason} for {target.url}")
-    raise FetchError(NETWORK_ERROR, f"{target.host} answered {reason}")
+    transient = status in RETRIED_STATUSES or status >= 500
+    raise FetchError(
+        NETWORK_ERROR,
+        f"{target.host} answered {reason}",
+        transient=transient,
+        retry_after=retry_after_seconds(response.headers.get("Retry-After")) if transient else None,
+    )
+
+
+# Client errors that say "not now" rather than "never": a timeout and a rate limit.
+RETRIED_STATUSES = frozenset({408, 429})
+# A Retry-After longer than this is not waited for; the next try comes after this long.
+LONGEST_RETRY_AFTER = 300.0
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header's wait in seconds (delay-seconds or an HTTP date), at most
+    LONGEST_RETRY_AFTER; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), LONGEST_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    wait = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+    return min(max(wait, 0.0), LONGEST_RETRY_AFTER)
 
 
 def open_following_redirects(

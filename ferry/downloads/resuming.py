@@ -14,7 +14,7 @@ from pathlib import Path
 from ferry.downloads.checksums import Checksum, verify
 from ferry.downloads.fetch_types import FetchResult, PartialFile, ResponseInfo, Resumable
 from ferry.downloads.part_files import flush, local_error, publish
-from ferry.downloads.policy import DOWNLOAD_CANCELLED, CheckedUrl, FetchError
+from ferry.downloads.policy import CheckedUrl, FetchError
 from ferry.downloads.ranges import open_ranges, range_headers, serves_range
 from ferry.downloads.request import open_following_redirects
 from ferry.downloads.streaming import refuse_announced_size, stream_segments
@@ -82,12 +82,12 @@ def resume(
     on_progress: Callable[[int], None] | None,
     *,
     checksum: Checksum | None = None,
-    keep_part: Callable[[], bool] | None = None,
+    keep_part: Callable[[FetchError], bool] | None = None,
 ) -> FetchResult | None:
     """Fetch what `partial` lacks and publish it. None, with the part file gone, when the
     bytes cannot be trusted or the server no longer serves the same entity by range.
 
-    Stopped early while `keep_part` answers true, the part file stays for a later resume."""
+    Failed with an error `keep_part` answers true for, the part file stays for a later resume."""
     resumable = partial.resumable
     published = kept = False
     try:
@@ -151,7 +151,7 @@ def resume(
         final_path, final_name = publish(partial.path, directory, partial.name)
         published = True
     except FetchError as exc:
-        kept = exc.code == DOWNLOAD_CANCELLED and keep_part is not None and keep_part()
+        kept = keep_part is not None and keep_part(exc)
         raise
     finally:
         if not published and not kept:

@@ -49,7 +49,9 @@ def _read_failed(
     if error.code == NETWORK_ERROR:
         expected = f" of {announced}" if announced is not None else ""
         error = FetchError(
-            NETWORK_ERROR, f"connection to {target.host} broke after {size}{expected} bytes"
+            NETWORK_ERROR,
+            f"connection to {target.host} broke after {size}{expected} bytes",
+            transient=True,
         )
     return error
 
@@ -215,7 +217,9 @@ def _stream_body(
     transfer.check()
     if announced is not None and size < announced:
         raise FetchError(
-            NETWORK_ERROR, f"connection to {target.host} closed after {size} of {announced} bytes"
+            NETWORK_ERROR,
+            f"connection to {target.host} closed after {size} of {announced} bytes",
+            transient=True,
         )
     return size
 
@@ -275,7 +279,9 @@ def stream_segments(
             )
             if got != size:
                 raise FetchError(
-                    NETWORK_ERROR, f"connection to {target.host} closed after {got} of {size} bytes"
+                    NETWORK_ERROR,
+                    f"connection to {target.host} closed after {got} of {size} bytes",
+                    transient=True,
                 )
         except BaseException as exc:
             with lock:

@@ -182,7 +182,9 @@ def _network_error(exc: BaseException, host: str, policy: FetchPolicy) -> FetchE
     # urllib3 derives NewConnectionError (refused, unreachable) from ConnectTimeoutError.
     if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):
         return FetchError(
-            DOWNLOAD_TIMEOUT, f"could not connect to {host} within {policy.connect_timeout:g} s"
+            DOWNLOAD_TIMEOUT,
+            f"could not connect to {host} within {policy.connect_timeout:g} s",
+            transient=True,
         )
     if isinstance(exc, ReadTimeoutError) or isinstance(
         cause, (ReadTimeoutError, TimeoutError, socket.timeout)
@@ -193,7 +195,7 @@ def _network_error(exc: BaseException, host: str, policy: FetchPolicy) -> FetchE
     ):
         return FetchError(NETWORK_ERROR, f"TLS connection to {host} failed: {cause}")
     if isinstance(cause, ConnectionRefusedError):
-        return FetchError(NETWORK_ERROR, f"{host} refused the connection")
+        return FetchError(NETWORK_ERROR, f"{host} refused the connection", transient=True)
     if isinstance(cause, (ConnectionResetError, BrokenPipeError)):
-        return FetchError(NETWORK_ERROR, f"{host} reset the connection")
-    return FetchError(NETWORK_ERROR, f"connection to {host} failed: {cause}")
+        return FetchError(NETWORK_ERROR, f"{host} reset the connection", transient=True)
+    return FetchError(NETWORK_ERROR, f"connection to {host} failed: {cause}", transient=True)

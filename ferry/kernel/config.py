@@ -30,6 +30,8 @@ class Config:
     download_timeout: float = 300.0
     # Seconds a download may take in all; None sets no bound.
     download_max_duration: float | None = None
+    # Tries after a transient failure (connection errors, 408, 429, 5xx); 0 tries once.
+    download_retries: int = 3
     download_history_limit: int = 1000
     # Local paths `downloadPublicImportFile` may read; None refuses every local path.
     import_folder: Path | None = None

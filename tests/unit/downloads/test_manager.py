@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from ferry.downloads.fetch_types import TransferTuning
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import (
     DOMAIN_BLOCKED,
@@ -33,6 +34,7 @@ BASE_FIELDS = {
     "url",
     "checksum",
     "sha256",
+    "attempts",
     "status",
     "current_size",
     "expected_size",
@@ -57,6 +59,8 @@ def managers(store):
     made: list[DownloadManager] = []
 
     def make(policy: FetchPolicy = LOCAL, **options) -> DownloadManager:
+        # Retries of transient failures come at once, so a test of a failure stays quick.
+        options.setdefault("tuning", TransferTuning(retry_backoff=0.001))
         manager = DownloadManager(DownloadRepository(store), policy, **options)
         manager.startup()
         made.append(manager)
@@ -92,6 +96,7 @@ def test_a_download_completes_and_moves_to_history(manager, remote, target_dir):
         "directory": "files",
         "url": url,
         "checksum": None,
+        "attempts": 1,
         "sha256": hashlib.sha256(pattern_bytes(700_000)).hexdigest(),
         "status": "completed",
         "current_size": 700_000,
