@@ -18,6 +18,7 @@ from handlers.context import SPEC_PATH, ServicesMiddleware
 from handlers.observe import RequestLogMiddleware
 from handlers.response_headers import SPEC_JSON_PATH, SWAGGER_UI_PATH, ResponseHeadersMiddleware
 from handlers.validation import VALIDATOR_MAP
+from handlers.webdav_verbs import WebDavVerbsMiddleware
 
 
 def create_app(
@@ -61,8 +62,10 @@ def create_app(
         MiddlewarePosition.BEFORE_SECURITY,
         json_limit=config.max_json_body,
         upload_limit=upload_body_limit(config.max_upload_size),
+        file_limit=config.max_upload_size,
     )
     app.add_middleware(StreamedBase64Middleware, MiddlewarePosition.BEFORE_VALIDATION)
+    app.add_middleware(WebDavVerbsMiddleware, MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(ServicesMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
     app.add_middleware(
         RequestLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, telemetry=services.telemetry

@@ -95,6 +95,7 @@ class RoomType(StrEnum):
 
 class Role(StrEnum):
     ADMIN = "admin"
+    EDITOR = "editor"
     USER = "user"
     BOT = "bot"
 
