@@ -34,6 +34,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "view-import-operations",
             "download-files",
             "view-files",
+            "upload-files",
+            "delete-files",
             "create-user",
             "edit-other-user-info",
             "access-permissions",
@@ -50,6 +52,17 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ),
     # A team shares the file server: each member may bring files in (the server's
     # --allow-download still decides whether anyone may) and sees only their own.
+    # Looks after the shared tree: brings files in, reorganises and deletes them.
+    Role.EDITOR: frozenset(
+        {
+            "download-files",
+            "view-files",
+            "upload-files",
+            "delete-files",
+            "view-outside-room",
+            "view-c-room",
+        }
+    ),
     Role.USER: frozenset({"download-files", "view-files", "view-outside-room", "view-c-room"}),
     Role.BOT: frozenset(),
     # Rocket.Chat's other default roles arrive with imported users; Ferry has nothing
@@ -62,6 +75,7 @@ ROLES = tuple(ROLE_PERMISSIONS)
 _KEPT_FROM_ROCKET_CHAT = "Kept from Rocket.Chat; grants nothing more in Ferry."
 ROLE_DESCRIPTIONS = {role: _KEPT_FROM_ROCKET_CHAT for role in Role} | {
     Role.ADMIN: "Runs imports and downloads and manages users.",
+    Role.EDITOR: "Reads files and uploads, moves, renames and deletes them.",
     Role.USER: "Reads files and the imported workspace, and downloads URLs of their own.",
     Role.BOT: "An imported bot account.",
     Role.LIVECHAT_AGENT: "Reads the imported omnichannel contacts.",

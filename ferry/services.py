@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ferry import __version__
 from ferry.accounts import Accounts, PasswordHasher
@@ -28,6 +28,8 @@ from ferry.downloads.policy import FetchPolicy
 from ferry.downloads.transfers import Transfers
 from ferry.events import DOWNLOAD, Event, EventBus, ImportEvents
 from ferry.files import FileTree
+from ferry.files.edits import FileEdits
+from ferry.files.reading import FileHashes
 from ferry.kernel.config import Config
 from ferry.kernel.statuses import DownloadStatus, HealthStatus
 from ferry.ops import allocator
@@ -60,6 +62,7 @@ class Services:
     store: Repositories
     accounts: Accounts
     files: FileTree
+    file_edits: FileEdits
     downloads: DownloadManager
     transfers: Transfers
     contacts: ContactQueries
@@ -72,6 +75,7 @@ class Services:
     events: EventBus
     webhooks: Webhooks
     started: bool = False
+    file_hashes: FileHashes = field(default_factory=FileHashes)
 
     @classmethod
     def open(cls, config: Config) -> Services:
@@ -148,6 +152,9 @@ class Services:
             store=store,
             accounts=accounts,
             files=files,
+            file_edits=FileEdits(
+                files, lambda: [record["directory"] for record in downloads.active()]
+            ),
             downloads=downloads,
             transfers=transfers,
             contacts=ContactQueries(contacts, accounts.users),

@@ -20,6 +20,7 @@ from handlers.response_headers import SPEC_JSON_PATH, SWAGGER_UI_PATH, ResponseH
 from handlers.ui.app import UiMiddleware
 from handlers.unknown_api_paths import UnknownApiPathMiddleware
 from handlers.validation import VALIDATOR_MAP
+from handlers.webdav_verbs import WebDavVerbsMiddleware
 
 
 def create_app(
@@ -63,10 +64,12 @@ def create_app(
         MiddlewarePosition.BEFORE_SECURITY,
         json_limit=config.max_json_body,
         upload_limit=upload_body_limit(config.max_upload_size),
+        file_limit=config.max_upload_size,
     )
     # An API path the spec does not serve never reaches the file browser's catch-all.
     app.add_middleware(UnknownApiPathMiddleware, MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(StreamedBase64Middleware, MiddlewarePosition.BEFORE_VALIDATION)
+    app.add_middleware(WebDavVerbsMiddleware, MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(ServicesMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, services=services)
     app.add_middleware(
         RequestLogMiddleware, MiddlewarePosition.BEFORE_EXCEPTION, telemetry=services.telemetry

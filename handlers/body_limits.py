@@ -1,9 +1,10 @@
 """Request body limits per route, enforced before a body is read into memory.
 
 `uploadImportFile` may carry up to `--max-upload-size` (as base64 in JSON, a third
-more); every other route takes at most `--max-json-body`. A body whose Content-Length
-is over its route's limit is refused at once, unread; a chunked body is counted as it
-arrives and refused when it passes the limit, so no more than the limit is ever held.
+more) and a file PUT to the tree up to `--max-upload-size` itself; every other route
+takes at most `--max-json-body`. A body whose Content-Length is over its route's limit
+is refused at once, unread; a chunked body is counted as it arrives and refused when
+it passes the limit, so no more than the limit is ever held.
 
 Chunked bodies of the small routes are gathered here (they are small by definition)
 and handed on with a Content-Length, which Connexion's validation needs to see a body.
@@ -17,6 +18,8 @@ from ferry.kernel.errors import InvalidInput, PayloadTooLarge
 from handlers.observe import operation_of
 
 UPLOAD_OPERATION = "handlers.imports.upload_import_file"
+# Their bodies are the file itself (or its next part), streamed to disk by the handler.
+FILE_UPLOAD_OPERATIONS = ("handlers.file_changes.upload_file", "handlers.file_changes.append_file")
 # Room for the fields around an upload's file: names, a password, multipart part headers.
 UPLOAD_ENVELOPE = 64 * 1024
 
@@ -108,17 +111,22 @@ def with_length(scope, length: int) -> dict:
 class BodyLimitMiddleware:
     """Refuses a body over its route's limit with 413 before reading it."""
 
-    def __init__(self, app, *, json_limit: int, upload_limit: int):
+    def __init__(self, app, *, json_limit: int, upload_limit: int, file_limit: int):
         self.app = app
         self.json_limit = json_limit
         self.upload_limit = upload_limit
+        self.file_limit = file_limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        upload = operation_of(scope) == UPLOAD_OPERATION
-        limit = self.upload_limit if upload else self.json_limit
+        operation = operation_of(scope)
+        upload = operation == UPLOAD_OPERATION or operation in FILE_UPLOAD_OPERATIONS
+        if operation in FILE_UPLOAD_OPERATIONS:
+            limit = self.file_limit
+        else:
+            limit = self.upload_limit if operation == UPLOAD_OPERATION else self.json_limit
         length = declared_length(scope)
         if length is not None and length > limit:
             raise PayloadTooLarge(limit)

@@ -9,13 +9,17 @@ from pathlib import Path
 
 from connexion import request
 from starlette.exceptions import HTTPException
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, StreamingResponse
 
-from ferry.kernel.errors import NotFound, RangeNotSatisfiable
+from ferry.files.reading import search, zip_stream
+from ferry.kernel.errors import InvalidInput, NotFound, RangeNotSatisfiable
 from handlers.context import allowed_methods, current_user, services
+from handlers.errors import error_response
 from handlers.response_headers import served_file_headers
 from handlers.responses import empty_response, json_response
 from handlers.starlette_overrides import LenientFileResponse
+
+UPLOAD_OFFSET = "X-Upload-Offset"
 
 
 def browse_root(
@@ -26,12 +30,29 @@ def browse_root(
     downloads=None,
     offset=0,
     count=50,
+    sort="name",
+    order="asc",
+    zip=None,
+    q=None,
     checksum=None,
 ):
-    """GET / (with ?download_history=, ?download=, ?downloads=)"""
+    """GET / (with ?download_history=, ?download=, ?downloads=, ?zip=, ?q=)"""
     if download_history is not None:
         return json_response(200, {"history": services().transfers.history(current_user())})
-    return browse("", download, filename, timeout, downloads, offset, count, checksum)
+    return browse(
+        "",
+        download,
+        filename,
+        timeout,
+        downloads,
+        offset,
+        count,
+        sort,
+        order,
+        zip,
+        q,
+        checksum=checksum,
+    )
 
 
 def browse(
@@ -42,15 +63,47 @@ def browse(
     downloads=None,
     offset=0,
     count=50,
+    sort="name",
+    order="asc",
+    zip=None,
+    q=None,
+    hash=None,
     checksum=None,
 ):
-    """GET /{path} (with ?download=, ?downloads=)"""
+    """GET /{path} (with ?download=, ?downloads=, ?zip=, ?q=, ?hash=)"""
     if download is not None:
         return _start_download(path, download, filename, timeout, checksum)
     if downloads is not None:
         downloads = services().transfers.active(current_user(), path)
         return json_response(200, {"downloads": downloads})
-    return _browse(path, offset, count)
+    if zip is not None or q is not None or hash is not None:
+        return _read_whole(path, zip is not None, q, hash is not None, count)
+    return _browse(path, offset, count, sort, order)
+
+
+def _read_whole(raw_path: str, as_zip: bool, query: str | None, as_hash: bool, count: int):
+    tree = services().files
+    target = tree.resolve(raw_path)
+    shown = tree.display_path(target)
+    if as_hash:
+        if not target.is_file():
+            raise InvalidInput("?hash= needs a file.")
+        digest = services().file_hashes.sha256(target)
+        body = {"success": True, "path": shown, "sha256": digest, "size": target.stat().st_size}
+        return json_response(200, body)
+    if not target.is_dir():
+        raise InvalidInput("?zip= and ?q= need a directory.")
+    if query is not None:
+        found, truncated = search(tree, target, query, count)
+        entries = [entry.as_dict() for entry in found]
+        body = {"success": True, "path": shown, "query": query, "entries": entries}
+        return json_response(200, {**body, "count": len(entries), "truncated": truncated})
+    name = (target.name if shown else "files") + ".zip"
+    return StreamingResponse(
+        zip_stream(target),
+        media_type="application/zip",
+        headers=served_file_headers(name, "application/zip", attachment=True),
+    )
 
 
 def _start_download(
@@ -71,22 +124,31 @@ def _start_download(
     return json_response(200, started)
 
 
-def _browse(raw_path: str, offset: int, count: int):
+def _browse(raw_path: str, offset: int, count: int, sort: str, order: str):
     # The catch-all route also catches other methods' API paths: GET /api/v1/login.
     methods = allowed_methods("/" + raw_path, include_catch_all=False) if raw_path else None
     if methods:
         raise HTTPException(405, headers={"Allow": ", ".join(methods)})
     tree = services().files
-    target = tree.resolve(raw_path)
+    try:
+        target = tree.resolve(raw_path)
+    except NotFound as missing:
+        uploaded = services().file_edits.uploaded_so_far(raw_path)
+        if uploaded is None:
+            raise
+        # A resumable upload under way: HEAD tells its client where to go on from.
+        return error_response(404, missing.message, headers={UPLOAD_OFFSET: str(uploaded)})
     if target.is_dir():
-        return json_response(200, listing_page(target, offset, count))
+        return json_response(200, listing_page(target, offset, count, sort, order))
     return _file_response(target)
 
 
-def listing_page(directory: Path, offset: int, count: int) -> dict:
-    """A page of `directory`'s entries, as `DirectoryListing`."""
+def listing_page(
+    directory: Path, offset: int, count: int, sort: str = "name", order: str = "asc"
+) -> dict:
+    """A page of `directory`'s entries in the order asked for, as `DirectoryListing`."""
     tree = services().files
-    entries = tree.listing(directory)
+    entries = tree.listing(directory, sort, order)
     page = entries[offset : offset + count]
     return {
         "success": True,

@@ -1,5 +1,5 @@
 """The client commands of `ferry`: login, download, downloads, history, cancel, pause,
-resume, import.
+resume, import, and the file-tree commands (put, ls, rm, mkdir, mv, get).
 
 They talk to a running server through `ferry.client.api`; this module registers them on
 `ferry`'s command line, and runs each behind one guard: every failure prints the server's
@@ -22,6 +22,7 @@ from ferry.client.downloads import (
     cmd_pause,
     cmd_resume,
 )
+from ferry.client.file_commands import add_file_commands
 from ferry.client.login import cmd_login
 from ferry.client.render import EXIT_FAILED, EXIT_INTERRUPTED, LOGIN_HINT, err
 
@@ -191,3 +192,4 @@ def add_client_commands(subparsers) -> None:
         help="FILE_OR_URL is a path inside the server's --import-folder",
     )
     imports.set_defaults(run=_guarded(cmd_import))
+    add_file_commands(subparsers, common, _guarded)

@@ -99,6 +99,7 @@ class RoomType(StrEnum):
 
 class Role(StrEnum):
     ADMIN = "admin"
+    EDITOR = "editor"
     USER = "user"
     BOT = "bot"
     # Rocket.Chat's other default roles: an import may carry them; in Ferry they grant

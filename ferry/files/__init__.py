@@ -111,8 +111,9 @@ class FileTree:
     def display_path(self, real: Path) -> str:
         return real.relative_to(self._real_root).as_posix() if real != self._real_root else ""
 
-    def listing(self, directory: Path) -> list[Entry]:
-        """Directories first, then files, each sorted by name; hidden names left out."""
+    def listing(self, directory: Path, sort: str = "name", order: str = "asc") -> list[Entry]:
+        """Directories first, then files, each group by `sort` (`name`, `mtime` or `size`,
+        ties by name) in `order` (`asc` or `desc`); hidden names left out."""
         entries: list[Entry] = []
         with os.scandir(directory) as scan:
             for item in scan:
@@ -134,5 +135,9 @@ class FileTree:
                     except NotFound:
                         continue
                 entries.append(Entry(item.name, kind, size, int(info.st_mtime)))
-        entries.sort(key=lambda e: (e.type != EntryType.DIRECTORY, e.name))
+        keys = {"name": lambda e: e.name, "mtime": lambda e: e.modified, "size": lambda e: e.size}
+        key = keys[sort]
+        entries.sort(key=lambda e: e.name, reverse=order == "desc")
+        entries.sort(key=key, reverse=order == "desc")
+        entries.sort(key=lambda e: e.type != EntryType.DIRECTORY)
         return entries

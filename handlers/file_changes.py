@@ -1,0 +1,85 @@
+"""Changing the file tree over HTTP: PUT uploads, POST ?mkdir= / ?move=, DELETE."""
+
+from __future__ import annotations
+
+from connexion import request
+from starlette.concurrency import run_in_threadpool
+
+from ferry.kernel.errors import InvalidInput, PayloadTooLarge
+from handlers.context import current_user, services
+from handlers.responses import json_response
+
+DELETE_FILES = "delete-files"
+
+
+async def _receive(upload) -> None:
+    """The request body into `upload`, chunk by chunk as it arrives."""
+    async for chunk in request.stream():
+        if chunk:
+            upload.write(chunk)
+
+
+async def upload_file(path: str, overwrite: bool = False):
+    """PUT /{path}"""
+    limit = services().config.max_upload_size
+    upload = await run_in_threadpool(
+        services().file_edits.begin_upload, path, overwrite=overwrite, limit=limit
+    )
+    try:
+        await _receive(upload)
+        replaced = await run_in_threadpool(upload.publish)
+    except OverflowError:
+        upload.abort()
+        raise PayloadTooLarge(limit) from None
+    except BaseException:
+        upload.abort()
+        raise
+    shown = services().files.display_path(upload.destination)
+    body = {"success": True, "path": shown, "size": upload.size}
+    return json_response(200 if replaced else 201, body)
+
+
+def change_path(path: str, mkdir=None, move=None, overwrite: bool = False):
+    """POST /{path}?mkdir= or ?move=DEST (also MKCOL and MOVE)"""
+    edits = services().file_edits
+    if (mkdir is None) == (move is None):
+        raise InvalidInput("Give exactly one of ?mkdir= and ?move=.")
+    if mkdir is not None:
+        return json_response(201, {"success": True, "path": edits.make_directory(path)})
+    services().accounts.authorize(current_user(), DELETE_FILES)
+    moved = edits.move(path, move, overwrite=overwrite)
+    return json_response(201, {"success": True, "path": moved})
+
+
+def delete_entry(path: str, recursive: bool = False):
+    """DELETE /{path}"""
+    deleted = services().file_edits.delete(path, recursive=recursive)
+    return json_response(200, {"success": True, "path": deleted})
+
+
+async def append_file(path: str, size: int, overwrite: bool = False):
+    """PATCH /{path} with X-Update-Range: append"""
+
+    if request.headers.get("x-update-range", "").strip().lower() != "append":
+        raise InvalidInput("Send X-Update-Range: append to add to an upload.")
+    limit = services().config.max_upload_size
+    if size > limit:
+        raise PayloadTooLarge(limit)
+    upload = await run_in_threadpool(
+        services().file_edits.resume_upload, path, overwrite=overwrite, total=size
+    )
+    try:
+        await _receive(upload)
+    except OverflowError:
+        await run_in_threadpool(upload.pause)
+        raise InvalidInput(f"The upload is longer than the {size} bytes announced.") from None
+    except BaseException:
+        # What arrived stays for the next append.
+        await run_in_threadpool(upload.pause)
+        raise
+    shown = services().files.display_path(upload.destination.parent / upload.destination.name)
+    if not upload.complete:
+        await run_in_threadpool(upload.pause)
+        return json_response(202, {"success": True, "path": shown, "size": upload.size})
+    replaced = await run_in_threadpool(upload.publish)
+    return json_response(200 if replaced else 201, {"success": True, "path": shown, "size": size})
