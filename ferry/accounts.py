@@ -67,7 +67,11 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.BOT: frozenset(),
     # Rocket.Chat's other default roles arrive with imported users; Ferry has nothing
     # for most of them to unlock. Omnichannel agents and managers read the contacts.
-    **{role: frozenset() for role in Role if role not in (Role.ADMIN, Role.USER, Role.BOT)},
+    **{
+        role: frozenset()
+        for role in Role
+        if role not in (Role.ADMIN, Role.EDITOR, Role.USER, Role.BOT)
+    },
     Role.LIVECHAT_AGENT: frozenset({"view-livechat-contact"}),
     Role.LIVECHAT_MANAGER: frozenset({"view-livechat-contact"}),
 }

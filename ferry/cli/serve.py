@@ -104,6 +104,9 @@ def _serve(args: argparse.Namespace) -> int:
     except (DataDirLocked, DatabaseUnavailable) as exc:
         print(f"ferry: {exc}", file=sys.stderr)
         return 1
+    except FetchError as exc:
+        print(f"ferry: --webhook-url: {exc.message}", file=sys.stderr)
+        return 2
     try:
         # Refused here, before listening, rather than in the app's start-up.
         services.store.claim_server()
@@ -111,9 +114,6 @@ def _serve(args: argparse.Namespace) -> int:
         services.close()
         print(f"ferry: {exc}", file=sys.stderr)
         return 1
-    except FetchError as exc:
-        print(f"ferry: --webhook-url: {exc.message}", file=sys.stderr)
-        return 2
     try:
         created = services.accounts.ensure_admin(config.admin_username, config.admin_password)
     except FerryError as exc:
