@@ -1,9 +1,8 @@
 """Avatars at Rocket.Chat's paths: `/avatar/{username}` and `users.getAvatar`."""
 
 from pathlib import Path
-from urllib.parse import quote
 
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, Response
 
 from ferry.chat.room_members import UserNotFound
 from handlers.context import services
@@ -18,8 +17,8 @@ def get_avatar(username: str):
 
 
 def get_user_avatar(userId=None, username=None):
-    """GET /api/v1/users.getAvatar: a redirect to the user's /avatar/{username}."""
+    """GET /api/v1/users.getAvatar: the user's avatar, as /avatar/{username} serves it."""
     name = services().avatars.username_of(userId, username)
     if not name:
         raise UserNotFound()
-    return RedirectResponse(f"/avatar/{quote(name, safe='')}", status_code=307)
+    return get_avatar(name)

@@ -31,14 +31,16 @@ def test_an_imported_avatar_is_served_with_its_type(app, client, admin, make_use
     assert response.content == PNG
 
 
-def test_get_avatar_redirects_to_the_avatar_path(client, admin, make_user):
+def test_get_avatar_answers_what_the_avatar_path_serves(client, admin, make_user):
     ann = make_user("ann", ["user"])
+    expected = client.get("/avatar/ann", headers=ann.headers)
     for query in (f"userId={ann.user_id}", "username=ann"):
         response = client.get(
             f"/api/v1/users.getAvatar?{query}", headers=ann.headers, follow_redirects=False
         )
-        assert response.status_code == 307
-        assert response.headers["location"] == "/avatar/ann"
+        assert response.status_code == 200
+        assert response.headers["content-type"] == expected.headers["content-type"]
+        assert response.content == expected.content
     refused = client.get("/api/v1/users.getAvatar?userId=nope", headers=ann.headers)
     assert assert_error(refused, 400)["errorType"] == "error-invalid-user"
 

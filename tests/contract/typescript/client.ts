@@ -4,7 +4,7 @@
 import type { components, operations, paths } from "./ferry";
 
 type Schemas = components["schemas"];
-type LoginBody = operations["login"]["requestBody"]["content"]["application/json"];
+type LoginBody = NonNullable<operations["login"]["requestBody"]>["content"]["application/json"];
 type LoginAnswer = operations["login"]["responses"]["200"]["content"]["application/json"];
 type BrowseQuery = NonNullable<operations["browse"]["parameters"]["query"]>;
 type DownloadAnswer = Schemas["DownloadEnvelope"];
