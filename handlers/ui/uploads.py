@@ -5,9 +5,11 @@ files, so each is known before the first byte of a file is written."""
 
 from __future__ import annotations
 
+from python_multipart.exceptions import ParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ferry.kernel.errors import InvalidInput, PayloadTooLarge
@@ -54,9 +56,16 @@ class FormStream:
 
     def _header_field(self, data: bytes, start: int, end: int) -> None:
         self._field += data[start:end]
+        self._bounded(self._field)
 
     def _header_value(self, data: bytes, start: int, end: int) -> None:
         self._value += data[start:end]
+        self._bounded(self._value)
+
+    @staticmethod
+    def _bounded(header: bytes) -> None:
+        if len(header) > FIELD_LIMIT:
+            raise InvalidInput("A part header of the form is too long.")
 
     def _header_end(self) -> None:
         self._headers[self._field.decode("latin-1").lower()] = self._value.decode(
@@ -121,6 +130,10 @@ async def upload_files(request: Request):
         parser.finalize()
     except CsrfMissing:
         return csrf_refused(request)
+    except ParseError:
+        raise InvalidInput("The form is not valid multipart/form-data.") from None
+    except ClientDisconnect:
+        return Response(status_code=400)
     except OverflowError:
         raise PayloadTooLarge(stream.limit) from None
     finally:

@@ -220,3 +220,26 @@ def test_download_form_passes_the_checksum(tmp_path):
             )
     finally:
         app.services.close()
+
+
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("multipart/form-data; boundary=xyz", b"--xyz\r\nnot a header line at all"),
+        ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: " + b"a" * 20000),
+        ("multipart/form-data", b"no boundary"),
+        ("application/x-www-form-urlencoded", b"csrf_token=x"),
+    ],
+)
+def test_malformed_upload_bodies_are_refused_without_a_server_error(
+    client, files_dir, signed_in_admin, content_type, body
+):
+    refused = client.post("/ui/edit/upload", content=body, headers={"Content-Type": content_type})
+    assert 400 <= refused.status_code < 500
+    assert list(files_dir.iterdir()) == []
+
+
+def test_a_file_name_too_long_for_the_disk_is_refused(client, files_dir, signed_in_admin):
+    refused = upload(client, [("n" * 300 + ".txt", b"x")], csrf=signed_in_admin)
+    assert 400 <= refused.status_code < 500
+    assert list(files_dir.iterdir()) == []
