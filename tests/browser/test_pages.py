@@ -159,7 +159,7 @@ def test_admin_creates_a_folder_uploads_into_it_and_deletes_the_file(page, serve
     # Chromium logs the refused request itself as a console error; nothing else may.
     assert [e for e in page.console_errors if "status of 409" not in e] == []
     page.console_errors.clear()
-    page.get_by_role("link", name="Delete").click()
+    page.get_by_role("link", name="Delete hello.txt").click()
     page.wait_for_url(re.compile(r"/ui/edit/delete\?path=inbox(/|%2F)hello\.txt$"))
     page.get_by_role("button", name="Delete").click()
     page.wait_for_url(re.compile(r"/ui/files/inbox/$"))
