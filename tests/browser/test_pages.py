@@ -144,7 +144,7 @@ def test_admin_creates_a_folder_uploads_into_it_and_deletes_the_file(page, serve
         {"name": "hello.txt", "mimeType": "text/plain", "buffer": b"hi from the browser\n"}
     )
     page.get_by_role("button", name="Upload").click()
-    page.get_by_role("link", name="hello.txt").wait_for()
+    page.get_by_role("link", name="hello.txt", exact=True).wait_for()
     assert page.get_by_text("This folder is empty.").count() == 0
     shoot(page, "upload")
     # The same name again is refused, and the page says why, in place.
@@ -155,7 +155,7 @@ def test_admin_creates_a_folder_uploads_into_it_and_deletes_the_file(page, serve
     status = page.get_by_role("status")
     status.filter(has_text="already exists").wait_for()
     assert status.inner_text().startswith("409 ")
-    assert page.get_by_role("link", name="hello.txt").count() == 1
+    assert page.get_by_role("link", name="hello.txt", exact=True).count() == 1
     # Chromium logs the refused request itself as a console error; nothing else may.
     assert [e for e in page.console_errors if "status of 409" not in e] == []
     page.console_errors.clear()
