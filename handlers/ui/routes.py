@@ -15,7 +15,7 @@ from ferry.kernel.errors import FerryError, InvalidInput
 from handlers.client_address import client_address
 from handlers.events import event_stream
 from handlers.response_headers import served_file_headers
-from handlers.ui import admin, imports
+from handlers.ui import admin, file_actions, imports, uploads
 from handlers.ui.web import (
     PAGE_HEADERS,
     PREFIX,
@@ -161,6 +161,7 @@ async def start_download(request: Request):
         str(form.get("url", "")).strip(),
         filename=str(form.get("filename", "")).strip() or None,
         timeout=_positive_int(form.get("timeout"), "Timeout"),
+        checksum=str(form.get("checksum", "")).strip() or None,
     )
     return redirect(PREFIX + "/downloads")
 
@@ -226,6 +227,8 @@ ROUTES = [
     Route(PREFIX + "/downloads/{id}/cancel", cancel_download, methods=["POST"]),
     Route(PREFIX + "/downloads/{id}/pause", pause_download, methods=["POST"]),
     Route(PREFIX + "/downloads/{id}/resume", resume_download, methods=["POST"]),
+    *file_actions.ROUTES,
+    *uploads.ROUTES,
     *admin.ROUTES,
     *imports.ROUTES,
 ]

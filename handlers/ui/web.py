@@ -92,9 +92,21 @@ def problem(request: Request, status: int, code: str, message: str) -> Response:
     return render(request, "error.html", status=status, code=code, message=message)
 
 
-def signed_in(view):
+def csrf_refused(request: Request) -> Response:
+    return problem(
+        request,
+        403,
+        "error-csrf",
+        "The form's security token is missing or stale; reload the page and retry.",
+    )
+
+
+def signed_in(view=None, *, reads_form: bool = True):
     """The view runs for a signed-in browser (others go to the login page); a
-    state-changing request also needs the session's CSRF token in its form."""
+    state-changing request also needs the session's CSRF token in its form. A view that
+    streams its body itself (`reads_form=False`) checks the token as it reads."""
+    if view is None:
+        return functools.partial(signed_in, reads_form=reads_form)
 
     @functools.wraps(view)
     async def wrapper(request: Request) -> Response:
@@ -105,16 +117,11 @@ def signed_in(view):
                 return redirect(f"{PREFIX}/login?next={request.url.path}")
             return problem(request, 401, "unauthorized", "You must be logged in to do this.")
         request.state.session = session
-        if request.method != "GET":
+        if request.method != "GET" and reads_form:
             form = await request.form()
             request.state.form = form
             if not sessions.csrf_valid(session[1], form.get(CSRF_FIELD)):
-                return problem(
-                    request,
-                    403,
-                    "error-csrf",
-                    "The form's security token is missing or stale; reload the page and retry.",
-                )
+                return csrf_refused(request)
         try:
             return await view(request)
         except FerryError as exc:

@@ -130,3 +130,38 @@ def test_plain_user_has_no_admin_page(page, server):
     assert page.get_by_role("link", name="Admin").count() == 0
     page.goto(base + "/ui/admin")
     assert "error-unauthorized" in page.get_by_role("alert").inner_text()
+
+
+def test_admin_creates_a_folder_uploads_into_it_and_deletes_the_file(page, server):
+    base, password = server
+    sign_in(page, base, "admin", password)
+    page.get_by_text("New folder").click()
+    page.get_by_label("Folder name").fill("inbox")
+    page.get_by_role("button", name="Create folder").click()
+    page.wait_for_url(re.compile(r"/ui/files/inbox/$"))
+    assert page.get_by_text("This folder is empty.").is_visible()
+    page.get_by_label("Files", exact=True).set_input_files(
+        {"name": "hello.txt", "mimeType": "text/plain", "buffer": b"hi from the browser\n"}
+    )
+    page.get_by_role("button", name="Upload").click()
+    page.get_by_role("link", name="hello.txt", exact=True).wait_for()
+    assert page.get_by_text("This folder is empty.").count() == 0
+    shoot(page, "upload")
+    # The same name again is refused, and the page says why, in place.
+    page.get_by_label("Files", exact=True).set_input_files(
+        {"name": "hello.txt", "mimeType": "text/plain", "buffer": b"replaced?\n"}
+    )
+    page.get_by_role("button", name="Upload").click()
+    status = page.get_by_role("status")
+    status.filter(has_text="already exists").wait_for()
+    assert status.inner_text().startswith("409 ")
+    assert page.get_by_role("link", name="hello.txt", exact=True).count() == 1
+    # Chromium logs the refused request itself as a console error; nothing else may.
+    assert [e for e in page.console_errors if "status of 409" not in e] == []
+    page.console_errors.clear()
+    page.get_by_role("link", name="Delete hello.txt").click()
+    page.wait_for_url(re.compile(r"/ui/edit/delete\?path=inbox(/|%2F)hello\.txt$"))
+    page.get_by_role("button", name="Delete").click()
+    page.wait_for_url(re.compile(r"/ui/files/inbox/$"))
+    assert page.get_by_text("This folder is empty.").is_visible()
+    assert page.console_errors == []
