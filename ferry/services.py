@@ -21,6 +21,7 @@ from ferry.chat.operations.records import event_view
 from ferry.chat.operations.service import ImportService
 from ferry.chat.reads import WorkspaceQueries
 from ferry.chat.room_members import RoomDirectory
+from ferry.chat.subscriptions import Subscriptions
 from ferry.downloads.bandwidth import TokenBucket
 from ferry.downloads.fetch_types import TransferTuning
 from ferry.downloads.manager import DownloadManager
@@ -66,6 +67,7 @@ class Services:
     imports: ImportService
     workspace: WorkspaceQueries
     rooms: RoomDirectory
+    subscriptions: Subscriptions
     avatars: Avatars
     attachments: Attachments
     telemetry: Telemetry
@@ -154,6 +156,7 @@ class Services:
             imports=imports,
             workspace=queries,
             rooms=RoomDirectory(queries, accounts.users),
+            subscriptions=Subscriptions(queries, accounts.users),
             avatars=Avatars(accounts.users, config.files_dir / AVATARS_FOLDER),
             attachments=attachments,
             telemetry=telemetry,
