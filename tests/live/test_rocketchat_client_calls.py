@@ -162,7 +162,7 @@ EXPECTED = {
     "roles_create": (NOT_SERVED, NOT_SERVED),
     "roles_delete": (NOT_SERVED, NOT_SERVED),
     "roles_get_users_in_public_roles": (NOT_SERVED, NOT_SERVED),
-    "roles_get_users_in_role": (NOT_SERVED, NOT_SERVED),
+    "roles_get_users_in_role": (FORBIDDEN, OK),
     "roles_list": (OK, OK),
     "roles_remove_user_from_role": (FORBIDDEN, OK),
     "roles_sync": (NOT_SERVED, NOT_SERVED),
