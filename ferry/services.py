@@ -20,7 +20,9 @@ from ferry.chat.contacts import ContactQueries
 from ferry.chat.operations.records import event_view
 from ferry.chat.operations.service import ImportService
 from ferry.chat.reads import WorkspaceQueries
+from ferry.chat.role_members import RoleMembers
 from ferry.chat.room_members import RoomDirectory
+from ferry.chat.subscriptions import Subscriptions
 from ferry.downloads.bandwidth import TokenBucket
 from ferry.downloads.fetch_types import TransferTuning
 from ferry.downloads.manager import DownloadManager
@@ -69,6 +71,8 @@ class Services:
     imports: ImportService
     workspace: WorkspaceQueries
     rooms: RoomDirectory
+    subscriptions: Subscriptions
+    role_members: RoleMembers
     avatars: Avatars
     attachments: Attachments
     telemetry: Telemetry
@@ -161,6 +165,8 @@ class Services:
             imports=imports,
             workspace=queries,
             rooms=RoomDirectory(queries, accounts.users),
+            subscriptions=Subscriptions(queries, accounts.users),
+            role_members=RoleMembers(accounts.users),
             avatars=Avatars(accounts.users, config.files_dir / AVATARS_FOLDER),
             attachments=attachments,
             telemetry=telemetry,

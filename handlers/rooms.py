@@ -1,4 +1,5 @@
-"""Rocket.Chat's member lists, room roles, rooms.info and users.getPresence."""
+"""Rocket.Chat's member lists, room roles, rooms.info, rooms.get, subscriptions.get and
+users.getPresence."""
 
 from ferry.kernel.statuses import RoomType
 from handlers.context import services
@@ -42,6 +43,16 @@ def group_roles(roomId=None, roomName=None):
 def room_info(roomId=None, roomName=None):
     """GET /api/v1/rooms.info"""
     return _ok(services().rooms.room_info(reader(), roomId, roomName))
+
+
+def get_rooms(updatedSince=None):
+    """GET /api/v1/rooms.get"""
+    return _ok(services().subscriptions.rooms(reader(), updatedSince))
+
+
+def get_subscriptions(updatedSince=None):
+    """GET /api/v1/subscriptions.get"""
+    return _ok(services().subscriptions.subscriptions(reader(), updatedSince))
 
 
 def user_presence(userId=None, username=None):

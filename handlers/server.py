@@ -13,6 +13,11 @@ async def get_info():
     return {"success": True, "name": "Ferry", "version": __version__}
 
 
+async def get_info_v1():
+    """GET /api/v1/info"""
+    return {"info": {"version": __version__}, "success": True}
+
+
 async def get_health():
     """GET /api/v1/health: 200 when ok, 503 when degraded (the data dir is not writable)."""
     health = services().health()

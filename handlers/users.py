@@ -69,3 +69,8 @@ def remove_user_from_role(body: dict):
 def list_roles():
     """GET /api/v1/roles.list"""
     return {"roles": services().accounts.roles(), "success": True}
+
+
+def users_in_role(role: str, roomId=None, offset=0, count=50):
+    """GET /api/v1/roles.getUsersInRole"""
+    return {**services().role_members.users_in_role(role, roomId, offset, count), "success": True}

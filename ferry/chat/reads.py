@@ -311,6 +311,15 @@ class WorkspaceQueries:
         """im.list: the direct-message rooms `reader` is a member of."""
         return self._members_list(RoomType.DIRECT, reader, offset, count)
 
+    def joined_rooms(self, reader: Reader) -> list[dict]:
+        """Every room `reader` is a member of: channels, then groups, then direct messages,
+        each by name."""
+        return [
+            _room(room)
+            for room_type in (RoomType.CHANNEL, RoomType.PRIVATE_GROUP, RoomType.DIRECT)
+            for room in self._workspace.member_rooms(reader.user_id, room_type)[0]
+        ]
+
     def groups_list_all(
         self, offset: Any = 0, count: Any = 50, *, sort: Any = None, query: Any = None
     ) -> dict[str, Any]:
