@@ -16,13 +16,13 @@ PAUSING = "PAUSING"
 
 def held_by_stop(job: Job, error: FetchError) -> bool:
     """Whether `job`'s transfer, ended by `error`, goes on later from its part file: it is
-    being paused, or stopped with the server (file downloads only: an import's download
-    is part of an operation that ends with the server), or it failed in a way worth
-    another try and has tries left."""
+    being paused, or stopped with the server, or it failed in a way worth another try and
+    has tries left. File downloads only: an import's download is part of an operation
+    that ends with the server, and its retries start over."""
+    if job.record.get("kind", DownloadKind.FILE) != DownloadKind.FILE:
+        return False
     if error.code == DOWNLOAD_CANCELLED:
-        return job.stop_code in (PAUSING, SERVER_STOPPED) and (
-            job.record.get("kind", DownloadKind.FILE) == DownloadKind.FILE
-        )
+        return job.stop_code in (PAUSING, SERVER_STOPPED)
     return error.transient and job.attempts <= job.tuning.retries
 
 
