@@ -121,14 +121,10 @@ class Transfers:
     ) -> dict:
         display = "/".join(split_relative(raw_directory))
         try:
-            expected = Checksum.parse(checksum) if checksum is not None else None
-        except ValueError as problem:
-            guessed = self._guess_name(url, filename)
-            path = f"{display}/{guessed}" if display else guessed
-            raise DownloadRefused(
-                INVALID_CHECKSUM, str(problem), filename=guessed, path=path
-            ) from None
-        try:
+            try:
+                expected = Checksum.parse(checksum) if checksum is not None else None
+            except ValueError as problem:
+                raise FetchError(INVALID_CHECKSUM, str(problem)) from None
             target = self.manager.policy.check_url(url)
             directory, display = self.files.directory_for_writing(raw_directory)
             handle = self.manager.start(
