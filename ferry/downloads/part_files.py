@@ -3,7 +3,6 @@ published under a name nobody has taken, without ever overwriting a file."""
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import os
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from ferry.downloads import names
 from ferry.downloads.policy import DISK_FULL, WRITE_ERROR, FetchError
+from ferry.kernel.durable import fsync_directory
 
 MAX_NAME_ATTEMPTS = 10_000
 _SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -36,15 +36,6 @@ def create_part(directory: Path, name: str, tag: str) -> tuple[Path, int]:
         return path, os.open(path, flags, 0o644)
     except OSError as exc:
         raise local_error(exc, f"create a file in {directory}") from None
-
-
-def _fsync_directory(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 _NO_HARD_LINKS = frozenset(
@@ -94,7 +85,7 @@ def publish(part: Path, directory: Path, name: str) -> tuple[Path, str]:
         candidate = names.numbered(name, number)
         try:
             if _claim(part, directory / candidate):
-                _fsync_directory(directory)
+                fsync_directory(directory)
                 return directory / candidate, candidate
         except OSError as exc:
             raise local_error(exc, f"save {candidate} in {directory}") from None

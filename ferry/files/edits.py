@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ferry.files import RESERVED_PREFIXES, FileTree, split_relative
+from ferry.kernel.durable import fsync_directory
 from ferry.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 # Hidden (a leading dot) so listings, downloads of the tree and moves never show it.
@@ -29,15 +30,6 @@ def part_name(name: str) -> str:
     """The hidden name an upload of `name` is written under; fixed length whatever the
     name, so a 255-byte name still has a valid part file."""
     return PART_PREFIX + hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
-
-
-def _fsync_directory(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 class Upload:
@@ -107,7 +99,7 @@ class Upload:
         except BaseException:
             self.abort()
             raise
-        _fsync_directory(self.destination.parent)
+        fsync_directory(self.destination.parent)
         return replaced
 
     def abort(self) -> None:
@@ -259,7 +251,7 @@ class FileEdits:
                 raise Conflict(
                     f"'{entry.name}' is not empty; add ?recursive=true to delete it."
                 ) from None
-        _fsync_directory(entry.parent)
+        fsync_directory(entry.parent)
         return shown
 
     def move(self, raw_source: str, raw_destination: str, *, overwrite: bool) -> str:
@@ -295,5 +287,5 @@ class FileEdits:
             else:
                 os.unlink(destination)
         os.rename(source, destination)
-        _fsync_directory(destination.parent)
+        fsync_directory(destination.parent)
         return self._shown(destination)
