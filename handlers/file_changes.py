@@ -11,12 +11,23 @@ from handlers.responses import json_response
 
 DELETE_FILES = "delete-files"
 
+# Bytes of a request body gathered before one write to disk, made on a worker thread so
+# that a slow disk never stalls the event loop: large enough that the thread hop is
+# rare, small enough that an upload holds little memory however large it is.
+WRITE_BATCH = 1024 * 1024
+
 
 async def _receive(upload) -> None:
-    """The request body into `upload`, chunk by chunk as it arrives."""
+    """The request body into `upload` as it arrives, written off the event loop a batch
+    at a time (the next batch is read only once the last one is written)."""
+    batch = bytearray()
     async for chunk in request.stream():
-        if chunk:
-            upload.write(chunk)
+        batch += chunk
+        if len(batch) >= WRITE_BATCH:
+            await run_in_threadpool(upload.write, batch)
+            batch = bytearray()
+    if batch:
+        await run_in_threadpool(upload.write, batch)
 
 
 async def upload_file(path: str, overwrite: bool = False):
@@ -29,7 +40,7 @@ async def upload_file(path: str, overwrite: bool = False):
         await _receive(upload)
         replaced = await run_in_threadpool(upload.publish)
     except OverflowError:
-        upload.abort()
+        await run_in_threadpool(upload.abort)
         raise PayloadTooLarge(limit) from None
     except BaseException:
         upload.abort()
