@@ -31,6 +31,7 @@ from ferry.downloads.transfers import Transfers
 from ferry.events import DOWNLOAD, Event, EventBus, ImportEvents
 from ferry.files import FileTree
 from ferry.files.edits import FileEdits
+from ferry.files.part_sweep import PartSweeper
 from ferry.files.reading import FileHashes
 from ferry.kernel.config import Config
 from ferry.kernel.statuses import DownloadStatus, HealthStatus
@@ -78,6 +79,7 @@ class Services:
     telemetry: Telemetry
     events: EventBus
     webhooks: Webhooks
+    part_sweeper: PartSweeper
     started: bool = False
     file_hashes: FileHashes = field(default_factory=FileHashes)
 
@@ -172,6 +174,7 @@ class Services:
             telemetry=telemetry,
             events=events,
             webhooks=webhooks,
+            part_sweeper=PartSweeper(config.files_dir, config.upload_part_ttl),
         )
 
     def start(self) -> None:
@@ -189,6 +192,8 @@ class Services:
         # Imported files an earlier version left in the served tree move out of it.
         self.attachments.move_legacy_uploads()
         self.imports.startup()
+        # Part files of uploads nobody finished, now and every hour.
+        self.part_sweeper.start()
 
     def event_view(self, user: dict) -> Callable[[Event], dict | None]:
         """What `user` is told of each event (its `data`), or None for an event about a
@@ -225,6 +230,7 @@ class Services:
         }
 
     def close(self) -> None:
+        self.part_sweeper.stop()
         self.events.close()
         self.imports.shutdown()
         self.downloads.shutdown(SHUTDOWN_GRACE_SECONDS)

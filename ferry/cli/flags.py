@@ -248,6 +248,14 @@ SERVE_FLAGS = (
         _size,
     ),
     Flag(
+        "--upload-part-ttl",
+        "FERRY_UPLOAD_PART_TTL",
+        "upload_part_ttl",
+        "how long an unfinished upload's part file may go untouched before it is removed: "
+        "seconds, or with s/m/h/d (24h)",
+        _duration,
+    ),
+    Flag(
         "--direct-message-max-users",
         "FERRY_DIRECT_MESSAGE_MAX_USERS",
         "direct_message_max_users",

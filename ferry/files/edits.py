@@ -42,6 +42,8 @@ class Upload:
         self.size = 0
         self.part = destination.parent / f"{part_name(destination.name)}-{secrets.token_hex(6)}"
         self._file = open(self.part, "xb")  # noqa: SIM115 - closed by publish or abort
+        # Held while the upload writes: the sweep of abandoned parts leaves it alone.
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
 
     @classmethod
     def resumed(cls, destination: Path, overwrite: bool, total: int) -> Upload:
@@ -56,12 +58,7 @@ class Upload:
         upload = cls.__new__(cls)
         upload.destination, upload.overwrite, upload.limit = destination, overwrite, total
         upload.part = destination.parent / part_name(destination.name)
-        upload._file = open(upload.part, "ab")  # noqa: SIM115 - closed by publish or pause
-        try:
-            fcntl.flock(upload._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            upload._file.close()
-            raise Conflict("Another request is appending to this upload.") from None
+        upload._file = _locked_for_append(upload.part)
         upload.size = upload._file.tell()
         if upload.size > total:
             upload._file.close()
@@ -106,6 +103,34 @@ class Upload:
         self._file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.part)
+
+
+def _locked_for_append(part: Path):
+    """`part` opened for appending under an exclusive lock, which tells the sweep of
+    abandoned parts, and any other append, that it is being written.
+
+    Raises:
+        Conflict: another request holds the lock.
+    """
+    while True:
+        file = open(part, "ab")  # noqa: SIM115 - the caller closes it
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.close()
+            raise Conflict("Another request is appending to this upload.") from None
+        held, named = os.fstat(file.fileno()), _stat_or_none(part)
+        if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+            return file
+        # The sweep removed the old part between the open and the lock: open it anew.
+        file.close()
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
 
 
 def _publish(part: Path, destination: Path, overwrite: bool) -> bool:

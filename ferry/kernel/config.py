@@ -36,6 +36,8 @@ class Config:
     # Local paths `downloadPublicImportFile` may read; None refuses every local path.
     import_folder: Path | None = None
     max_upload_size: int = 1024**3
+    # Seconds an upload's part file may go untouched before the server removes it.
+    upload_part_ttl: int = 24 * 3600
     # Slack group DMs with at most this many members become DMs, larger ones private
     # groups (Rocket.Chat's DirectMesssage_maxUsers; 1 sends every group DM to a group).
     direct_message_max_users: int = 1

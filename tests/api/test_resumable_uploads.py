@@ -1,7 +1,14 @@
-"""Resumable uploads: PATCH appends parts, HEAD says where to go on, the last part publishes."""
+"""Resumable uploads: PATCH appends parts, HEAD says where to go on, the last part publishes;
+parts left untouched too long are swept."""
+
+import os
+import time
 
 import pytest
 
+from ferry.files.edits import part_name
+from handlers.app import create_app
+from tests.conftest import ADMIN_PASSWORD, log_in, make_config
 from tests.support.envelope import assert_error
 
 APPEND = {"X-Update-Range": "append"}
@@ -54,3 +61,25 @@ def test_plain_users_may_not_append(client, make_user, files_dir):
     response = client.patch("/x.bin?size=1", content=b"x", headers={**user.bearer, **APPEND})
     assert_error(response, 403)
     assert list(files_dir.iterdir()) == []
+
+
+def test_the_server_sweeps_parts_left_untouched_past_their_ttl(tmp_path):
+    config = make_config(tmp_path / "data", upload_part_ttl=3600)
+    app = create_app(config)
+    try:
+        abandoned = config.files_dir / "big" / part_name("file.bin")
+        abandoned.parent.mkdir(parents=True)
+        abandoned.write_bytes(b"left behind")
+        stamp = time.time() - 7200
+        os.utime(abandoned, (stamp, stamp))
+        recent = config.files_dir / part_name("other.bin")
+        recent.write_bytes(b"recent")
+        assert abandoned.exists()  # building the app sweeps nothing
+        with app.test_client() as client:
+            assert app.services.part_sweeper.wait_for_sweeps(1, 30)
+            assert not abandoned.exists() and recent.exists()
+            app.services.accounts.ensure_admin("admin", ADMIN_PASSWORD)
+            bearer = log_in(client, "admin", ADMIN_PASSWORD).bearer
+            assert "x-upload-offset" not in client.head("/big/file.bin", headers=bearer).headers
+    finally:
+        app.services.close()
