@@ -77,11 +77,13 @@ def browse(
         downloads = services().transfers.active(current_user(), path)
         return json_response(200, {"downloads": downloads})
     if zip is not None or q is not None or hash is not None:
-        return _read_whole(path, zip is not None, q, hash is not None, count)
+        return _read_whole(path, zip is not None, q, hash is not None, offset, count)
     return _browse(path, offset, count, sort, order)
 
 
-def _read_whole(raw_path: str, as_zip: bool, query: str | None, as_hash: bool, count: int):
+def _read_whole(
+    raw_path: str, as_zip: bool, query: str | None, as_hash: bool, offset: int, count: int
+):
     tree = services().files
     target = tree.resolve(raw_path)
     shown = tree.display_path(target)
@@ -94,10 +96,11 @@ def _read_whole(raw_path: str, as_zip: bool, query: str | None, as_hash: bool, c
     if not target.is_dir():
         raise InvalidInput("?zip= and ?q= need a directory.")
     if query is not None:
-        found, truncated = search(tree, target, query, count)
-        entries = [entry.as_dict() for entry in found]
+        page = search(target, query, offset, count)
+        entries = [entry.as_dict() for entry in page.entries]
         body = {"success": True, "path": shown, "query": query, "entries": entries}
-        return json_response(200, {**body, "count": len(entries), "truncated": truncated})
+        paging = {"count": len(entries), "offset": offset, "more": page.more}
+        return json_response(200, {**body, **paging, "truncated": page.truncated})
     name = (target.name if shown else "files") + ".zip"
     return StreamingResponse(
         zip_stream(target),

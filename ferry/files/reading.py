@@ -14,9 +14,10 @@ import time
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from ferry.files import Entry, FileTree
+from ferry.files import Entry
 from ferry.kernel.statuses import EntryType
 
 CHUNK = 256 * 1024
@@ -99,25 +100,39 @@ def _zip_time(info: os.stat_result) -> tuple:
     return stamp[:6]
 
 
-def search(tree: FileTree, directory: Path, query: str, limit: int) -> tuple[list[Entry], bool]:
-    """Entries below `directory` whose names contain `query` (case-insensitive), as
-    paths relative to it; and whether the search stopped early (at `limit` results,
-    after SEARCH_MAX_VISITED entries or SEARCH_MAX_SECONDS)."""
+@dataclass(frozen=True)
+class SearchPage:
+    entries: list[Entry]
+    # Matches follow this page.
+    more: bool
+    # The walk stopped at SEARCH_MAX_VISITED entries or SEARCH_MAX_SECONDS.
+    truncated: bool
+
+
+def search(directory: Path, query: str, offset: int, limit: int) -> SearchPage:
+    """The matches `offset` to `offset + limit` among the entries below `directory`
+    whose names contain `query` (case-insensitive), as paths relative to it, in the
+    walk's fixed order; the walk stops at the first match past the page, or at its
+    bounds (SEARCH_MAX_VISITED entries, SEARCH_MAX_SECONDS)."""
     needle = query.casefold()
     found: list[Entry] = []
+    matched = 0
     deadline = time.monotonic() + SEARCH_MAX_SECONDS
     for visited, (relative, item, info) in enumerate(_visible_walk(directory)):
         if visited >= SEARCH_MAX_VISITED or time.monotonic() > deadline:
-            return found, True
+            return SearchPage(found, more=False, truncated=True)
         if needle not in item.name.casefold():
             continue
+        matched += 1
+        if matched <= offset:
+            continue
         if len(found) == limit:
-            return found, True
+            return SearchPage(found, more=True, truncated=False)
         is_directory = stat.S_ISDIR(info.st_mode)
         kind = EntryType.DIRECTORY if is_directory else EntryType.FILE
         size = 0 if is_directory else info.st_size
         found.append(Entry(relative, kind, size, int(info.st_mtime)))
-    return found, False
+    return SearchPage(found, more=False, truncated=False)
 
 
 class FileHashes:

@@ -6,6 +6,7 @@ import zipfile
 
 import pytest
 
+from ferry.files import reading
 from tests.support.envelope import assert_error
 
 
@@ -46,11 +47,28 @@ def test_search_is_case_insensitive_and_recursive(client, admin, tree):
     assert hidden["entries"] == []
 
 
-def test_search_stops_at_count(client, admin, tree):
+def test_search_pages_through_its_matches(client, admin, tree):
     for index in range(5):
         (tree / f"match-{index}").write_bytes(b"")
-    body = client.get("/?q=match&count=3", headers=admin.bearer).json()
-    assert body["count"] == 3 and body["truncated"] is True
+
+    def page(offset):
+        query = f"/?q=MATCH&count=2&offset={offset}"
+        body = client.get(query, headers=admin.bearer).json()
+        names = [entry["name"] for entry in body["entries"]]
+        return names, body["offset"], body["more"], body["truncated"]
+
+    assert page(0) == (["match-0", "match-1"], 0, True, False)
+    assert page(2) == (["match-2", "match-3"], 2, True, False)
+    assert page(4) == (["match-4"], 4, False, False)
+    assert page(5) == ([], 5, False, False)
+
+
+def test_search_says_when_it_stopped_at_its_bound(client, admin, tree, monkeypatch):
+    monkeypatch.setattr(reading, "SEARCH_MAX_VISITED", 3)
+    body = client.get("/photos?q=e", headers=admin.bearer).json()
+    assert body["truncated"] is True and body["more"] is False
+    assert_error(client.get("/photos?q=e&count=0", headers=admin.bearer), 400)
+    assert_error(client.get("/photos?q=e&offset=-1", headers=admin.bearer), 400)
 
 
 def test_hash_is_the_sha256_and_follows_changes(client, admin, tree):
