@@ -10,7 +10,6 @@ from pathlib import Path
 
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
     SpinnerColumn,
     TaskProgressColumn,
@@ -27,6 +26,7 @@ from ferry.client.render import (
     err,
     out,
     print_table,
+    transfer_progress,
 )
 from ferry.kernel.statuses import FINAL_IMPORT_STEPS, DownloadKind, ImportState, ImportStep
 
@@ -70,16 +70,8 @@ def _upload(client: FerryClient, path: Path, importer: str, password: str | None
     if not path.is_file():
         raise ClientError(f"no such file: {path} (a URL must start with http:// or https://)")
     size = path.stat().st_size
-    with Progress(
-        TextColumn("uploading [bold]{task.description}"),
-        BarColumn(bar_width=30),
-        TaskProgressColumn(),
-        DownloadColumn(),
-        console=out,
-        transient=True,
-        disable=not out.is_terminal,
-    ) as progress:
-        task = progress.add_task(path.name, total=size)
+    with transfer_progress(out) as progress:
+        task = progress.add_task(f"uploading {path.name}", total=size)
         client.upload_import(
             path, importer, password, lambda sent: progress.update(task, completed=sent)
         )

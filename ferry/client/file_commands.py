@@ -8,14 +8,16 @@ stopped (`X-Upload-Offset`).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 import requests
 
 from ferry.client.api import REQUEST_TIMEOUT, ApiError, ClientError, client_for
-from ferry.client.render import out
+from ferry.client.render import err, out, transfer_progress
 
 RESUMABLE_FROM = 64 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
@@ -36,8 +38,35 @@ def _uploaded_so_far(client, remote: str) -> int:
     return int(response.headers.get("X-Upload-Offset", 0))
 
 
+class FileSlice:
+    """The next `length` bytes of an open file as a request body: `requests` streams an
+    object with `read` and `__len__` with its Content-Length, never holding it in memory.
+    Each block read is reported to `on_read`."""
+
+    def __init__(self, source, length: int, on_read: Callable[[int], object]):
+        self._source = source
+        self._left = length
+        self._length = length
+        self._on_read = on_read
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        wanted = CHUNK if size is None or size < 0 else size
+        block = self._source.read(min(wanted, self._left))
+        if not block:
+            # Exactly the length announced in Content-Length, or nothing.
+            raise ClientError(f"{self._source.name} shrank while it was being uploaded")
+        self._left -= len(block)
+        self._on_read(len(block))
+        return block
+
+
 def _put_in_parts(
-    client, local: Path, remote: str, size: int, overwrite: bool, offset: int
+    client, local: Path, remote: str, size: int, overwrite: bool, offset: int, sent
 ) -> dict:
     params = {"size": size, "overwrite": str(overwrite).lower()}
     headers = {"X-Update-Range": "append"}
@@ -45,13 +74,15 @@ def _put_in_parts(
     with local.open("rb") as source:
         source.seek(offset)
         while offset < size or not result:
-            part = source.read(PART_SIZE)
+            length = min(PART_SIZE, size - offset)
+            part = FileSlice(source, length, sent)
             result = client.request(
                 "PATCH", _url(remote), params=params, headers=headers, data=part, timeout=300
             )
-            offset += len(part)
-            out.print(f"{remote}: {offset} of {size} bytes")
-            if not part:
+            offset += length
+            if not err.is_terminal:
+                out.print(f"{remote}: {offset} of {size} bytes")
+            if not length:
                 break
     return result
 
@@ -65,18 +96,22 @@ def cmd_put(args: argparse.Namespace) -> int:
     size = local.stat().st_size
     # An earlier `ferry put` that was cut off is carried on, whatever the size.
     offset = _uploaded_so_far(client, remote)
-    if size > RESUMABLE_FROM or offset:
-        result = _put_in_parts(client, local, remote, size, args.overwrite, offset)
-    else:
-        with local.open("rb") as source:
-            result = client.request(
-                "PUT",
-                _url(remote),
-                params={"overwrite": str(args.overwrite).lower()},
-                data=source,
-                timeout=300,
-            )
-    out.print(f"Uploaded {result['path']} ({result['size']} bytes)")
+    with transfer_progress(err) as progress:
+        task = progress.add_task(f"put {remote}", total=size, completed=offset)
+        sent = functools.partial(progress.advance, task)
+        if size > RESUMABLE_FROM or offset:
+            result = _put_in_parts(client, local, remote, size, args.overwrite, offset, sent)
+        else:
+            with local.open("rb") as source:
+                result = client.request(
+                    "PUT",
+                    _url(remote),
+                    params={"overwrite": str(args.overwrite).lower()},
+                    data=FileSlice(source, size, sent),
+                    timeout=300,
+                )
+    resumed = f", going on from byte {offset}" if offset else ""
+    out.print(f"Uploaded {result['path']} ({result['size']} bytes{resumed})")
     return 0
 
 
@@ -129,9 +164,12 @@ def cmd_get(args: argparse.Namespace) -> int:
                 raise ApiError(response.status_code, response.json())
             if "ETag" not in response.headers:
                 raise ClientError(f"{args.remote} is a folder")
-            with partial.open("wb") as target:
+            total = int(response.headers.get("Content-Length", 0)) or None
+            with transfer_progress(err) as progress, partial.open("wb") as target:
+                task = progress.add_task(f"get {args.remote}", total=total)
                 for chunk in response.iter_content(CHUNK):
                     target.write(chunk)
+                    progress.advance(task, len(chunk))
     except requests.exceptions.RequestException as exc:
         partial.unlink(missing_ok=True)
         raise ClientError(str(exc)) from None

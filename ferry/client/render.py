@@ -19,6 +19,8 @@ from rich.progress import (
     Task,
     TaskProgressColumn,
     TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 from rich.table import Table
 from rich.text import Text
@@ -106,16 +108,33 @@ class DownloadProgress(Progress):
             yield Text(self.footer, style="progress.remaining")
 
 
+def _amount_columns() -> tuple[ProgressColumn, ...]:
+    """The bar, the percentage and the bytes, as every transfer row shows them."""
+    return (BarColumn(bar_width=30), TaskProgressColumn(), DownloadColumn())
+
+
 def download_progress(console: Console) -> DownloadProgress:
     return DownloadProgress(
         TextColumn("[bold]{task.description}", table_column=None),
-        BarColumn(bar_width=30),
-        TaskProgressColumn(),
-        DownloadColumn(),
+        *_amount_columns(),
         ServerSpeedColumn(),
         ServerEtaColumn(),
         console=console,
         refresh_per_second=8,
+        disable=not console.is_terminal,
+    )
+
+
+def transfer_progress(console: Console) -> Progress:
+    """One bar for bytes this client sends or receives itself (speed and time left
+    measured here); drawn only when `console` is a terminal, and gone when done."""
+    return Progress(
+        TextColumn("{task.description}", style="bold", markup=False),
+        *_amount_columns(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
         disable=not console.is_terminal,
     )
 

@@ -1,8 +1,12 @@
-"""`ferry put/ls/mv/get/mkdir/rm` against a real server, the big file in resumable parts."""
+"""`ferry put/ls/mv/get/mkdir/rm` against a real server, the big file in resumable parts,
+with transfer bars on a terminal and plain lines elsewhere."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import requests
@@ -49,4 +53,57 @@ def test_a_put_cut_off_earlier_goes_on_from_where_it_stopped(ferry, logged_in, t
     assert first.status_code == 202
     done = run(env, "put", str(local), "big/big.bin")
     assert done.returncode == 0, done.stderr
+    assert "going on from byte 300000" in done.stdout
     assert (files / "big" / "big.bin").read_bytes() == local.read_bytes()
+
+
+def run_on_terminal(env: dict, *args: str) -> tuple[int, str, str]:
+    """`ferry ARGS` with its stderr on a pseudo-terminal: (status, stdout, what the
+    terminal showed)."""
+    controller, terminal = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ferry.cli", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
+        )
+        os.close(terminal)
+        shown = bytearray()
+        while True:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:  # the terminal's other end closed with the process
+                break
+            if not data:
+                break
+            shown += data
+        stdout = process.stdout.read().decode()
+        process.wait(timeout=60)
+    finally:
+        os.close(controller)
+    return process.returncode, stdout, shown.decode(errors="replace")
+
+
+def test_put_and_get_draw_a_bar_on_a_terminal_and_plain_lines_elsewhere(
+    ferry,  # noqa: F811
+    logged_in,  # noqa: F811
+    tmp_path,
+):
+    env, files = logged_in["env"], ferry["data"] / "files"
+    local = tmp_path / "bar.bin"
+    local.write_bytes(b"b" * 3_000_000)
+    status, stdout, shown = run_on_terminal(env, "put", str(local), "bars/")
+    assert status == 0, shown
+    assert "put bars/bar.bin" in shown and "100%" in shown and "3.0 MB" in shown
+    assert stdout.strip() == "Uploaded bars/bar.bin (3000000 bytes)"
+    assert (files / "bars" / "bar.bin").read_bytes() == local.read_bytes()
+    fetched = tmp_path / "back.bin"
+    status, stdout, shown = run_on_terminal(env, "get", "bars/bar.bin", str(fetched))
+    assert status == 0, shown
+    assert "get bars/bar.bin" in shown and "100%" in shown
+    assert fetched.read_bytes() == local.read_bytes()
+    piped = run(env, "get", "bars/bar.bin", str(tmp_path / "piped.bin"))
+    assert piped.returncode == 0 and piped.stderr == ""
+    assert piped.stdout.strip() == f"Saved {tmp_path / 'piped.bin'}"
