@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -107,3 +108,27 @@ def test_put_and_get_draw_a_bar_on_a_terminal_and_plain_lines_elsewhere(
     piped = run(env, "get", "bars/bar.bin", str(tmp_path / "piped.bin"))
     assert piped.returncode == 0 and piped.stderr == ""
     assert piped.stdout.strip() == f"Saved {tmp_path / 'piped.bin'}"
+
+
+def test_a_request_is_answered_while_an_upload_trickles_in(ferry, logged_in):  # noqa: F811
+    token = json.loads(logged_in["config"].read_text())["authToken"]
+    host, port = ferry["base"].removeprefix("http://").split(":")
+    body = b"t" * 200_000
+    with socket.create_connection((host, int(port)), timeout=30) as upload:
+        upload.sendall(
+            (
+                "PUT /trickle/slow.bin HTTP/1.1\r\n"
+                f"Host: {host}\r\nAuthorization: Bearer {token}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body[:100_000]
+        )
+        # Half the body is in; another request is answered before the rest is sent.
+        listing = requests.get(
+            f"{ferry['base']}/", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        assert listing.status_code == 200
+        upload.sendall(body[100_000:])
+        answer = upload.makefile("rb").readline()
+    assert answer.startswith(b"HTTP/1.1 201")
+    assert (ferry["data"] / "files" / "trickle" / "slow.bin").read_bytes() == body
