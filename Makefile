@@ -58,6 +58,9 @@ format: install ## Reformat the code with ruff
 bench-downloads: install ## Benchmark downloads: 1 GiB vs curl/aria2c/dd oflag=direct, 100x5 MiB in one batch vs aria2c -j 16, RSS, API latency
 	$(PY) bench/bench_downloads.py $(ARGS)
 
+bench-files: install ## Benchmark the file server: 1 GiB and 1,000 small files up and down vs nginx WebDAV (or a Python peer), a 2 GiB zip with peak RSS
+	$(PY) bench/bench_files.py $(ARGS)
+
 bench-import: install ## Benchmark prepare and import of generated CSV and Slack exports
 	$(PY) bench/bench_import.py $(ARGS)
 
@@ -70,4 +73,4 @@ bench-handlers: install ## CPU per in-process request with and without the Conne
 clean: ## Remove the virtualenv and caches (not ./data)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
 
-.PHONY: help install run test lint-python lint format bench-downloads bench-import bench-load bench-handlers clean
+.PHONY: help install run test lint-python lint format bench-downloads bench-files bench-import bench-load bench-handlers clean
