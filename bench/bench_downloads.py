@@ -99,8 +99,11 @@ class _SendfileHandler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def static_server(root: Path, work: Path):
-    """Yields (base URL, description)."""
+def static_server(
+    root: Path, work: Path, nginx_directives: str = "", handler=None, label="static server"
+):
+    """Yields (base URL, description). `nginx_directives` go into nginx's server block;
+    `handler` (an `_SendfileHandler` subclass) answers where nginx is not installed."""
     port = free_port()
     if shutil.which("nginx"):
         conf = work / "nginx.conf"
@@ -122,6 +125,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {root};
+        {nginx_directives}
     }}
 }}
 """
@@ -129,18 +133,18 @@ http {{
         process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)])
         try:
             wait_for_port(port)
-            yield f"http://127.0.0.1:{port}", "nginx (sendfile)"
+            yield f"http://127.0.0.1:{port}", f"nginx ({label})"
         finally:
             process.terminate()
             process.wait(10)
         return
-    handler = type("Handler", (_SendfileHandler,), {"root": root.resolve()})
+    handler = type("Handler", (handler or _SendfileHandler,), {"root": root.resolve()})
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{port}", "Python http.server + socket.sendfile"
+        yield f"http://127.0.0.1:{port}", f"Python http.server, nginx not installed ({label})"
     finally:
         server.shutdown()
         server.server_close()
