@@ -10,17 +10,18 @@ import time
 import pytest
 
 from tests.api.test_import_api import csv_export
-from tests.browser.test_pages import CHROMIUM, browser, page, shoot, sign_in  # noqa: F401
+from tests.browser import test_pages
+from tests.browser.test_pages import shoot, sign_in
 from tests.live.test_serve import free_port, start, wait_until_up
 from tests.support.importers import FIXTURES
 from tests.support.remote import RemoteServer
 
 SLACK_EXPORT = FIXTURES / "slack-export-viewer" / "testarchive.zip"
 
-pytestmark = [
-    pytest.mark.live,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
-]
+pytestmark = test_pages.pytestmark
+# Chromium and a fresh page per test, with its console errors collected.
+browser = test_pages.browser
+page = test_pages.page
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +66,8 @@ def slowly(body: bytes, pieces: int = 20, pause: float = 0.1):
 
     def handler(h) -> None:
         h.send_head(200, [("Content-Length", str(len(body)))])
-        for start in range(0, len(body), size):
-            h.wfile.write(body[start : start + size])
+        for offset in range(0, len(body), size):
+            h.wfile.write(body[offset : offset + size])
             h.wfile.flush()
             time.sleep(pause)
 
