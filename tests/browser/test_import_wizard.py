@@ -147,7 +147,8 @@ def test_download_bar_reaches_100_percent_from_live_events(page, server):
     sign_in(page, base, "admin", password)
     with RemoteServer() as remote:
         url = remote.trickle("/slow.bin", pieces=24, piece=b"x" * 16384, pause=0.15)
-        page.get_by_text("Download a URL into this folder").click()
+        page.get_by_role("link", name="Downloads", exact=True).click()
+        page.get_by_text("Download a URL", exact=True).click()
         page.get_by_label("URL", exact=True).fill(url)
         page.get_by_role("button", name="Start download").click()
         page.wait_for_url(re.compile(r"/ui/downloads$"))
