@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from starlette.applications import Starlette
 from starlette.staticfiles import StaticFiles
 
+from handlers.ui.body_cap import FormBodyCap
+from handlers.ui.imports.picker import Selections
 from handlers.ui.routes import ROUTES
 from handlers.ui.session import Sessions
 from handlers.ui.web import HERE, PREFIX, redirect
@@ -19,6 +21,8 @@ def create_ui(services: Services) -> Starlette:
     app = Starlette(routes=ROUTES)
     app.state.services = services
     app.state.sessions = Sessions(services.accounts)
+    app.state.import_selections = Selections()
+    app.add_middleware(FormBodyCap)
     app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
 

@@ -182,6 +182,7 @@ async def downloads(request: Request):
         shown=shown if shown in FINISHED_FILTERS else None,
         filters=FINISHED_FILTERS,
         live=hasattr(services, "events"),
+        allow_download=services.config.allow_download,
     )
 
 

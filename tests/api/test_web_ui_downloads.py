@@ -66,3 +66,19 @@ def test_plain_user_does_not_see_others_downloads(client, admin, make_user, remo
     make_user("bob", ["user"])
     sign_in(client, "bob", USER_PASSWORD)
     assert "slow.bin" not in client.get("/ui/downloads").text
+
+
+def test_the_downloads_page_starts_a_download_into_a_named_folder(client, admin, remote, files_dir):
+    (files_dir / "inbox").mkdir()
+    url = remote.file("/note.txt", b"from the downloads page")
+    sign_in(client)
+    page = client.get("/ui/downloads")
+    assert 'action="/ui/downloads/start"' in page.text and 'name="folder"' in page.text
+    started = client.post(
+        "/ui/downloads/start",
+        data={"csrf_token": csrf_of(page.text), "folder": "inbox", "url": url},
+        follow_redirects=False,
+    )
+    assert started.status_code == 303 and started.headers["location"] == "/ui/downloads"
+    assert wait_until(lambda: (files_dir / "inbox" / "note.txt").is_file())
+    assert (files_dir / "inbox" / "note.txt").read_bytes() == b"from the downloads page"

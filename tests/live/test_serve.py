@@ -53,9 +53,11 @@ def wait_until_up(port: int, process: subprocess.Popen, timeout: float = 20) -> 
             shown = process.stdout.read() if process.stdout else "(output in a file)"
             raise AssertionError(f"ferry exited early:\n{shown}")
         try:
-            requests.get(f"http://127.0.0.1:{port}/api/info", timeout=1)
+            requests.get(f"http://127.0.0.1:{port}/api/info", timeout=5)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or (on a busy machine) its first answer, which builds
+            # the middleware stack, is slow.
             time.sleep(0.1)
     raise AssertionError("ferry did not come up")
 

@@ -50,6 +50,14 @@ class PendingDownloads:
         self._attachments = attachments
         self._avatars_dir = avatars_dir
 
+    def waiting(self) -> dict[str, int]:
+        """How much an import left to fetch: messages waiting for a file (`files`) and
+        users waiting for an avatar (`avatars`)."""
+        return {
+            "files": self._workspace.pending_file_count(),
+            "avatars": len(self._users.with_pending_avatars()),
+        }
+
     # --- files -----------------------------------------------------------------------
 
     def download_pending_files(self, user_id: str) -> int:

@@ -1,5 +1,6 @@
 // Small enhancements over server-rendered pages; every page works without them.
 import "./upload.js";
+import "./imports.js";
 
 // Dates: the server sends epoch seconds, the browser shows them in the reader's zone.
 for (const el of document.querySelectorAll("time[data-epoch]")) {

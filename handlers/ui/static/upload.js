@@ -1,5 +1,5 @@
 // Upload with a progress bar (XHR upload progress) and drag and drop onto the listing.
-// Without JavaScript the form posts as a plain multipart form.
+// Without JavaScript the forms post as plain multipart forms.
 
 function errorText(html, status) {
   const page = new DOMParser().parseFromString(html, "text/html");
@@ -7,19 +7,16 @@ function errorText(html, status) {
   return error ? error.textContent.trim() : `Upload failed (HTTP ${status}).`;
 }
 
-function send(form, files) {
-  const data = new FormData();
-  for (const field of form.querySelectorAll("input[type=hidden], input[type=checkbox]")) {
-    if (field.type !== "checkbox" || field.checked) data.append(field.name, field.value || "on");
-  }
-  for (const file of files) data.append("files", file, file.name);
+// Posts `data` to the form's action, moving its <progress>; on success goes where the
+// server redirected, otherwise shows the page's error in the form's status line.
+export function postWithProgress(form, data, what) {
   const bar = form.querySelector("progress");
   const status = form.querySelector(".upload-status");
   const button = form.querySelector("button[type=submit]");
   bar.hidden = false;
   bar.value = 0;
   button.disabled = true;
-  status.textContent = `Uploading ${files.length} file(s)…`;
+  status.textContent = `Uploading ${what}…`;
   const request = new XMLHttpRequest();
   request.upload.addEventListener("progress", (event) => {
     if (event.lengthComputable) bar.value = Math.round((event.loaded / event.total) * 100);
@@ -41,6 +38,15 @@ function send(form, files) {
   });
   request.open("POST", form.action);
   request.send(data);
+}
+
+function send(form, files) {
+  const data = new FormData();
+  for (const field of form.querySelectorAll("input[type=hidden], input[type=checkbox]")) {
+    if (field.type !== "checkbox" || field.checked) data.append(field.name, field.value || "on");
+  }
+  for (const file of files) data.append("files", file, file.name);
+  postWithProgress(form, data, `${files.length} file(s)`);
 }
 
 const form = document.querySelector("form[data-upload]");
