@@ -1,7 +1,8 @@
 """An imported Slack workspace with threads, and Ann, Bo and Cy logged in.
 
 `general` (everyone): Ann asks "Who reviews the release?", Bo and Cy reply in its
-thread, then Ann says hello. `secret` (Ann and Bo): Ann starts a thread, Bo replies.
+thread, then Ann says hello and shares a file (not downloaded). A direct message
+room holds Ann and Bo. `secret` (Ann and Bo): Ann starts a thread, Bo replies.
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from tests.support.importers import build_zip
 PASSWORD = "a-long-thread-passphrase-1"
 EVERYTHING = {"input": {"users": {"all": True}, "channels": {"all": True}}}
 QUESTION_TS = "1500000001.000100"
+# Slack puts a token in its files' download URLs; it must never reach a reader.
+EXPORT_TOKEN = "xoxe-export-token-7f3a"
+EXPORT_FILE = {
+    "id": "F1",
+    "name": "plan.txt",
+    "size": 9,
+    "url_private_download": f"http://127.0.0.1:9/files/plan.txt?t={EXPORT_TOKEN}",
+}
 SECRET_TS = "1500000010.000100"
 
 
@@ -43,6 +52,7 @@ def _export(tmp_path):
         said("U2", "me", "1500000002.000100", thread_ts=QUESTION_TS, parent_user_id="U1"),
         said("U3", "me too", "1500000003.000100", thread_ts=QUESTION_TS, parent_user_id="U1"),
         said("U1", "hello all", "1500000004.000100"),
+        said("U1", "", "1500000005.000100", files=[EXPORT_FILE]),
     ]
     secret = [
         said(
@@ -62,6 +72,8 @@ def _export(tmp_path):
             "users.json": users,
             "channels.json": [room("C1", "general", ["U1", "U2", "U3"])],
             "groups.json": [room("G1", "secret", ["U1", "U2"])],
+            "dms.json": [{"id": "D1", "members": ["U1", "U2"], "created": 1}],
+            "D1/2017-07-14.json": [said("U2", "hi ann", "1500000020.000100")],
             "general/2017-07-14.json": general,
             "secret/2017-07-14.json": secret,
         },
