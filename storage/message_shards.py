@@ -218,6 +218,7 @@ class MessageShards:
         return None
 
     def _build_id_index(self) -> None:
+        self._ids.clear()
         for index_path in (self._root / "rooms").glob("*/index.json"):
             for shard in read_json(index_path, {"shards": []})["shards"]:
                 messages = orjson.loads((index_path.parent / shard["f"]).read_bytes())
@@ -397,6 +398,10 @@ class MessageShards:
         else:
             self._id_maps.move_to_end(room_id)
         return ids
+
+    def close(self) -> None:
+        """Make what was written durable where writes skipped it (the id index)."""
+        self._ids.close()
 
     def delete(self, room_id: str) -> None:
         """Remove a room's messages, files and cached state."""

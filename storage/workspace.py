@@ -53,6 +53,10 @@ class WorkspaceStore:
             for room in self._rooms.all():
                 self._index_room(room)
 
+    def close(self) -> None:
+        with self._store.lock:
+            self._shards.close()
+
     # ======================================================================
     # rooms
     # ======================================================================

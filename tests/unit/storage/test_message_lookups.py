@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from storage import message_ids
+from storage.message_shards import MessageShards
 from tests.support.workspace import SECOND, ids_of, message, write
 
 
@@ -80,3 +81,19 @@ def test_thread_replies_and_roots(ws):
     assert ws.thread_messages("R2", "m001") == []
     assert ids_of(ws.thread_roots("R1")) == ["m001", "m006"]
     assert ws.thread_roots("R2") == []
+
+
+def test_id_lines_are_synced_at_close_and_rebuilt_after_a_stop_without_it(tmp_path):
+    shards = MessageShards(tmp_path, fsync=True)
+    shards.upsert("R1", [message(i) for i in range(5)])
+    marks = tmp_path / "ids"
+    assert (marks / "unsynced").exists()
+    # Stopped without closing: the next opening starts the index over...
+    reopened = MessageShards(tmp_path, fsync=True)
+    assert not (marks / "unsynced").exists() and not list(marks.glob("*.jsonl"))
+    # ...and the first lookup rebuilds it from the shards.
+    assert reopened.find("m003")["msg"] == "text 3"
+    reopened.upsert("R1", [message(9)])
+    reopened.close()
+    assert not (marks / "unsynced").exists()
+    assert MessageShards(tmp_path, fsync=True).find("m009")["msg"] == "text 9"
