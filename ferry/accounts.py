@@ -166,10 +166,16 @@ class PasswordHasher:
         )
 
 
+# Never shown to anyone, the user included: password hashes, what an import left for
+# later (`_pendingAvatarUrl`), and the ids the user was imported under, which
+# Rocket.Chat strips from its answers too.
+PRIVATE_USER_FIELD_PREFIXES = ("password", "_pending", "importIds")
+
+
 def public_user(user: dict) -> dict:
     """A user as clients see it: Rocket.Chat's fields, never the password hash."""
     shown = {
-        key: value for key, value in user.items() if not key.startswith(("password", "_pending"))
+        key: value for key, value in user.items() if not key.startswith(PRIVATE_USER_FIELD_PREFIXES)
     }
     shown.setdefault("emails", [])
     shown.setdefault("roles", [])
@@ -385,11 +391,24 @@ class Accounts:
         self.users.insert(user)
         return user
 
-    def find_user(self, *, user_id: str | None = None, username: str | None = None) -> dict:
-        """Raises InvalidInput without a key, NotFound for an unknown user."""
-        if user_id is None and username is None:
+    def find_user(
+        self,
+        *,
+        user_id: str | None = None,
+        username: str | None = None,
+        import_id: str | None = None,
+    ) -> dict:
+        """By id, else username, else an id the user was imported under. Raises
+        InvalidInput without a key, NotFound for an unknown user."""
+        if user_id is None and username is None and import_id is None:
             raise InvalidInput('The "userId" or "username" param is required')
-        user = self.users.get(user_id) if user_id is not None else self.users.by_username(username)
+        if user_id is not None:
+            user = self.users.get(user_id)
+        elif username is not None:
+            user = self.users.by_username(username)
+        else:
+            found = self.users.id_for_import_id(import_id)
+            user = self.users.get(found) if found else None
         if user is None:
             raise NotFound("User not found.", error_type="error-invalid-user")
         return user
@@ -426,7 +445,7 @@ class Accounts:
             self.users.revoke_tokens_of(user["_id"], keep=keep)
         return updated
 
-    def list_users(self, offset: int, count: int) -> tuple[list[dict], int]:
+    def list_users(self, offset: int, count: int | None) -> tuple[list[dict], int]:
         return self.users.page(offset, count)
 
     def set_password(self, username: str, password: str) -> dict:

@@ -17,12 +17,14 @@ from ferry.accounts import Accounts, PasswordHasher
 from ferry.chat.attachments import LEGACY_FOLDER, Attachments
 from ferry.chat.avatars import Avatars
 from ferry.chat.contacts import ContactQueries
+from ferry.chat.message_reads import MessageReads
 from ferry.chat.operations.records import event_view
 from ferry.chat.operations.service import ImportService
 from ferry.chat.reads import WorkspaceQueries
 from ferry.chat.role_members import RoleMembers
 from ferry.chat.room_members import RoomDirectory
 from ferry.chat.subscriptions import Subscriptions
+from ferry.chat.user_reads import UserReads
 from ferry.downloads.bandwidth import TokenBucket
 from ferry.downloads.fetch_types import TransferTuning
 from ferry.downloads.manager import DownloadManager
@@ -71,8 +73,10 @@ class Services:
     contacts: ContactQueries
     imports: ImportService
     workspace: WorkspaceQueries
+    messages: MessageReads
     rooms: RoomDirectory
     subscriptions: Subscriptions
+    user_reads: UserReads
     role_members: RoleMembers
     avatars: Avatars
     attachments: Attachments
@@ -125,6 +129,7 @@ class Services:
         transfers = Transfers(downloads, files, accounts, allowed=config.allow_download)
         workspace = store.workspace
         queries = WorkspaceQueries(workspace)
+        subscriptions = Subscriptions(queries, accounts.users)
         attachments = Attachments(
             queries,
             workspace,
@@ -166,8 +171,10 @@ class Services:
             contacts=ContactQueries(contacts, accounts.users),
             imports=imports,
             workspace=queries,
+            messages=MessageReads(queries, workspace),
             rooms=RoomDirectory(queries, accounts.users),
-            subscriptions=Subscriptions(queries, accounts.users),
+            subscriptions=subscriptions,
+            user_reads=UserReads(accounts, subscriptions),
             role_members=RoleMembers(accounts.users),
             avatars=Avatars(accounts.users, config.files_dir / AVATARS_FOLDER),
             attachments=attachments,

@@ -3,31 +3,36 @@ users.getPresence."""
 
 from ferry.kernel.statuses import RoomType
 from handlers.context import services
-from handlers.workspace import reader
+from handlers.workspace import list_habits, reader
 
 
 def _ok(result: dict) -> dict:
     return {**result, "success": True}
 
 
-def _members(room_type: str, roomId=None, roomName=None, offset=0, count=50) -> dict:
+def _members(room_type: str, roomId, roomName, offset, count, sort, query, fields) -> dict:
+    habits = list_habits(sort, query, fields)
     directory = services().rooms
-    return _ok(directory.members(room_type, reader(), roomId, roomName, offset, count))
+    return _ok(directory.members(room_type, reader(), roomId, roomName, offset, count, **habits))
 
 
-def channel_members(roomId=None, roomName=None, offset=0, count=50):
+def channel_members(
+    roomId=None, roomName=None, offset=0, count=50, sort=None, query=None, fields=None
+):
     """GET /api/v1/channels.members"""
-    return _members(RoomType.CHANNEL, roomId, roomName, offset, count)
+    return _members(RoomType.CHANNEL, roomId, roomName, offset, count, sort, query, fields)
 
 
-def group_members(roomId=None, roomName=None, offset=0, count=50):
+def group_members(
+    roomId=None, roomName=None, offset=0, count=50, sort=None, query=None, fields=None
+):
     """GET /api/v1/groups.members"""
-    return _members(RoomType.PRIVATE_GROUP, roomId, roomName, offset, count)
+    return _members(RoomType.PRIVATE_GROUP, roomId, roomName, offset, count, sort, query, fields)
 
 
-def im_members(roomId=None, offset=0, count=50):
+def im_members(roomId=None, offset=0, count=50, sort=None, query=None, fields=None):
     """GET /api/v1/im.members"""
-    return _members(RoomType.DIRECT, roomId, None, offset, count)
+    return _members(RoomType.DIRECT, roomId, None, offset, count, sort, query, fields)
 
 
 def channel_roles(roomId=None, roomName=None):

@@ -1,6 +1,6 @@
 """Users and roles (Rocket.Chat's shapes)."""
 
-from ferry.accounts import LISTED_USER_FIELDS, public_user, user_as_seen_by
+from ferry.accounts import public_user
 from ferry.kernel.errors import InvalidInput
 from handlers.context import current_principal, current_user, services
 
@@ -28,23 +28,29 @@ def update_user(body: dict):
     return {"user": public_user(user), "success": True}
 
 
-def get_user(userId: str | None = None, username: str | None = None):
+def get_user(
+    userId: str | None = None,
+    username: str | None = None,
+    importId: str | None = None,
+    includeUserRooms: bool = False,
+):
     """GET /api/v1/users.info"""
-    user = services().accounts.find_user(user_id=userId, username=username)
-    return {"user": user_as_seen_by(user, current_user()), "success": True}
+    found = services().user_reads.info(
+        current_user(),
+        user_id=userId,
+        username=username,
+        import_id=importId,
+        include_rooms=includeUserRooms,
+    )
+    return {**found, "success": True}
 
 
-def list_users(offset: int = 0, count: int = 50):
+def list_users(offset=0, count=50, sort=None, query=None, fields=None):
     """GET /api/v1/users.list"""
-    users, total = services().accounts.list_users(offset, count)
-    viewer = current_user()
-    return {
-        "users": [user_as_seen_by(u, viewer, fields=LISTED_USER_FIELDS) for u in users],
-        "count": len(users),
-        "offset": offset,
-        "total": total,
-        "success": True,
-    }
+    page = services().user_reads.list(
+        current_user(), offset, count, sort=sort, query=query, fields=fields
+    )
+    return {**page, "success": True}
 
 
 def _role_name(body: dict) -> str:

@@ -14,29 +14,39 @@ def reader() -> Reader:
     return Reader(user["_id"], services().accounts.permissions_of(user))
 
 
-def list_channels(offset: int = 0, count: int = 50):
+def list_habits(sort, query, fields) -> dict:
+    """Rocket.Chat's `sort`, `query` and `fields` texts, as the list reads take them."""
+    return {"sort": sort, "query": query, "fields": fields}
+
+
+def list_channels(offset=0, count=50, sort=None, query=None, fields=None):
     """GET /api/v1/channels.list"""
-    return _ok(services().workspace.channels_list(offset, count))
+    workspace = services().workspace
+    return _ok(workspace.channels_list(offset, count, **list_habits(sort, query, fields)))
 
 
-def list_groups(offset: int = 0, count: int = 50):
+def list_groups(offset=0, count=50, sort=None, query=None, fields=None):
     """GET /api/v1/groups.list"""
-    return _ok(services().workspace.groups_list(reader(), offset, count))
+    workspace = services().workspace
+    return _ok(workspace.groups_list(reader(), offset, count, **list_habits(sort, query, fields)))
 
 
-def list_all_groups(offset: int = 0, count: int = 50, sort=None, query=None):
+def list_all_groups(offset=0, count=50, sort=None, query=None, fields=None):
     """GET /api/v1/groups.listAll"""
-    return _ok(services().workspace.groups_list_all(offset, count, sort=sort, query=query))
+    workspace = services().workspace
+    return _ok(workspace.groups_list_all(offset, count, **list_habits(sort, query, fields)))
 
 
-def list_ims(offset: int = 0, count: int = 50):
+def list_ims(offset=0, count=50, sort=None, query=None, fields=None):
     """GET /api/v1/im.list"""
-    return _ok(services().workspace.im_list(reader(), offset, count))
+    workspace = services().workspace
+    return _ok(workspace.im_list(reader(), offset, count, **list_habits(sort, query, fields)))
 
 
-def list_all_ims(offset: int = 0, count: int = 50, sort=None, query=None):
+def list_all_ims(offset=0, count=50, sort=None, query=None, fields=None):
     """GET /api/v1/im.list.everyone"""
-    return _ok(services().workspace.im_list_everyone(offset, count, sort=sort, query=query))
+    workspace = services().workspace
+    return _ok(workspace.im_list_everyone(offset, count, **list_habits(sort, query, fields)))
 
 
 # Rocket.Chat serves direct messages under both `im.*` and the newer `dm.*` names.

@@ -49,15 +49,21 @@ class Repositories:
 def open_tinydb(state_dir: Path, *, fsync: bool = True) -> Repositories:
     """Raises storage.store.DataDirLocked when another process owns the directory."""
     store = Store(state_dir, fsync=fsync)
+    workspace = WorkspaceStore(store)
+
+    def close() -> None:
+        workspace.close()
+        store.close()
+
     return Repositories(
         kind="tinydb",
         users=UserRepository(store),
         downloads=DownloadRepository(store),
         operations=OperationRepository(store),
         staging=StagingArea(store),
-        workspace=WorkspaceStore(store),
+        workspace=workspace,
         contacts=ContactRepository(store),
-        close=store.close,
+        close=close,
         reachable=lambda: True,
         claim_server=lambda: None,
     )

@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from storage.message_ids import MessageIds
 from storage.store import write_atomically
 
 SHARD_MAX = 1000
@@ -69,12 +70,16 @@ def read_json(path: Path, default: Any) -> Any:
 
 
 def _shard_meta(name: str, messages: list[dict]) -> dict:
-    visible = main = pending = 0
+    visible = main = pending = replies = roots = 0
     for message in messages:
         if not message.get("_hidden"):
             visible += 1
             if not message.get("tmid") or message.get("tshow"):
                 main += 1
+            if message.get("tmid"):
+                replies += 1
+            if "tcount" in message:
+                roots += 1
         if "_importFile" in message and is_pending_file(message):
             pending += 1
     return {
@@ -85,6 +90,8 @@ def _shard_meta(name: str, messages: list[dict]) -> dict:
         "nv": visible,
         "nm": main,
         "np": pending,
+        "nr": replies,
+        "nt": roots,
     }
 
 
@@ -102,6 +109,9 @@ class MessageShards:
         self._id_maps: OrderedDict[str, dict[int, int]] = OrderedDict()
         self._file_index: dict[str, list[tuple[str, int, str]]] | None = None
         self._pending = read_json(root / "pending.json", {})
+        self._ids = MessageIds(root, fsync)
+        if not self._ids.ready and not any((root / "rooms").glob("*/index.json")):
+            self._ids.mark_ready()
 
     # -- writing -------------------------------------------------------------
 
@@ -135,6 +145,9 @@ class MessageShards:
             if old is not None and old != message["_sort"] and shards:
                 drops[locate((old, message["_id"]))].add(message["_id"])
 
+        self._ids.add(
+            (m["_id"], room_id, m["_sort"]) for m in batch if ids.get(hash(m["_id"])) != m["_sort"]
+        )
         replaced: dict[int, list[dict]] = {}
         for position in sorted(set(adds) | set(drops)):
             current = self.shard(room_id, shards[position]) if position < len(shards) else []
@@ -185,6 +198,56 @@ class MessageShards:
         for name, encoded in written:
             self._remember_shard(room_id, name, encoded)
         self._set_pending(room_id, sum(s["np"] for s in new_shards))
+
+    # -- lookups by id and by thread ----------------------------------------------
+
+    def find(self, message_id: str) -> dict | None:
+        """The stored message with that `_id` (the first room's, should two rooms share
+        it), hidden or not; None when there is none."""
+        if not self._ids.ready:
+            self._build_id_index()
+        for room_id, sort in self._ids.places(message_id):
+            shards = self.index(room_id)["shards"]
+            if not shards:
+                continue
+            starts = [tuple(s["lo"]) for s in shards]
+            position = max(bisect.bisect_right(starts, (sort, message_id)) - 1, 0)
+            for message in self.shard(room_id, shards[position]):
+                if message["_id"] == message_id:
+                    return message
+        return None
+
+    def _build_id_index(self) -> None:
+        self._ids.clear()
+        for index_path in (self._root / "rooms").glob("*/index.json"):
+            for shard in read_json(index_path, {"shards": []})["shards"]:
+                messages = orjson.loads((index_path.parent / shard["f"]).read_bytes())
+                self._ids.add((m["_id"], m["rid"], m["_sort"]) for m in messages)
+        self._ids.mark_ready()
+
+    def thread_replies(self, room_id: str, thread_id: str) -> list[dict]:
+        """Visible replies of a room's thread, oldest first."""
+        replies = []
+        for shard in self.index(room_id)["shards"]:
+            # Shards written before the counts existed lack them: read those.
+            if not shard.get("nr", 1):
+                continue
+            replies.extend(
+                m
+                for m in self.shard(room_id, shard)
+                if m.get("tmid") == thread_id and not m.get("_hidden")
+            )
+        return replies
+
+    def thread_roots(self, room_id: str) -> list[dict]:
+        """Visible messages that start a thread (they carry `tcount`), oldest first."""
+        roots = []
+        for shard in self.index(room_id)["shards"]:
+            if shard.get("nt", 1):
+                roots.extend(
+                    m for m in self.shard(room_id, shard) if "tcount" in m and not m.get("_hidden")
+                )
+        return roots
 
     # -- pending files (Rocket.Chat's pending-files importer) ---------------------
 
@@ -335,6 +398,10 @@ class MessageShards:
         else:
             self._id_maps.move_to_end(room_id)
         return ids
+
+    def close(self) -> None:
+        """Make what was written durable where writes skipped it (the id index)."""
+        self._ids.close()
 
     def delete(self, room_id: str) -> None:
         """Remove a room's messages, files and cached state."""

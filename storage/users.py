@@ -120,11 +120,13 @@ class UserRepository:
                 self._tokens.remove(doc_ids=stale)
             return True
 
-    def page(self, offset: int, count: int) -> tuple[list[dict], int]:
-        """Users ordered by creation time, then id; returns (page, total)."""
+    def page(self, offset: int, count: int | None) -> tuple[list[dict], int]:
+        """Users ordered by creation time, then id (all from `offset` when `count` is
+        None); returns (page, total)."""
         with self._store.lock:
             users = sorted(self._users.all(), key=lambda u: (u.get("createdAt", ""), u["_id"]))
-            return [detached(u) for u in users[offset : offset + count]], len(users)
+            end = None if count is None else offset + count
+            return [detached(u) for u in users[offset:end]], len(users)
 
     def count(self) -> int:
         with self._store.lock:

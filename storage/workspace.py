@@ -53,6 +53,10 @@ class WorkspaceStore:
             for room in self._rooms.all():
                 self._index_room(room)
 
+    def close(self) -> None:
+        with self._store.lock:
+            self._shards.close()
+
     # ======================================================================
     # rooms
     # ======================================================================
@@ -283,6 +287,21 @@ class WorkspaceStore:
                     elif len(page) < count:
                         page.append(message)
             return page, total
+
+    def message(self, message_id: str) -> dict | None:
+        """The stored message with that `_id`, hidden or not (an index lookup, then one shard)."""
+        with self._store.lock:
+            return self._shards.find(message_id)
+
+    def thread_messages(self, room_id: str, thread_id: str) -> list[dict]:
+        """The visible replies of a thread in a room, oldest first."""
+        with self._store.lock:
+            return self._shards.thread_replies(room_id, thread_id)
+
+    def thread_roots(self, room_id: str) -> list[dict]:
+        """The visible messages of a room that start a thread, oldest first."""
+        with self._store.lock:
+            return self._shards.thread_roots(room_id)
 
     def message_count(self, room_id: str, *, visible_only: bool = True) -> int:
         with self._store.lock:

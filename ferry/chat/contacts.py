@@ -7,6 +7,9 @@ result names its manager (`{_id, username, name}`) instead of giving only the id
 
 from __future__ import annotations
 
+from typing import Any
+
+from ferry.chat.list_query import page_window
 from storage.contacts import ContactRepository
 from storage.users import UserRepository
 
@@ -19,9 +22,10 @@ class ContactQueries:
         self._contacts = contacts
         self._users = users
 
-    def search(self, search_text: str | None, offset: int, count: int) -> dict:
+    def search(self, search_text: str | None, offset: Any, count: Any) -> dict:
         """contacts.search: contacts whose name, email or phone contains `search_text`
-        (case-insensitively), oldest first."""
+        (case-insensitively), oldest first; `count` as every Rocket.Chat list reads it."""
+        offset, count = page_window(offset, count)
         needle = (search_text or "").strip().casefold()
         found = [c for c in self._contacts.all() if not needle or _matches(c, needle)]
         page = found[offset : offset + count]

@@ -31,13 +31,14 @@ default is false) or when broadcast. Rocket.Chat answers only `{messages}`;
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partialmethod
 from typing import Any
 
+from ferry.chat.list_query import ROOM_LIST, ListQuery, page_window
 from ferry.kernel.errors import MeteorError
 from ferry.kernel.statuses import RoomType
 from storage.workspace import WorkspaceStore
@@ -56,8 +57,10 @@ _NOT_FOUND = {
     ),
     RoomType.DIRECT: 'The required "roomId" param provided does not match any direct message',
 }
-# Fields only Ferry uses; the file's download URL can carry an export token.
-_PRIVATE_MESSAGE_FIELDS = ("_sort", "_importFile")
+# Fields only Ferry uses, never shown: the order key, the import's file record (its
+# download URL can carry an export token), the hidden flag, the source's ids.
+PRIVATE_MESSAGE_FIELDS = ("_sort", "_importFile", "_hidden", "importIds")
+PRIVATE_ROOM_FIELDS = ("importIds",)
 _ISO_FRACTION = re.compile(r"\.(\d+)")
 
 # Rocket.Chat's permission names the room rules read.
@@ -97,18 +100,6 @@ class RoomParamMissing(WorkspaceQueryError):
 
 class InvalidQuery(WorkspaceQueryError):
     """A paging or date parameter cannot be used (`error-invalid-params`)."""
-
-
-class InvalidListFilter(MeteorError):
-    """A `sort` or `query` that is not what parseJsonQuery accepts (`error-invalid-sort`,
-    `error-invalid-query`)."""
-
-    def __init__(self, parameter: str, why: str):
-        super().__init__(
-            f"error-invalid-{parameter}",
-            f"Invalid {parameter} parameter provided: {why}",
-            {"helperMethod": "parseJsonQuery"},
-        )
 
 
 def parse_moment(value: Any) -> tuple[int, bool]:
@@ -167,98 +158,19 @@ def history_bounds(
     return since, before
 
 
-# Room fields the admin-wide lists sort by and filter on (Rocket.Chat's Mongo `sort` and
-# `query`, reduced to what is safe and cheap here: ascending or descending sorts, and
-# equality with a JSON scalar).
-SORTABLE_ROOM_FIELDS = ("name", "fname", "ts", "lm", "_updatedAt", "msgs", "usersCount")
-QUERYABLE_ROOM_FIELDS = (
-    "_id",
-    "name",
-    "fname",
-    "archived",
-    "ro",
-    "default",
-    "topic",
-    "description",
-    "usersCount",
-    "msgs",
-)
-_MAX_SORT_FIELDS = 3
-
-
-def _json_object(parameter: str, text: Any) -> dict:
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError, RecursionError):
-        raise InvalidListFilter(parameter, "it is not JSON") from None
-    if not isinstance(value, dict):
-        raise InvalidListFilter(parameter, "it must be a JSON object")
-    return value
-
-
-def parse_sort(text: Any) -> list[tuple[str, int]]:
-    """`{"name": 1, "ts": -1}` as `[(field, direction)]`; empty or absent sorts by name."""
-    if text is None or text == "":
-        return []
-    order = _json_object("sort", text)
-    if len(order) > _MAX_SORT_FIELDS:
-        raise InvalidListFilter("sort", f"at most {_MAX_SORT_FIELDS} fields")
-    for field, direction in order.items():
-        if field not in SORTABLE_ROOM_FIELDS:
-            raise InvalidListFilter("sort", f"rooms sort by {', '.join(SORTABLE_ROOM_FIELDS)}")
-        if isinstance(direction, bool) or direction not in (1, -1):
-            raise InvalidListFilter("sort", "each field takes 1 or -1")
-    return list(order.items())
-
-
-def parse_query(text: Any) -> dict[str, Any]:
-    """`{"archived": true}`: fields that must equal the given JSON scalars."""
-    if text is None or text == "":
-        return {}
-    wanted = _json_object("query", text)
-    for field, value in wanted.items():
-        if field not in QUERYABLE_ROOM_FIELDS:
-            raise InvalidListFilter(
-                "query", f"rooms are filtered on {', '.join(QUERYABLE_ROOM_FIELDS)}"
-            )
-        if isinstance(value, dict | list):
-            raise InvalidListFilter("query", "only equality with a string, number or boolean")
-    return wanted
-
-
-def room_matches(room: dict, wanted: dict[str, Any]) -> bool:
-    return all(room.get(field) == value for field, value in wanted.items())
-
-
-def _sort_key(value: Any) -> tuple:
-    # Missing fields sort first, as MongoDB sorts them; numbers before text.
-    if value is None:
-        return (0,)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return (1, value)
-    return (2, str(value))
-
-
-def _message(message: dict) -> dict:
-    for key in _PRIVATE_MESSAGE_FIELDS:
+def shown_message(message: dict) -> dict:
+    """The message as clients see it (changed in place)."""
+    for key in PRIVATE_MESSAGE_FIELDS:
         message.pop(key, None)
     return message
 
 
 def _room(room: dict) -> dict:
+    for key in PRIVATE_ROOM_FIELDS:
+        room.pop(key, None)
     if isinstance(room.get("lastMessage"), dict):
-        _message(room["lastMessage"])
+        shown_message(room["lastMessage"])
     return room
-
-
-def paging(offset: Any, count: Any) -> tuple[int, int]:
-    try:
-        offset, count = int(offset), int(count)
-    except (TypeError, ValueError):
-        raise InvalidQuery("offset and count must be integers") from None
-    if offset < 0 or count < 0:
-        raise InvalidQuery("offset and count must not be negative")
-    return offset, count
 
 
 class WorkspaceQueries:
@@ -268,48 +180,58 @@ class WorkspaceQueries:
     # --- lists ---------------------------------------------------------------
 
     @staticmethod
-    def _page(room_type: str, rooms: list[dict], offset: int, total: int) -> dict[str, Any]:
+    def _page(
+        room_type: str,
+        fetch: Callable[[int, int | None], tuple[list[dict], int]],
+        offset: Any,
+        count: Any,
+        habits: dict[str, Any],
+    ) -> dict[str, Any]:
+        """A page of rooms from `fetch(offset, count)`, with Rocket.Chat's `sort`, `query`
+        and `fields` (`habits`) applied; filters and sorts read every room of the list."""
+        offset, count = page_window(offset, count)
+        wanted = ListQuery.parse(ROOM_LIST, **habits)
+        if wanted.filters_or_sorts:
+            rooms, total = wanted.page([_room(r) for r in fetch(0, None)[0]], offset, count)
+        else:
+            fetched, total = fetch(offset, count)
+            rooms = [wanted.project(_room(r)) for r in fetched]
         return {
-            _KINDS[room_type][1]: [_room(r) for r in rooms],
+            _KINDS[room_type][1]: rooms,
             "count": len(rooms),
             "offset": offset,
             "total": total,
         }
 
-    def _list(self, room_type: str, offset: Any, count: Any) -> dict[str, Any]:
-        offset, count = paging(offset, count)
-        rooms, total = self._workspace.rooms(room_type, offset, count)
-        return self._page(room_type, rooms, offset, total)
+    def _every(self, room_type: str, offset: Any, count: Any, habits: dict) -> dict[str, Any]:
+        def fetch(start: int, limit: int | None) -> tuple[list[dict], int]:
+            return self._workspace.rooms(room_type, start, limit)
 
-    def _members_list(
-        self, room_type: str, reader: Reader, offset: Any, count: Any
+        return self._page(room_type, fetch, offset, count, habits)
+
+    def _joined(
+        self, room_type: str, reader: Reader, offset: Any, count: Any, habits: dict
     ) -> dict[str, Any]:
-        offset, count = paging(offset, count)
-        rooms, total = self._workspace.member_rooms(reader.user_id, room_type, offset, count)
-        return self._page(room_type, rooms, offset, total)
+        def fetch(start: int, limit: int | None) -> tuple[list[dict], int]:
+            return self._workspace.member_rooms(reader.user_id, room_type, start, limit)
 
-    def _everyone_list(
-        self, room_type: str, offset: Any, count: Any, sort: Any, query: Any
+        return self._page(room_type, fetch, offset, count, habits)
+
+    def channels_list(self, offset: Any = 0, count: Any = 50, **habits: Any) -> dict[str, Any]:
+        """channels.list: every public channel; `habits` are `sort`, `query`, `fields`."""
+        return self._every(RoomType.CHANNEL, offset, count, habits)
+
+    def groups_list(
+        self, reader: Reader, offset: Any = 0, count: Any = 50, **habits: Any
     ) -> dict[str, Any]:
-        offset, count = paging(offset, count)
-        order, wanted = parse_sort(sort), parse_query(query)
-        if not order and not wanted:
-            return self._list(room_type, offset, count)
-        rooms = [r for r in self._workspace.rooms(room_type)[0] if room_matches(r, wanted)]
-        for field, direction in reversed(order):
-            rooms.sort(key=lambda room, f=field: _sort_key(room.get(f)), reverse=direction < 0)
-        return self._page(room_type, rooms[offset : offset + count], offset, len(rooms))
-
-    def channels_list(self, offset: Any = 0, count: Any = 50) -> dict[str, Any]:
-        return self._list(RoomType.CHANNEL, offset, count)
-
-    def groups_list(self, reader: Reader, offset: Any = 0, count: Any = 50) -> dict[str, Any]:
         """groups.list: the private groups `reader` is a member of."""
-        return self._members_list(RoomType.PRIVATE_GROUP, reader, offset, count)
+        return self._joined(RoomType.PRIVATE_GROUP, reader, offset, count, habits)
 
-    def im_list(self, reader: Reader, offset: Any = 0, count: Any = 50) -> dict[str, Any]:
+    def im_list(
+        self, reader: Reader, offset: Any = 0, count: Any = 50, **habits: Any
+    ) -> dict[str, Any]:
         """im.list: the direct-message rooms `reader` is a member of."""
-        return self._members_list(RoomType.DIRECT, reader, offset, count)
+        return self._joined(RoomType.DIRECT, reader, offset, count, habits)
 
     def joined_rooms(self, reader: Reader) -> list[dict]:
         """Every room `reader` is a member of: channels, then groups, then direct messages,
@@ -320,17 +242,13 @@ class WorkspaceQueries:
             for room in self._workspace.member_rooms(reader.user_id, room_type)[0]
         ]
 
-    def groups_list_all(
-        self, offset: Any = 0, count: Any = 50, *, sort: Any = None, query: Any = None
-    ) -> dict[str, Any]:
+    def groups_list_all(self, offset: Any = 0, count: Any = 50, **habits: Any) -> dict[str, Any]:
         """groups.listAll: every private group (the caller holds view-room-administration)."""
-        return self._everyone_list(RoomType.PRIVATE_GROUP, offset, count, sort, query)
+        return self._every(RoomType.PRIVATE_GROUP, offset, count, habits)
 
-    def im_list_everyone(
-        self, offset: Any = 0, count: Any = 50, *, sort: Any = None, query: Any = None
-    ) -> dict[str, Any]:
+    def im_list_everyone(self, offset: Any = 0, count: Any = 50, **habits: Any) -> dict[str, Any]:
         """im.list.everyone: every direct-message room (view-room-administration)."""
-        return self._everyone_list(RoomType.DIRECT, offset, count, sort, query)
+        return self._every(RoomType.DIRECT, offset, count, habits)
 
     # --- who reads what --------------------------------------------------------
 
@@ -407,7 +325,7 @@ class WorkspaceQueries:
     ) -> dict[str, Any]:
         """`{messages}` of a room of `room_type`; see the module docstring."""
         room = self.find_room(room_type, reader, room_id, room_name)
-        offset, count = paging(offset, count)
+        offset, count = page_window(offset, count)
         since, before = history_bounds(latest, oldest, inclusive)
         messages, total = self._workspace.history(
             room["_id"],
@@ -417,7 +335,7 @@ class WorkspaceQueries:
             count=count,
             thread_messages=show_thread_messages,
         )
-        result: dict[str, Any] = {"messages": [_message(m) for m in messages]}
+        result: dict[str, Any] = {"messages": [shown_message(m) for m in messages]}
         if with_totals:
             result.update(count=len(messages), offset=offset, total=total)
         return result

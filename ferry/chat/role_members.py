@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ferry.accounts import ROLE_PERMISSIONS, ROOM_ROLES
+from ferry.chat.list_query import page_window
 from ferry.kernel.errors import MeteorError
 from storage.users import UserRepository
 
@@ -27,21 +28,6 @@ _BATCH = 500
 class RoleNotFound(MeteorError):
     def __init__(self):
         super().__init__("error-invalid-roleId", "This role does not exist")
-
-
-class InvalidPaging(MeteorError):
-    def __init__(self):
-        super().__init__("error-invalid-params", "offset and count must be non-negative integers")
-
-
-def _paging(offset: Any, count: Any) -> tuple[int, int]:
-    try:
-        offset, count = int(offset), int(count)
-    except (TypeError, ValueError):
-        raise InvalidPaging() from None
-    if offset < 0 or count < 0:
-        raise InvalidPaging()
-    return offset, MAX_COUNT if count == 0 else min(count, MAX_COUNT)
 
 
 class RoleMembers:
@@ -66,7 +52,7 @@ class RoleMembers:
     ) -> dict[str, Any]:
         if role not in ROLE_PERMISSIONS:
             raise RoleNotFound()
-        offset, count = _paging(offset, count)
+        offset, count = page_window(offset, count, MAX_COUNT)
         holders = [] if role in ROOM_ROLES else self._holders(role)
         holders.sort(key=lambda user: (user.get("username") or "", user["_id"]))
         return {"users": holders[offset : offset + count], "total": len(holders)}

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferry.chat.reads import Reader, RoomNotFound, WorkspaceQueries, paging
+from ferry.chat.list_query import MEMBER_LIST, ListQuery, page_window
+from ferry.chat.reads import Reader, RoomNotFound, WorkspaceQueries
 from ferry.kernel.errors import InvalidInput, MeteorError
 from storage.users import UserRepository
 
@@ -61,16 +62,20 @@ class RoomDirectory:
         room_name: str | None = None,
         offset: Any = 0,
         count: Any = 50,
+        **habits: Any,
     ) -> dict[str, Any]:
+        """A page of the room's members; `habits` are Rocket.Chat's `sort`, `query` and
+        `fields` over the profiles shown."""
         room = self._queries.find_room(room_type, reader, room_id, room_name)
-        offset, count = paging(offset, count)
+        offset, count = page_window(offset, count)
+        wanted = ListQuery.parse(MEMBER_LIST, **habits)
         users = [self._users.get(user_id) for user_id in self._queries.member_ids(room["_id"])]
         profiles = sorted(
             (member_profile(user) for user in users if user is not None),
             key=lambda profile: (profile.get("username") or "", profile["_id"]),
         )
-        page = profiles[offset : offset + count]
-        return {"members": page, "count": len(page), "offset": offset, "total": len(profiles)}
+        page, total = wanted.page(profiles, offset, count)
+        return {"members": page, "count": len(page), "offset": offset, "total": total}
 
     def room_roles(
         self,

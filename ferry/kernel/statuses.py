@@ -113,6 +113,14 @@ class Role(StrEnum):
     LIVECHAT_MANAGER = "livechat-manager"
 
 
+class ThreadFilter(StrEnum):
+    """Which threads chat.getThreadsList lists."""
+
+    ALL = "all"
+    FOLLOWING = "following"
+    UNREAD = "unread"
+
+
 class UserType(StrEnum):
     USER = "user"
     BOT = "bot"

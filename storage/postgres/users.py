@@ -113,13 +113,14 @@ class UserRepository:
                 connection.execute("DELETE FROM tokens WHERE user_id = %s", (user_id,))
         return bool(gone)
 
-    def page(self, offset: int, count: int) -> tuple[list[dict], int]:
-        """Users ordered by creation time, then id; returns (page, total)."""
+    def page(self, offset: int, count: int | None) -> tuple[list[dict], int]:
+        """Users ordered by creation time, then id (all from `offset` when `count` is
+        None); returns (page, total)."""
         with self._db.connection() as connection:
             rows = connection.execute(
                 'SELECT doc FROM users ORDER BY created_at COLLATE "C", id COLLATE "C" '
                 "OFFSET %s LIMIT %s",
-                (max(offset, 0), max(count, 0)),
+                (max(offset, 0), None if count is None else max(count, 0)),
             ).fetchall()
             total = connection.execute("SELECT count(*) FROM users").fetchone()[0]
         return [row[0] for row in rows], total

@@ -244,6 +244,35 @@ class WorkspaceStore:
             ).fetchone()[0]
         return [row[0] for row in rows], total
 
+    def message(self, message_id: str) -> dict | None:
+        """The stored message with that `_id`, hidden or not."""
+        with self._db.connection() as connection:
+            row = connection.execute(
+                'SELECT doc FROM messages WHERE id = %s ORDER BY room_id COLLATE "C" LIMIT 1',
+                (message_id,),
+            ).fetchone()
+        return row[0] if row else None
+
+    def thread_messages(self, room_id: str, thread_id: str) -> list[dict]:
+        """The visible replies of a thread in a room, oldest first."""
+        with self._db.connection() as connection:
+            rows = connection.execute(
+                "SELECT doc FROM messages WHERE room_id = %s AND tmid = %s AND visible "
+                'ORDER BY sort, id COLLATE "C"',
+                (room_id, thread_id),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def thread_roots(self, room_id: str) -> list[dict]:
+        """The visible messages of a room that start a thread, oldest first."""
+        with self._db.connection() as connection:
+            rows = connection.execute(
+                "SELECT doc FROM messages WHERE room_id = %s AND thread_root AND visible "
+                'ORDER BY sort, id COLLATE "C"',
+                (room_id,),
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def message_count(self, room_id: str, *, visible_only: bool = True) -> int:
         condition = " AND visible" if visible_only else ""
         with self._db.connection() as connection:

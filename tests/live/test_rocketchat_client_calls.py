@@ -87,12 +87,12 @@ EXPECTED = {
     "chat_get_deleted_messages": (NOT_SERVED, NOT_SERVED),
     "chat_get_discussions": (NOT_SERVED, NOT_SERVED),
     "chat_get_mentioned_messages": (NOT_SERVED, NOT_SERVED),
-    "chat_get_message": (NOT_SERVED, NOT_SERVED),
+    "chat_get_message": (OK, OK),
     "chat_get_message_read_receipts": (NOT_SERVED, NOT_SERVED),
     "chat_get_pinned_messages": (NOT_SERVED, NOT_SERVED),
     "chat_get_starred_messages": (NOT_SERVED, NOT_SERVED),
-    "chat_get_thread_messages": (NOT_SERVED, NOT_SERVED),
-    "chat_get_threads_list": (NOT_SERVED, NOT_SERVED),
+    "chat_get_thread_messages": (OK, OK),
+    "chat_get_threads_list": (OK, OK),
     "chat_get_url_preview": (NOT_SERVED, NOT_SERVED),
     "chat_ignore_user": (NOT_SERVED, NOT_SERVED),
     "chat_pin_message": (NOT_SERVED, NOT_SERVED),
@@ -278,7 +278,10 @@ def _ids(base: str, admin: RocketChat) -> dict:
     channel = next(iter(admin.channels_list()))
     group = next(iter(admin.groups_list_all()), None)
     direct = next(iter(admin.dm_list_everyone()), None)
+    # The fixture's messages are in its private group (the plain user's own).
     history = list(admin.channels_history(channel["_id"]))
+    if group is not None and not history:
+        history = list(admin.groups_history(group["_id"]))
     return {
         "c": channel["_id"],
         "p": (group or channel)["_id"],

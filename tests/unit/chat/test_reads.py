@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from ferry.chat.list_query import InvalidListFilter
 from ferry.chat.reads import (
-    InvalidListFilter,
-    InvalidQuery,
     Reader,
     RoomNotFound,
     RoomParamMissing,
     WorkspaceQueries,
     history_bounds,
 )
+from ferry.kernel.errors import MeteorError
 from storage.store import Store
 from storage.workspace import WorkspaceStore
 
@@ -223,8 +223,9 @@ def test_dm_history(queries):
 
 @pytest.mark.parametrize("params", [{"latest": "yesterday"}, {"offset": -1}, {"count": "x"}])
 def test_unusable_parameters_are_invalid(queries, params):
-    with pytest.raises(InvalidQuery):
+    with pytest.raises(MeteorError) as refused:
         queries.channel_history(OUTSIDER, "C1", **params)
+    assert refused.value.error_type == "error-invalid-params"
 
 
 def test_bounds_helper():
@@ -315,7 +316,10 @@ def test_everyone_lists_sort_and_filter_like_rocket_chat(queries):
         ("sort", '{"name": 1, "ts": 1, "lm": 1, "msgs": 1}', "error-invalid-sort"),
         ("query", "{", "error-invalid-query"),
         ("query", '{"$where": "1"}', "error-invalid-query"),
-        ("query", '{"name": {"$regex": "a"}}', "error-invalid-query"),
+        ("query", '{"name": {"$regex": "(a+)+$"}}', "error-invalid-query"),
+        ("query", '{"msgs": {"$regex": "1"}}', "error-invalid-query"),
+        ("fields", '{"name": 1, "msgs": 0}', "error-invalid-fields"),
+        ("fields", '{"$where": 1}', "error-invalid-fields"),
         ("query", '{"u.username": "ann"}', "error-invalid-query"),
         ("query", "[" * 100_000, "error-invalid-query"),
     ],

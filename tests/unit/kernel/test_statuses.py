@@ -18,6 +18,7 @@ from ferry.kernel.statuses import (
     ImportStep,
     Role,
     RoomType,
+    ThreadFilter,
     UserType,
 )
 
@@ -38,6 +39,7 @@ SCHEMAS = SPEC["components"]["schemas"]
         (EntryType, SCHEMAS["EntryType"]["enum"]),
         (HealthStatus, SCHEMAS["HealthStatus"]["enum"]),
         (EventType, SCHEMAS["EventType"]["enum"]),
+        (ThreadFilter, SCHEMAS["ThreadFilter"]["enum"]),
     ],
 )
 def test_enum_equals_the_spec(enum, spec_values):
