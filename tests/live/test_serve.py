@@ -55,7 +55,8 @@ def wait_until_up(port: int, process: subprocess.Popen, timeout: float = 20) -> 
         try:
             requests.get(f"http://127.0.0.1:{port}/api/info", timeout=1)
             return
-        except requests.ConnectionError:
+        # A server still starting on a busy machine may accept before it can answer.
+        except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.1)
     raise AssertionError("ferry did not come up")
 
