@@ -36,7 +36,10 @@ def _workspace_export(folder: Path) -> Path:
     return build_zip(
         folder / "workspace.zip",
         {
-            "users.csv": f"billy.bob, billy.bob@example.test, Billy Bob\n{ADMIN}, admin@example.test, Admin\n",
+            "users.csv": (
+                "billy.bob, billy.bob@example.test, Billy Bob\n"
+                f"{ADMIN}, admin@example.test, Admin\n"
+            ),
             "channels.csv": (
                 f'"general","billy.bob","public","billy.bob;{ADMIN}"\n'
                 f'"project-x","billy.bob","private","billy.bob;{ADMIN}"\n'
