@@ -20,6 +20,12 @@ from handlers.responses import empty_response, json_response
 from handlers.starlette_overrides import LenientFileResponse
 
 UPLOAD_OFFSET = "X-Upload-Offset"
+OCTET_STREAM = "application/octet-stream"
+# A file of the tree keeps its own type in these families. Any other (PDF, archives,
+# JSON, fonts, unknown) is sent as application/octet-stream: JSON from `GET /{path}` is
+# then always one of the API's documents, never a file's bytes, and each media type the
+# spec lists for the route has one schema.
+OWN_TYPE_FAMILIES = ("text/", "image/", "audio/", "video/")
 
 
 def browse_root(
@@ -120,7 +126,9 @@ def _start_download(
             existing = None
         if existing is not None and existing.is_file():
             # As the original server does: ?download on a file hands the file over.
-            return _file_response(existing, attachment=True)
+            return _file_response(
+                existing, attachment=True, media_type=tree_file_type(existing.name)
+            )
     started = services().transfers.start(
         current_user(), path, url, filename=filename, timeout=timeout, checksum=checksum
     )
@@ -143,7 +151,7 @@ def _browse(raw_path: str, offset: int, count: int, sort: str, order: str):
         return error_response(404, missing.message, headers={UPLOAD_OFFSET: str(uploaded)})
     if target.is_dir():
         return json_response(200, listing_page(target, offset, count, sort, order))
-    return _file_response(target)
+    return _file_response(target, media_type=tree_file_type(target.name))
 
 
 def listing_page(
@@ -163,9 +171,18 @@ def listing_page(
     }
 
 
-def _file_response(target: Path, *, attachment: bool = False):
+def tree_file_type(name: str) -> str:
+    """The media type a file of the tree is sent as."""
+    media_type = mimetypes.guess_type(name)[0]
+    if media_type and media_type.startswith(OWN_TYPE_FAMILIES):
+        return media_type
+    return OCTET_STREAM
+
+
+def _file_response(target: Path, *, attachment: bool = False, media_type: str | None = None):
+    """`target`'s bytes (Range, conditional requests), as `media_type` or its guessed type."""
     info = os.stat(target)
-    media_type = mimetypes.guess_type(target.name)[0]
+    media_type = media_type or mimetypes.guess_type(target.name)[0]
     response = LenientFileResponse(
         target,
         stat_result=info,

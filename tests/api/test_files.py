@@ -43,6 +43,25 @@ def test_file_streams_with_type_length_and_validators(client, admin, tree):
     assert response.headers["etag"] and response.headers["last-modified"]
 
 
+def test_a_file_keeps_its_type_only_among_text_images_audio_and_video(client, admin, tree):
+    names = ("notes.txt", "photo.png", "report.pdf", "data.json", "README")
+    for name in names:
+        (tree / name).write_bytes(b"{}")
+    types = {
+        name: client.get(f"/{name}", headers=admin.bearer).headers["content-type"] for name in names
+    }
+    assert types == {
+        "notes.txt": "text/plain; charset=utf-8",
+        "photo.png": "image/png",
+        "report.pdf": "application/octet-stream",
+        "data.json": "application/octet-stream",
+        "README": "application/octet-stream",
+    }
+    # Sent as bytes, a JSON file is an attachment rather than a page of the API.
+    answer = client.get("/data.json", headers=admin.bearer)
+    assert answer.headers["content-disposition"].startswith("attachment")
+
+
 def test_range_request_returns_206_with_the_slice(client, admin, tree):
     response = client.get("/music/2024/song.txt", headers={**admin.bearer, "Range": "bytes=2-5"})
     assert response.status_code == 206

@@ -72,6 +72,40 @@ def test_example_is_valid_against_its_schema(where, schema, example):
     assert errors == [], f"{where}: {errors}"
 
 
+def _unillustrated(operation: dict, shared: list) -> list[str]:
+    """What an operation leaves without an example: required parameters, request
+    bodies and answers, each per media type."""
+    missing = [
+        f"parameter {parameter['name']}"
+        for parameter in map(_resolve, [*shared, *operation.get("parameters", [])])
+        if parameter.get("required") and not ("example" in parameter or parameter.get("examples"))
+    ]
+    body = _resolve(operation.get("requestBody", {}))
+    missing += [
+        f"body {media_type}"
+        for media_type, media in (body.get("content") or {}).items()
+        if not _examples(media)
+    ]
+    for status, answer in operation["responses"].items():
+        missing += [
+            f"{status} {media_type}"
+            for media_type, media in (_resolve(answer).get("content") or {}).items()
+            if not _examples(media)
+        ]
+    return missing
+
+
+def test_every_operation_shows_each_request_and_answer():
+    gaps = {
+        f"{method.upper()} {path}": missing
+        for path, method, operation, shared in _operations()
+        if (missing := _unillustrated(operation, shared))
+    }
+    operations = len(list(_operations()))
+    covered = operations - len(gaps)
+    assert gaps == {}, f"{covered} of {operations} operations fully illustrated; missing: {gaps}"
+
+
 def _strings(value):
     if isinstance(value, str):
         yield value

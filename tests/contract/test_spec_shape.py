@@ -96,3 +96,18 @@ def test_no_mapping_repeats_a_key():
 
     Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, Strict.construct_mapping)
     yaml.load((ROOT / "openapi.yaml").read_text(), Loader=Strict)  # noqa: S506
+
+
+def test_no_answer_offers_json_beside_a_range_that_covers_it():
+    """A generated client picks an answer's type by its media type: bytes under `*/*`
+    (or `application/*`) beside `application/json` make it read JSON as bytes."""
+    covering = {"*/*", "application/*"}
+    mixed = [
+        f"{method.upper()} {path} {status}"
+        for path, item in SPEC["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "responses" in operation
+        for status, answer in operation["responses"].items()
+        if "application/json" in (content := answer.get("content", {})) and covering & set(content)
+    ]
+    assert mixed == []
