@@ -23,11 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 
 from ferry.downloads.part_files import local_error
+from ferry.downloads.policy import DOWNLOAD_CANCELLED, FetchError
 
 # Received bytes waiting for the hashing thread; beyond this a writer's bytes are
 # read back from the file instead of being held.
 QUEUED_BYTES = 16 * 1024 * 1024
 READ_BACK_SIZE = 1024 * 1024
+# How often a caller waiting for the last bytes to be hashed looks at its cancel flag.
+CANCEL_CHECK_SECONDS = 0.1
 
 
 class FileDigest:
@@ -99,17 +102,21 @@ class FileDigest:
             self._take_ahead()
             self._changed.notify_all()
 
-    def finish(self, length: int) -> dict[str, str]:
+    def finish(self, length: int, cancel: threading.Event | None = None) -> dict[str, str]:
         """The hex digest of each algorithm over the file's first `length` bytes, once
         hashed; call after every byte of them was reported through `wrote`.
 
-        Raises FetchError when the file could not be read back.
+        Raises FetchError when the file could not be read back, and DOWNLOAD_CANCELLED
+        as soon as `cancel` is set: the part of a big file still to be read back must
+        not hold up a cancel.
         """
         with self._changed:
             if self._frontier < length:
                 raise ValueError(f"only {self._frontier} of {length} bytes were written in order")
             while self._hashed < length and self._error is None:
-                self._changed.wait()
+                if cancel is not None and cancel.is_set():
+                    raise FetchError(DOWNLOAD_CANCELLED, "the download was cancelled")
+                self._changed.wait(CANCEL_CHECK_SECONDS)
             if self._error is not None:
                 raise local_error(self._error, "read the file back to hash it") from None
             if self._hashed != length:

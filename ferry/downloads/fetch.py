@@ -136,7 +136,7 @@ def fetch_to_directory(
                     )
                     # The hashing thread finishes the digest while the disk syncs.
                     flush(fd)
-                    digests = digest.finish(size)
+                    digests = digest.finish(size, transfer.cancel)
                 transfer.check()
                 sha256 = check(digests, checksum)
                 final_path, final_name = publish(part, directory, name)

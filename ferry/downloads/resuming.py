@@ -167,7 +167,7 @@ def resume(
                 digest,
             )
             flush(fd)
-            digests = digest.finish(resumable.length)
+            digests = digest.finish(resumable.length, transfer.cancel)
         transfer.check()
         sha256 = check(digests, checksum)
         final_path, final_name = publish(partial.path, directory, partial.name)

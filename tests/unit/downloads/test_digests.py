@@ -12,7 +12,7 @@ import pytest
 
 from ferry.downloads import digests
 from ferry.downloads.digests import FileDigest
-from ferry.downloads.policy import WRITE_ERROR, FetchError
+from ferry.downloads.policy import DOWNLOAD_CANCELLED, WRITE_ERROR, FetchError
 from tests.support.remote import pattern_bytes
 
 SIZE = 3 * 1024 * 1024 + 11
@@ -119,3 +119,25 @@ def test_a_file_shorter_than_reported_fails_as_a_write_error(part):
         with pytest.raises(FetchError) as failure:
             digest.finish(5000)
     assert failure.value.code == WRITE_ERROR
+
+
+def test_a_cancel_ends_the_wait_for_bytes_still_to_be_read_back(part, monkeypatch):
+    body = pattern_bytes(SIZE)
+    os.pwrite(part, body, 0)
+    cancel, reading, released = threading.Event(), threading.Event(), threading.Event()
+    real = os.preadv
+
+    def stuck_read(*args):
+        reading.set()
+        released.wait(10)  # a read back from a disk that takes its time
+        return real(*args)
+
+    monkeypatch.setattr(digests.os, "preadv", stuck_read)
+    with FileDigest(part) as digest:
+        digest.wrote(0, SIZE)
+        assert reading.wait(10)
+        cancel.set()
+        with pytest.raises(FetchError) as failure:
+            digest.finish(SIZE, cancel)
+        released.set()
+    assert failure.value.code == DOWNLOAD_CANCELLED
