@@ -58,7 +58,7 @@ class FileDigest:
         self._ahead_ends: dict[int, int] = {}
         self._hashed = 0
         self._stopping = False
-        self._error: OSError | None = None
+        self._error: Exception | None = None
         self._thread: threading.Thread | None = None
         self._alongside: ThreadPoolExecutor | None = None
 
@@ -117,8 +117,10 @@ class FileDigest:
                 if cancel is not None and cancel.is_set():
                     raise FetchError(DOWNLOAD_CANCELLED, "the download was cancelled")
                 self._changed.wait(CANCEL_CHECK_SECONDS)
-            if self._error is not None:
+            if isinstance(self._error, OSError):
                 raise local_error(self._error, "read the file back to hash it") from None
+            if self._error is not None:
+                raise self._error
             if self._hashed != length:
                 raise ValueError(f"{self._hashed} bytes were hashed, not {length}")
             return {name: digest.hexdigest() for name, digest in self._hashes.items()}
@@ -169,7 +171,7 @@ class FileDigest:
                     self._update(data)
                 else:
                     self._read_back(offset, size, view)
-            except OSError as exc:
+            except Exception as exc:  # told to the caller waiting in `finish`
                 with self._changed:
                     self._error = exc
                     self._changed.notify_all()
