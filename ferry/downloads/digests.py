@@ -27,7 +27,7 @@ from ferry.downloads.policy import DOWNLOAD_CANCELLED, FetchError
 
 # Received bytes waiting for the hashing thread; beyond this a writer's bytes are
 # read back from the file instead of being held.
-QUEUED_BYTES = 16 * 1024 * 1024
+QUEUED_BYTES = 4 * 1024 * 1024
 READ_BACK_SIZE = 1024 * 1024
 # How often a caller waiting for the last bytes to be hashed looks at its cancel flag.
 CANCEL_CHECK_SECONDS = 0.1
