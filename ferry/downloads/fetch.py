@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ferry.downloads import names
-from ferry.downloads.checksums import Checksum, verify
+from ferry.downloads.checksums import Checksum, algorithms_for, check
+from ferry.downloads.digests import FileDigest
 from ferry.downloads.fetch_types import (
     FetchResult,
     PartialFile,
@@ -65,10 +66,11 @@ def fetch_to_directory(
     removed and the download starts over. `tuning` shapes the transfer (segments, resume
     margin, writeback window).
 
-    The written file's sha256 is reported, and a `checksum` that disagrees with the file
-    fails the fetch before anything is published. When the fetch fails and `keep_part`
-    answers true for its error (a pause, a planned stop, a failure to be tried again), a
-    part file that can be resumed is left in place for a later `partial`.
+    The written file's sha256, computed while the body streams, is reported, and a
+    `checksum` that disagrees with the file fails the fetch before anything is published.
+    When the fetch fails and `keep_part` answers true for its error (a pause, a planned
+    stop, a failure to be tried again), a part file that can be resumed is left in place
+    for a later `partial`.
     """
     directory = Path(directory)
     target = url if isinstance(url, CheckedUrl) else policy.check_url(url)
@@ -109,6 +111,7 @@ def fetch_to_directory(
             try:
                 with contextlib.ExitStack() as closing:
                     closing.callback(os.close, fd)
+                    digest = closing.enter_context(FileDigest(fd, algorithms_for(checksum)))
                     if on_headers is not None:
                         on_headers(
                             ResponseInfo(
@@ -122,12 +125,20 @@ def fetch_to_directory(
                             )
                         )
                     size = stream(
-                        connections, response, fd, transfer, target, wire_length, on_progress
+                        connections,
+                        response,
+                        fd,
+                        transfer,
+                        target,
+                        wire_length,
+                        on_progress,
+                        digest,
                     )
+                    # The hashing thread finishes the digest while the disk syncs.
                     flush(fd)
+                    digests = digest.finish(size, transfer.cancel)
                 transfer.check()
-                sha256 = verify(part, checksum)
-                transfer.check()
+                sha256 = check(digests, checksum)
                 final_path, final_name = publish(part, directory, name)
             except BaseException as exc:
                 keep = (

@@ -24,8 +24,9 @@ def local_error(exc: OSError, what: str) -> FetchError:
 
 
 def create_part(directory: Path, name: str, tag: str) -> tuple[Path, int]:
+    # Readable too: the digest reads back what the kernel spliced into it.
     flags = (
-        os.O_WRONLY
+        os.O_RDWR
         | os.O_CREAT
         | os.O_EXCL
         | getattr(os, "O_CLOEXEC", 0)

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 
-from ferry.downloads.checksums import Checksum, verify
+from ferry.downloads.checksums import Checksum, algorithms_for, check
+from ferry.downloads.digests import FileDigest
 from ferry.downloads.fetch_types import FetchResult, PartialFile, ResponseInfo, Resumable
 from ferry.downloads.part_files import flush, local_error, publish
 from ferry.downloads.policy import CheckedUrl, FetchError
@@ -45,6 +46,17 @@ def missing_ranges(fd: int, resumable: Resumable, margin: int) -> list[tuple[int
         if resume_at < end:
             missing.append((resume_at, end - resume_at))
     return missing
+
+
+def present_ranges(missing: list[tuple[int, int]], length: int) -> list[tuple[int, int]]:
+    """The (start, size) pieces of a `length`-byte part file that `missing` leaves: the
+    bytes an earlier run wrote, hashed once from the file when the resume begins."""
+    present, at = [], 0
+    for start, size in [*missing, (length, 0)]:
+        if start > at:
+            present.append((at, start - at))
+        at = start + size
+    return present
 
 
 def reports_holes(directory: Path, probe_at: int) -> bool:
@@ -92,7 +104,7 @@ def resume(
     published = kept = False
     try:
         refuse_announced_size(resumable.length, transfer.policy.max_size)
-        flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+        flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
         try:
             fd = os.open(partial.path, flags)
         except FileNotFoundError:
@@ -141,13 +153,23 @@ def resume(
                     )
                 )
             progress = None if on_progress is None else (lambda done: on_progress(present + done))
+            digest = closing.enter_context(FileDigest(fd, algorithms_for(checksum)))
+            for start, size in present_ranges(missing, resumable.length):
+                digest.wrote(start, size)
             stream_segments(
-                [response, *extra], missing, fd, transfer, target, resumable.length, progress
+                [response, *extra],
+                missing,
+                fd,
+                transfer,
+                target,
+                resumable.length,
+                progress,
+                digest,
             )
             flush(fd)
+            digests = digest.finish(resumable.length, transfer.cancel)
         transfer.check()
-        sha256 = verify(partial.path, checksum)
-        transfer.check()
+        sha256 = check(digests, checksum)
         final_path, final_name = publish(partial.path, directory, partial.name)
         published = True
     except FetchError as exc:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import urllib3
 from urllib3.response import BaseHTTPResponse
 
+from ferry.downloads.digests import FileDigest
 from ferry.downloads.fetch_types import SEGMENTS
 from ferry.downloads.part_files import Writeback, local_error
 from ferry.downloads.policy import FILE_TOO_LARGE, NETWORK_ERROR, CheckedUrl, FetchError
@@ -106,6 +107,7 @@ def _splice_rest(
     announced: int | None,
     on_progress: Callable[[int], None] | None,
     writeback: Writeback,
+    digest: FileDigest,
     *,
     offset: int,
     size: int,
@@ -115,6 +117,8 @@ def _splice_rest(
 
     Same checks as reading: cancel and deadline (the watchdog's shutdown ends a wait
     as end of body), idle timeout, size cap, progress; returns the bytes now written.
+    The bytes never reach Python: `digest` reads them back from the page cache, where
+    they were written a moment before.
     """
     max_size = transfer.policy.max_size
     idle_ms = int(transfer.policy.idle_timeout * 1000)
@@ -150,6 +154,7 @@ def _splice_rest(
                     moved -= os.splice(pipe_out, fd, moved, offset_dst=offset + size - moved)
                 except OSError as exc:
                     raise local_error(exc, "write the file") from None
+            digest.wrote(offset + size - received, received)
             writeback.written(size)
             if on_progress is not None:
                 on_progress(size)
@@ -167,11 +172,13 @@ def _stream_body(
     target: CheckedUrl,
     announced: int | None,
     on_progress: Callable[[int], None] | None,
+    digest: FileDigest,
     *,
     offset: int = 0,
     limit: int | None = None,
 ) -> int:
-    """Write the body at `offset` in `fd`, stopping after `limit` bytes if given."""
+    """Write the body at `offset` in `fd`, stopping after `limit` bytes if given, and
+    hand each piece written to `digest`."""
     max_size = transfer.policy.max_size
     # read1 returns what has arrived instead of waiting for a full chunk (urllib3 >= 2.3).
     read = getattr(response, "read1", response.read)
@@ -193,6 +200,7 @@ def _stream_body(
             _write_all(fd, chunk, offset + size - len(chunk))
         except OSError as exc:
             raise local_error(exc, "write the file") from None
+        digest.wrote(offset + size - len(chunk), len(chunk), chunk)
         writeback.written(size)
         if on_progress is not None:
             on_progress(size)
@@ -208,6 +216,7 @@ def _stream_body(
                     announced,
                     on_progress,
                     writeback,
+                    digest,
                     offset=offset,
                     size=size,
                     total=total,
@@ -232,6 +241,7 @@ def stream(
     target: CheckedUrl,
     length: int | None,
     on_progress: Callable[[int], None] | None,
+    digest: FileDigest,
 ) -> int:
     """The body into `fd`: over one connection, or in segments when the server allows.
 
@@ -241,14 +251,14 @@ def stream(
     goes on over that one connection alone.
     """
     if not can_segment(response, length, transfer.tuning):
-        return _stream_body(response, fd, transfer, target, length, on_progress)
+        return _stream_body(response, fd, transfer, target, length, on_progress, digest)
     pieces = segments(length, SEGMENTS, transfer.tuning.segment_alignment)
     with contextlib.ExitStack() as closing:
         extra = open_ranges(connections, transfer, target, pieces[1:], closing)
         if extra is None:
-            return _stream_body(response, fd, transfer, target, length, on_progress)
+            return _stream_body(response, fd, transfer, target, length, on_progress, digest)
         return stream_segments(
-            [response, *extra], pieces, fd, transfer, target, length, on_progress
+            [response, *extra], pieces, fd, transfer, target, length, on_progress, digest
         )
 
 
@@ -260,7 +270,10 @@ def stream_segments(
     target: CheckedUrl,
     length: int,
     on_progress: Callable[[int], None] | None,
+    digest: FileDigest,
 ) -> int:
+    """Each of `pieces` (start, size) of `fd` from its response, at once; `digest` takes
+    the first piece as it arrives and reads the others back as its prefix reaches them."""
     done = [0] * len(pieces)
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -275,7 +288,15 @@ def stream_segments(
         start, size = pieces[index]
         try:
             got = _stream_body(
-                responses[index], fd, transfer, target, size, progress, offset=start, limit=size
+                responses[index],
+                fd,
+                transfer,
+                target,
+                size,
+                progress,
+                digest,
+                offset=start,
+                limit=size,
             )
             if got != size:
                 raise FetchError(

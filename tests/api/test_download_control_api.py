@@ -8,6 +8,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import make_config
+from tests.support.download_api import record, start
 from tests.support.envelope import assert_error
 from tests.support.remote import pattern_bytes, wait_until
 
@@ -20,21 +21,6 @@ ETAG = [("ETag", '"v1"')]
 @pytest.fixture
 def config(tmp_path):
     return make_config(tmp_path / "data", allow_download=True, allow_private_networks=True)
-
-
-def start(client, caller, url: str, **params) -> str:
-    query = f"download={quote(url, safe='')}" + "".join(
-        f"&{key}={quote(str(value), safe='')}" for key, value in params.items()
-    )
-    response = client.get(f"/dl?{query}", headers=caller.bearer)
-    assert response.status_code == 200, response.text
-    return response.json()["download_id"]
-
-
-def record(client, caller, download_id: str) -> dict:
-    response = client.get(f"/api/v1/downloads/{download_id}", headers=caller.bearer)
-    assert response.status_code == 200, response.text
-    return response.json()["download"]
 
 
 def post(client, caller, download_id: str, action: str):

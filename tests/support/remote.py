@@ -284,6 +284,29 @@ class RemoteServer:
 
         return self.route(path, handler)
 
+    def cut_once(self, path: str, body: bytes, *, sent: int) -> str:
+        """`body` with an ETag and `Accept-Ranges: bytes`; the first whole-file answer
+        stops after `sent` bytes, and `Range: bytes=N-` gets a 206 of the rest."""
+        cut = threading.Event()
+
+        def handler(h: _RequestHandler) -> None:
+            headers = [("ETag", '"v1"'), ("Accept-Ranges", "bytes")]
+            asked = h.headers.get("Range")
+            if asked is None and not cut.is_set():
+                cut.set()
+                h.send_head(200, [("Content-Length", str(len(body))), *headers])
+                h.wfile.write(body[:sent])
+                return
+            start = int(asked.removeprefix("bytes=").split("-")[0]) if asked else 0
+            if asked:
+                headers.append(("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}"))
+            h.send_head(
+                206 if asked else 200, [("Content-Length", str(len(body) - start)), *headers]
+            )
+            h.wfile.write(body[start:])
+
+        return self.route(path, handler)
+
     def gzipped(self, path: str, payload: bytes) -> bytes:
         """Serves `payload` gzip-encoded with Content-Length; returns the bytes on the wire."""
         body = gzip.compress(payload, mtime=0)

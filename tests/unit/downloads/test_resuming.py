@@ -12,7 +12,7 @@ import pytest
 from ferry.downloads.fetch import fetch_to_directory
 from ferry.downloads.fetch_types import PartialFile, Resumable, TransferTuning
 from ferry.downloads.policy import FILE_TOO_LARGE, REMOTE_FILE_NOT_FOUND, FetchError
-from ferry.downloads.resuming import missing_ranges, reports_holes
+from ferry.downloads.resuming import missing_ranges, present_ranges, reports_holes
 from tests.support.downloads import LOCAL, listing
 from tests.support.remote import pattern_bytes
 
@@ -192,3 +192,10 @@ def test_a_download_is_resumable_only_with_a_strong_validator(
     resume_fetch(url, target_dir, policy=LOCAL, on_headers=answered.append)
     expected = None if validator is None else Resumable(SIZE, validator, IN_SEGMENTS)
     assert answered[0].resumable == expected
+
+
+def test_the_bytes_a_resume_hashes_from_disk_are_those_it_does_not_fetch_again():
+    missing = [(100, 50), (300, 100), (900, 100)]
+    assert present_ranges(missing, 1000) == [(0, 100), (150, 150), (400, 500)]
+    assert present_ranges([(0, 1000)], 1000) == []
+    assert present_ranges([(600, 400)], 1000) == [(0, 600)]

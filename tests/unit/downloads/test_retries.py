@@ -96,29 +96,7 @@ def test_tries_end_after_the_configured_retries(remote, target_dir, make_manager
 
 def test_a_body_cut_short_goes_on_from_the_bytes_on_disk(remote, target_dir, make_manager):
     body = pattern_bytes(SIZE)
-    cut = {"done": False}
-
-    def handler(h) -> None:
-        validators = [("ETag", '"v1"'), ("Accept-Ranges", "bytes")]
-        asked_range = h.headers.get("Range")
-        if asked_range is None and not cut["done"]:
-            cut["done"] = True
-            h.send_head(200, [("Content-Length", str(SIZE)), *validators])
-            h.wfile.write(body[: SIZE // 2])
-            return
-        start = int(asked_range.removeprefix("bytes=").split("-")[0]) if asked_range else 0
-        part = body[start:]
-        h.send_head(
-            206 if asked_range else 200,
-            [
-                ("Content-Length", str(len(part))),
-                *validators,
-                *([("Content-Range", f"bytes {start}-{SIZE - 1}/{SIZE}")] if asked_range else []),
-            ],
-        )
-        h.wfile.write(part)
-
-    url = remote.route("/cut.bin", handler)
+    url = remote.cut_once("/cut.bin", body, sent=SIZE // 2)
     record = make_manager(resume_margin=1024).start(url, target_dir, "files").wait(20)
     assert (record["status"], record["attempts"]) == ("completed", 2)
     assert (target_dir / "cut.bin").read_bytes() == body

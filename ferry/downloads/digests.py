@@ -1,0 +1,205 @@
+"""Digests of a file computed while it is written, in file order whatever order its
+bytes arrive in.
+
+Writers report each range they have put into the file, with the bytes when they hold
+them. One hashing thread consumes the file from its start: a range that extends what
+has been hashed so far is hashed from the writer's bytes; bytes the writer never held
+(spliced in the kernel), bytes that arrived ahead of the hashed prefix (a later segment
+of a parallel download), bytes already on disk when a download resumes, and bytes that
+would push the queue past `QUEUED_BYTES` are read back from the file once the prefix
+reaches them. Those were written moments before and are read from the page cache; the
+memory held is the queue's bound plus one read buffer, however far ahead a segment runs.
+hashlib releases the GIL while it hashes a large buffer, so hashing overlaps the
+network and the disk on another core.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+
+from ferry.downloads.part_files import local_error
+from ferry.downloads.policy import DOWNLOAD_CANCELLED, FetchError
+
+# Received bytes waiting for the hashing thread; beyond this a writer's bytes are
+# read back from the file instead of being held.
+QUEUED_BYTES = 4 * 1024 * 1024
+READ_BACK_SIZE = 1024 * 1024
+# How often a caller waiting for the last bytes to be hashed looks at its cancel flag.
+CANCEL_CHECK_SECONDS = 0.1
+
+
+class FileDigest:
+    """The digests (`algorithms`, by hashlib name) of the file open for reading as `fd`.
+
+    Use as a context manager, which starts and stops the hashing thread (and, for a
+    second algorithm, a thread that hashes the same buffers alongside it); `wrote` from
+    any thread, then `finish` once every byte is in the file.
+    """
+
+    def __init__(self, fd: int, algorithms: tuple[str, ...] = ("sha256",)):
+        self._fd = fd
+        self._hashes = {name: hashlib.new(name) for name in algorithms}
+        self._changed = threading.Condition()
+        # (offset, bytes or None to read them back, size), in file order.
+        self._queue: collections.deque[tuple[int, bytes | memoryview | None, int]] = (
+            collections.deque()
+        )
+        self._queued_bytes = 0
+        # End of what has been queued: every byte before it is hashed or on its way.
+        self._frontier = 0
+        # Ranges written beyond the frontier, start -> end, and end -> start to join
+        # a segment's consecutive writes into one range.
+        self._ahead: dict[int, int] = {}
+        self._ahead_ends: dict[int, int] = {}
+        self._hashed = 0
+        self._stopping = False
+        self._error: Exception | None = None
+        self._thread: threading.Thread | None = None
+        self._alongside: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> FileDigest:
+        if len(self._hashes) > 1:
+            self._alongside = ThreadPoolExecutor(1, thread_name_prefix="ferry-fetch-digest")
+        self._thread = threading.Thread(target=self._run, name="ferry-fetch-digest", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        with self._changed:
+            self._stopping = True
+            self._queue.clear()
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+        if self._alongside is not None:
+            self._alongside.shutdown()
+
+    def wrote(self, offset: int, size: int, data: bytes | memoryview | None = None) -> None:
+        """`size` bytes are in the file at `offset`; `data`, if given, is them, and must
+        not change afterwards."""
+        if size <= 0:
+            return
+        end = offset + size
+        with self._changed:
+            if end <= self._frontier:
+                return  # fetched again (a resume's margin): hashed already
+            if offset > self._frontier:
+                self._note_ahead(offset, end)
+                return
+            if data is not None and offset < self._frontier:
+                data = memoryview(data)[self._frontier - offset :]
+            self._enqueue(self._frontier, data, end)
+            self._take_ahead()
+            self._changed.notify_all()
+
+    def finish(self, length: int, cancel: threading.Event | None = None) -> dict[str, str]:
+        """The hex digest of each algorithm over the file's first `length` bytes, once
+        hashed; call after every byte of them was reported through `wrote`.
+
+        Raises FetchError when the file could not be read back, and DOWNLOAD_CANCELLED
+        as soon as `cancel` is set: the part of a big file still to be read back must
+        not hold up a cancel.
+        """
+        with self._changed:
+            if self._frontier < length:
+                raise ValueError(f"only {self._frontier} of {length} bytes were written in order")
+            while self._hashed < length and self._error is None:
+                if cancel is not None and cancel.is_set():
+                    raise FetchError(DOWNLOAD_CANCELLED, "the download was cancelled")
+                self._changed.wait(CANCEL_CHECK_SECONDS)
+            if isinstance(self._error, OSError):
+                raise local_error(self._error, "read the file back to hash it") from None
+            if self._error is not None:
+                raise self._error
+            if self._hashed != length:
+                raise ValueError(f"{self._hashed} bytes were hashed, not {length}")
+            return {name: digest.hexdigest() for name, digest in self._hashes.items()}
+
+    # --- under the lock ------------------------------------------------------------
+
+    def _note_ahead(self, offset: int, end: int) -> None:
+        start = self._ahead_ends.pop(offset, offset)
+        following = self._ahead.pop(end, None)
+        if following is not None:
+            del self._ahead_ends[following]
+            end = following
+        self._ahead[start] = end
+        self._ahead_ends[end] = start
+
+    def _take_ahead(self) -> None:
+        """Queue, to be read back, the ranges written ahead that now follow the frontier."""
+        while (end := self._ahead.pop(self._frontier, None)) is not None:
+            del self._ahead_ends[end]
+            self._enqueue(self._frontier, None, end)
+
+    def _enqueue(self, offset: int, data: bytes | memoryview | None, end: int) -> None:
+        size = end - offset
+        if data is not None and self._queued_bytes + size > QUEUED_BYTES:
+            data = None
+        if data is None and self._queue and self._queue[-1][1] is None:
+            last_offset, _, last_size = self._queue.pop()
+            offset, size = last_offset, last_size + size
+        elif data is not None:
+            self._queued_bytes += size
+        self._queue.append((offset, data, size))
+        self._frontier = end
+
+    # --- the hashing thread ----------------------------------------------------------
+
+    def _run(self) -> None:
+        buffer = bytearray(READ_BACK_SIZE)
+        view = memoryview(buffer)
+        while True:
+            with self._changed:
+                while not self._queue and not self._stopping:
+                    self._changed.wait()
+                if self._stopping:
+                    return
+                offset, data, size = self._queue.popleft()
+            try:
+                if data is not None:
+                    self._update(data)
+                else:
+                    self._read_back(offset, size, view)
+            except Exception as exc:  # told to the caller waiting in `finish`
+                with self._changed:
+                    self._error = exc
+                    self._changed.notify_all()
+                return
+            with self._changed:
+                if data is not None:
+                    self._queued_bytes -= size
+                self._hashed += size
+                self._changed.notify_all()
+
+    def _update(self, data: bytes | memoryview) -> None:
+        first, *others = self._hashes.values()
+        if self._alongside is None:
+            first.update(data)
+            return
+        pending = [self._alongside.submit(other.update, data) for other in others]
+        first.update(data)
+        for done in pending:
+            done.result()
+
+    def _read_back(self, offset: int, size: int, view: memoryview) -> None:
+        end = offset + size
+        while offset < end:
+            read = os.preadv(self._fd, [view[: min(len(view), end - offset)]], offset)
+            if not read:
+                raise OSError(0, f"the file ends at {offset}, before {end}")
+            self._update(view[:read])
+            offset += read
+            with self._changed:
+                if self._stopping:
+                    return
