@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from tinydb.table import Document
 
-from ferry.kernel.statuses import ACTIVE_DOWNLOAD_STATUSES, DownloadStatus
+from ferry.kernel.statuses import ACTIVE_DOWNLOAD_STATUSES, DownloadKind, DownloadStatus
 from storage.store import Store, detached
 
 # The key of a record's local bookkeeping: fields kept for recovery (where the part
@@ -31,6 +31,10 @@ from storage.store import Store, detached
 LOCAL_KEY = "_local"
 _DB = "downloads"
 _RUNNABLE = frozenset({DownloadStatus.STARTING, DownloadStatus.DOWNLOADING})
+
+
+def _is_file(record: dict) -> bool:
+    return record.get("kind", DownloadKind.FILE) == DownloadKind.FILE
 
 
 @dataclass(frozen=True)
@@ -202,8 +206,9 @@ class DownloadRepository:
             return len(self._runnable())
 
     def claim_next(self, worker_id: str, lease_seconds: float) -> Claim | None:
-        """The oldest queued or running download nobody holds, now held by `worker_id`
-        for `lease_seconds`."""
+        """The oldest queued or running file download nobody holds, now held by
+        `worker_id` for `lease_seconds`. An import's download is claimed by id where its
+        import runs, and here only once left by a crash."""
         return self._claim(None, worker_id, lease_seconds)
 
     def claim(self, record_id: str, worker_id: str, lease_seconds: float) -> Claim | None:
@@ -220,6 +225,8 @@ class DownloadRepository:
                 lease = self._leases.get(record_id)
                 previous = lease.worker_id if lease is not None and lease.until else None
                 stale = lease is None and record_id not in self._queued_here
+                if wanted is None and not (_is_file(record) or previous or stale):
+                    continue
                 self._queued_here.discard(record_id)
                 self._leases[record_id] = _Lease(worker_id, at + lease_seconds)
                 return Claim(detached(record), previous_worker=previous, stale=stale)

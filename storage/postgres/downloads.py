@@ -11,7 +11,7 @@ claimable again.
 
 from __future__ import annotations
 
-from ferry.kernel.statuses import ACTIVE_DOWNLOAD_STATUSES, DownloadStatus
+from ferry.kernel.statuses import ACTIVE_DOWNLOAD_STATUSES, DownloadKind, DownloadStatus
 from storage.downloads import LOCAL_KEY, Claim
 from storage.postgres.connection import Database, document
 
@@ -48,10 +48,11 @@ class DownloadRepository:
         local = record.get(LOCAL_KEY) or {}
         with self._db.connection() as connection:
             connection.execute(
-                "INSERT INTO downloads (id, doc, active, runnable, end_time, finished_ns, "
-                "start_time) VALUES (%s, %s, %s = ANY(%s), %s = ANY(%s), %s, %s, %s) "
-                "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, active = excluded.active, "
-                "runnable = excluded.runnable, end_time = excluded.end_time, "
+                "INSERT INTO downloads (id, doc, active, runnable, file_kind, end_time, "
+                "finished_ns, start_time) VALUES (%s, %s, %s = ANY(%s), %s = ANY(%s), %s, %s, "
+                "%s, %s) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, "
+                "active = excluded.active, runnable = excluded.runnable, "
+                "file_kind = excluded.file_kind, end_time = excluded.end_time, "
                 "finished_ns = excluded.finished_ns, start_time = excluded.start_time",
                 (
                     record["id"],
@@ -60,6 +61,7 @@ class DownloadRepository:
                     _ACTIVE,
                     record.get("status"),
                     _RUNNABLE,
+                    record.get("kind", DownloadKind.FILE) == DownloadKind.FILE,
                     record.get("end_time") or 0,
                     local.get("finished_ns") or 0,
                     record.get("start_time") or 0,
@@ -107,14 +109,18 @@ class DownloadRepository:
     def count_runnable(self) -> int:
         """Downloads queued or running, on every worker."""
         with self._db.connection() as connection:
-            return connection.execute(
-                "SELECT count(*) FROM downloads WHERE runnable"
-            ).fetchone()[0]
+            return connection.execute("SELECT count(*) FROM downloads WHERE runnable").fetchone()[0]
 
     def claim_next(self, worker_id: str, lease_seconds: float) -> Claim | None:
-        """The oldest queued or running download nobody holds (never claimed, handed
-        back, or its lease run out), now held by `worker_id` for `lease_seconds`."""
-        return self._claim(_CLAIM.format(where=""), worker_id, lease_seconds)
+        """The oldest queued or running file download nobody holds (never claimed,
+        handed back, or its lease run out), now held by `worker_id` for `lease_seconds`."""
+        # An import's download runs where its import runs (claimed by id there); only
+        # once that process died (its lease ran out) may another worker close it.
+        return self._claim(
+            _CLAIM.format(where="AND (file_kind OR worker_id IS NOT NULL)"),
+            worker_id,
+            lease_seconds,
+        )
 
     def claim(self, record_id: str, worker_id: str, lease_seconds: float) -> Claim | None:
         """`claim_next` for one download; None when it is held or not queued or running."""

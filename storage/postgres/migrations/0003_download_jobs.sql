@@ -6,12 +6,16 @@
 -- asked for on another instance, read by the worker at its next renewal.
 ALTER TABLE downloads
     ADD COLUMN runnable boolean NOT NULL DEFAULT false,    -- starting or downloading
+    ADD COLUMN file_kind boolean NOT NULL DEFAULT true,    -- a file download, not an import's
     ADD COLUMN worker_id text,
     ADD COLUMN lease_until timestamptz,
     ADD COLUMN stop_request text,
     ADD COLUMN received bigint;                            -- bytes so far, told by renewals
 
-UPDATE downloads SET runnable = (doc->>'status') IN ('starting', 'downloading');
+-- Read off the text: the json operators refuse a document holding a NUL character.
+UPDATE downloads SET
+    runnable = doc::text ~ '"status":[[:space:]]*"(starting|downloading)"',
+    file_kind = doc::text !~ '"kind":[[:space:]]*"(import|pending-file|pending-avatar)"';
 
 CREATE INDEX downloads_claimable ON downloads (start_time, id) WHERE runnable;
 CREATE INDEX downloads_by_worker ON downloads (worker_id) WHERE worker_id IS NOT NULL;

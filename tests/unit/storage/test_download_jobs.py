@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import threading
 
+import psycopg
+import pytest
+from psycopg.types.json import Json
+
+from storage.postgres import migrate
+from tests.support.postgres import SKIP_REASON, databases
+
 # A lease that has run out the moment it is taken: a worker that died at once.
 RUN_OUT = -1.0
 LEASE = 60.0
@@ -116,3 +123,40 @@ def test_a_job_left_running_before_a_restart_is_claimed_as_a_crash_leftover(back
         return
     # The one owner of the files restarted: whatever ran before was cut off.
     assert (claim.record["id"], claim.stale) == ("left", True)
+
+
+def test_an_imports_download_is_claimed_only_by_id_until_its_worker_dies(repos):
+    downloads = repos.downloads
+    downloads.save({**queued("imported"), "kind": "import"})
+    assert downloads.claim_next("w1", LEASE) is None
+    assert downloads.claim("imported", "importer", RUN_OUT).record["id"] == "imported"
+    taken_over = downloads.claim_next("w1", LEASE)
+    assert (taken_over.record["id"], taken_over.previous_worker) == ("imported", "importer")
+
+
+def test_records_stored_before_downloads_were_jobs_become_claimable_ones(monkeypatch):
+    if not databases.available:
+        pytest.skip(SKIP_REASON)
+    url = databases.new(migrated=False)
+    before_jobs = [m for m in migrate.available() if m.name != "download_jobs"]
+    monkeypatch.setattr(migrate, "available", lambda: before_jobs)
+    with psycopg.connect(url, autocommit=True) as connection:
+        migrate.upgrade(connection)
+        for record_id, status, kind in (
+            ("queued", "starting", "file"),
+            ("nul", "downloading", "file"),
+            ("imported", "starting", "import"),
+            ("paused", "paused", "file"),
+        ):
+            doc = {"id": record_id, "status": status, "kind": kind, "filename": "a\u0000b"}
+            connection.execute(
+                "INSERT INTO downloads (id, doc, active) VALUES (%s, %s, true)",
+                (record_id, Json(doc)),
+            )
+    monkeypatch.undo()
+    with psycopg.connect(url, autocommit=True) as connection:
+        assert [m.name for m in migrate.upgrade(connection)] == ["download_jobs"]
+        rows = connection.execute(
+            "SELECT id FROM downloads WHERE runnable AND file_kind ORDER BY id"
+        ).fetchall()
+    assert [row[0] for row in rows] == ["nul", "queued"]
