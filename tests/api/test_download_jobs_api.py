@@ -3,11 +3,10 @@ queues them, another instance runs them, and either answers for them."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 import pytest
 
 from handlers.app import create_app
+from tests.api.test_download_control_api import post, record, start
 from tests.conftest import ADMIN_PASSWORD, log_in, make_config
 from tests.support.postgres import SKIP_REASON, databases
 from tests.support.remote import pattern_bytes, wait_until
@@ -41,25 +40,7 @@ def api_and_worker(tmp_path):
         app.services.close()
 
 
-def start(client, caller, url: str) -> str:
-    response = client.get(f"/dl?download={quote(url, safe='')}", headers=caller.bearer)
-    assert response.status_code == 200, response.text
-    return response.json()["download_id"]
-
-
-def record(client, caller, download_id: str) -> dict:
-    response = client.get(f"/api/v1/downloads/{download_id}", headers=caller.bearer)
-    assert response.status_code == 200, response.text
-    return response.json()["download"]
-
-
-def post(client, caller, download_id: str, action: str):
-    return client.post(f"/api/v1/downloads/{download_id}/{action}", headers=caller.bearer)
-
-
-def test_a_download_queued_on_an_api_only_instance_runs_on_the_other(
-    api_and_worker, remote
-):
+def test_a_download_queued_on_an_api_only_instance_runs_on_the_other(api_and_worker, remote):
     api, worker, files = api_and_worker
     admin = log_in(api, "admin", ADMIN_PASSWORD)
     url = remote.ranged("/big.bin", SIZE, pause=PACE, validators=ETAG)
