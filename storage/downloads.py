@@ -42,11 +42,13 @@ class Claim:
     """A download a worker now holds. `previous_worker` held it before and let its lease
     run out (it died); `stale` says the record may lag behind what that worker did (a
     crash can take back saves that were not yet durable), so its status is no proof
-    that no bytes were received."""
+    that no bytes were received. `stop_request` is a cancel or pause asked for while the
+    previous worker held it, which never heard of it."""
 
     record: dict
     previous_worker: str | None = None
     stale: bool = False
+    stop_request: str | None = None
 
 
 @dataclass
@@ -228,8 +230,11 @@ class DownloadRepository:
                 if wanted is None and not (_is_file(record) or previous or stale):
                     continue
                 self._queued_here.discard(record_id)
-                self._leases[record_id] = _Lease(worker_id, at + lease_seconds)
-                return Claim(detached(record), previous_worker=previous, stale=stale)
+                stop = lease.stop_request if lease is not None else None
+                self._leases[record_id] = _Lease(worker_id, at + lease_seconds, stop)
+                return Claim(
+                    detached(record), previous_worker=previous, stale=stale, stop_request=stop
+                )
         return None
 
     def renew(

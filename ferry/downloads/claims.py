@@ -91,6 +91,9 @@ class JobClaims:
         record_id = record["id"]
         with self._lock:
             job = self._queued.pop(record_id, None)
+        if claim.stop_request is not None:
+            self._stop_claimed(claim, job, claim.stop_request)
+            return True
         partial = partial_file(record)
         # Bytes may have arrived that no part file vouches for: fetching it all again
         # would take a second full body from the remote.
@@ -209,14 +212,7 @@ class JobClaims:
                     with self._lock:
                         job = self._queued.pop(record_id, None)
             if claim is not None:
-                if job is None:
-                    job = self._job_for(claim.record, partial_file(claim.record))
-                job.stop_code = code
-                job.current = claim.record.get("current_size") or 0
-                if code == DOWNLOAD_CANCELLED:
-                    remove_leftovers(claim.record.get(LOCAL_KEY) or {})
-                cancelled = FetchError(DOWNLOAD_CANCELLED, "the download was cancelled")
-                self._finish(job, error=cancelled)
+                self._stop_claimed(claim, job, code)
                 return record
             with self._lock:
                 local = self._jobs.get(record_id)
@@ -229,6 +225,16 @@ class JobClaims:
                 return record
             if time.monotonic() >= deadline:
                 return record
+
+    def _stop_claimed(self, claim: Claim, job: Job | None, code: str) -> None:
+        """Cancel or pause a download just claimed, without running it."""
+        if job is None:
+            job = self._job_for(claim.record, partial_file(claim.record))
+        job.stop_code = code
+        job.current = claim.record.get("current_size") or 0
+        if code == DOWNLOAD_CANCELLED:
+            remove_leftovers(claim.record.get(LOCAL_KEY) or {})
+        self._finish(job, error=FetchError(DOWNLOAD_CANCELLED, "the download was cancelled"))
 
     def _await_stop(self, record_id: str, deadline: float) -> None:
         while time.monotonic() < deadline:

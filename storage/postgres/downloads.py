@@ -24,8 +24,8 @@ _CLAIM = (
     f"WHERE runnable AND {_LEASE_FREE} {{where}} "
     "ORDER BY start_time, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
     "UPDATE downloads AS d SET worker_id = %(worker)s, "
-    "lease_until = now() + make_interval(secs => %(lease)s), stop_request = NULL "
-    "FROM next WHERE d.id = next.id RETURNING d.doc, next.previous"
+    "lease_until = now() + make_interval(secs => %(lease)s) "
+    "FROM next WHERE d.id = next.id RETURNING d.doc, next.previous, d.stop_request"
 )
 
 
@@ -137,7 +137,7 @@ class DownloadRepository:
             ).fetchone()
         if row is None:
             return None
-        return Claim(row[0], previous_worker=row[1], stale=False)
+        return Claim(row[0], previous_worker=row[1], stale=False, stop_request=row[2])
 
     def renew(
         self, worker_id: str, received: dict[str, int], lease_seconds: float

@@ -30,12 +30,15 @@ SLOW_COUNT = 3
 
 
 class Ferry:
-    """One `ferry serve` run over `data_dir`, logged in as the admin."""
+    """One `ferry serve` run over `data_dir`, logged in as the admin; `extra` flags and
+    `env` variables besides the usual ones."""
 
-    def __init__(self, data_dir: Path, log: Path):
+    def __init__(self, data_dir: Path, log: Path, *extra: str, env: dict | None = None):
         self.port = free_port()
         self.log = log.open("a")
-        self.process = start(data_dir, self.port, *FLAGS, env=ADMIN, output=self.log)
+        self.process = start(
+            data_dir, self.port, *FLAGS, *extra, env={**ADMIN, **(env or {})}, output=self.log
+        )
         wait_until_up(self.port, self.process)
         self.base = f"http://127.0.0.1:{self.port}"
         login = requests.post(

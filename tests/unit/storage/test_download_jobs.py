@@ -160,3 +160,12 @@ def test_records_stored_before_downloads_were_jobs_become_claimable_ones(monkeyp
             "SELECT id FROM downloads WHERE runnable AND file_kind ORDER BY id"
         ).fetchall()
     assert [row[0] for row in rows] == ["nul", "queued"]
+
+
+def test_a_stop_asked_of_a_worker_that_died_goes_to_the_one_taking_over(repos):
+    downloads = repos.downloads
+    downloads.save(queued("d1"))
+    downloads.claim_next("dead", 0.5)
+    assert downloads.request_stop("d1", "cancel")
+    downloads.renew("dead", {"d1": 0}, RUN_OUT)
+    assert downloads.claim_next("alive", LEASE).stop_request == "cancel"
