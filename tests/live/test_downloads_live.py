@@ -63,14 +63,19 @@ class Ferry:
         return self.get("/?download_history=").json()["history"]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=20)
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        stop_gently(self.process)
         self.log.close()
+
+
+def stop_gently(process: subprocess.Popen) -> None:
+    """SIGTERM, and a kill if the process is still there 20 seconds later."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+    if process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture

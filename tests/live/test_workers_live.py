@@ -6,7 +6,6 @@ worker running the download."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import psycopg
 import pytest
 import requests
 
-from tests.live.test_downloads_live import Ferry
+from tests.live.test_downloads_live import Ferry, stop_gently
 from tests.support.postgres import SKIP_REASON, databases
 from tests.support.remote import pattern_bytes, wait_until
 
@@ -72,13 +71,7 @@ class Worker:
         assert self.process.poll() is None, log.read_text()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=20)
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        stop_gently(self.process)
         self.log.close()
 
 
@@ -169,3 +162,28 @@ def test_downloads_survive_a_killed_worker_and_a_cancel_reaches_across(cluster, 
     }
     assert continued, "the killed worker's downloads went on by range elsewhere"
     assert not list((files / "cancelled").iterdir())
+
+
+def test_a_worker_stopped_by_sigterm_hands_its_downloads_to_the_other(cluster, remote):
+    url, (first, second), workers, files = cluster
+    ids = [
+        first.download("handed", remote.ranged(f"/h{n}.bin", SIZE, pause=PACE, validators=ETAG))
+        for n in range(2 * PER_WORKER)
+    ]
+    pids = {worker.process.pid: worker for worker in workers}
+    assert wait_until(lambda: len(holders(url)) == 2 * PER_WORKER, timeout=30)
+    leaving = pids[int(holders(url)[ids[0]].split(":")[1])]
+    leaving.process.send_signal(signal.SIGTERM)
+    assert leaving.process.wait(timeout=20) == 0
+    assert "Ferry worker stopped." in leaving.log_path.read_text()
+
+    def all_completed() -> bool:
+        history = {d["id"]: d["status"] for d in second.history()}
+        return all(history.get(i) == "completed" for i in ids)
+
+    assert wait_until(all_completed, timeout=120), second.active()
+    for n in range(2 * PER_WORKER):
+        assert (files / "handed" / f"h{n}.bin").read_bytes() == pattern_bytes(SIZE)
+        asked = [r.headers.get("Range") for r in remote.requests if r.path == f"/h{n}.bin"]
+        assert asked.count(None) == 1, (n, asked)
+    assert any(r.headers.get("Range") for r in remote.requests)
