@@ -102,6 +102,7 @@ class JobClaims:
         if cut_off and (partial is None or not self._resume_partials):
             self._close_cut_off(record, job)
             return False
+        started_here = job is not None
         if job is None:
             if continuing:
                 record = {**record, "status": DownloadStatus.STARTING}
@@ -117,7 +118,11 @@ class JobClaims:
                 self._submit(job)
                 running = True
         if not running:
-            self._repository.release(record_id, self._worker_id)
+            if started_here and not self._repository.shared:
+                # As shutdown closes the others started here: nobody else will run it.
+                self._finish(job, error=FetchError(SERVER_STOPPED, STOPPED_MESSAGE))
+            else:
+                self._repository.release(record_id, self._worker_id)
             return True
         if continuing:
             self._tell("download_resumed", job.live())

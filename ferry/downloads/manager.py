@@ -533,7 +533,7 @@ class DownloadManager(JobClaims, DownloadControl):
             if job is not None:
                 return job.live()
         record = self._repository.get(record_id)
-        return public_view(record) if record is not None else None
+        return _stored_view(record) if record is not None else None
 
     def active(self, directory: str | None = None) -> list[dict]:
         """Downloads queued, running or paused on any worker, oldest first; only those
@@ -543,7 +543,7 @@ class DownloadManager(JobClaims, DownloadControl):
         records = [job.live() for job in jobs]
         running_here = {record["id"] for record in records}
         records += [
-            public_view(record)
+            _stored_view(record)
             for record in self._repository.unfinished()
             if record["id"] not in running_here
         ]
@@ -570,3 +570,12 @@ class DownloadManager(JobClaims, DownloadControl):
 
     def history(self, limit: int | None = None) -> list[dict]:
         return [public_view(r) for r in self._repository.history(limit)]
+
+
+def _stored_view(record: dict) -> dict:
+    """A stored record as clients see it; one running on another worker shows the
+    bytes that worker last reported, and the percentage they make."""
+    view = public_view(record)
+    if view.get("expected_size") is not None and view["status"] == DownloadStatus.DOWNLOADING:
+        view["progress_percentage"] = percentage(view["current_size"], view["expected_size"])
+    return view
