@@ -121,6 +121,7 @@ class Services:
             on_idle=allocator.release_free_memory,
             on_event=lambda kind, record: events.publish(kind, DOWNLOAD, record),
             max_per_host=config.max_connections_per_host,
+            works_jobs=config.workers > 0,
             tuning=TransferTuning(
                 bandwidth=bandwidth(config.max_download_rate), retries=config.download_retries
             ),
@@ -188,8 +189,6 @@ class Services:
         """Start the worker pools and recover; the server's step, taken once."""
         if self.started:
             return
-        # Raises storage.backends.DatabaseInUse while another server works on the database.
-        self.store.claim_server()
         self.started = True
         self.accounts.startup()
         self.webhooks.start()
@@ -198,9 +197,18 @@ class Services:
         self.downloads.startup(resume=self.config.allow_download)
         # Imported files an earlier version left in the served tree move out of it.
         self.attachments.move_legacy_uploads()
-        self.imports.startup()
+        self.imports.startup(recover=self.store.claim_import_recovery())
         # Part files of uploads nobody finished, now and every hour.
         self.part_sweeper.start()
+
+    def start_worker(self) -> None:
+        """Work download jobs only (`ferry worker`): no accounts, no imports, no HTTP.
+        A download a dead worker left goes on from its part file where its server allows."""
+        if self.started:
+            return
+        self.started = True
+        self.webhooks.start()
+        self.downloads.startup(resume=True)
 
     def event_view(self, user: dict) -> Callable[[Event], dict | None]:
         """What `user` is told of each event (its `data`), or None for an event about a

@@ -11,14 +11,13 @@ from typing import Any
 from storage.contacts import ContactRepository
 from storage.downloads import DownloadRepository
 from storage.operations import OperationRepository
-from storage.postgres.errors import DatabaseInUse, DatabaseUnavailable
+from storage.postgres.errors import DatabaseUnavailable
 from storage.staging import StagingArea
 from storage.store import Store
 from storage.users import UserRepository
 from storage.workspace import WorkspaceStore
 
 __all__ = [
-    "DatabaseInUse",
     "DatabaseUnavailable",
     "Repositories",
     "open_backend",
@@ -41,9 +40,9 @@ class Repositories:
     close: Callable[[], None]
     # Whether the database answers now; always true for files on a local disk.
     reachable: Callable[[], bool]
-    # Makes this process the one server working on the storage, or raises
-    # DatabaseInUse; TinyDB's data-directory lock already is that claim.
-    claim_server: Callable[[], None]
+    # Whether this process is the one server that recovers unfinished imports (the
+    # first to ask); TinyDB's data-directory lock already makes it the only one.
+    claim_import_recovery: Callable[[], bool]
 
 
 def open_tinydb(state_dir: Path, *, fsync: bool = True) -> Repositories:
@@ -65,7 +64,7 @@ def open_tinydb(state_dir: Path, *, fsync: bool = True) -> Repositories:
         contacts=ContactRepository(store),
         close=close,
         reachable=lambda: True,
-        claim_server=lambda: None,
+        claim_import_recovery=lambda: True,
     )
 
 
@@ -89,7 +88,7 @@ def open_postgres(url: str, state_dir: Path, *, fsync: bool = True) -> Repositor
         contacts=contacts.ContactRepository(database),
         close=database.close,
         reachable=database.ping,
-        claim_server=database.claim_server,
+        claim_import_recovery=database.claim_import_recovery,
     )
 
 

@@ -8,19 +8,54 @@ store's lock, then waits, outside it, until a disk write covering its change is 
 so readers never wait for an fsync and downloads finishing together share one. Until
 a change is on disk, readers are shown the record as it was before it (or nothing, for
 a new one): nothing is ever shown that a crash could take back.
+
+A queued or running download is a job, claimed and held by a lease as on PostgreSQL
+(storage.postgres.downloads), so the domain has one way to run downloads. Here one
+process owns the files, so leases live in its memory: a queued or running record it
+finds on disk and did not write itself was left by a crash, and is claimed as `stale`.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass
+
 from tinydb.table import Document
 
-from ferry.kernel.statuses import ACTIVE_DOWNLOAD_STATUSES
+from ferry.kernel.statuses import ACTIVE_DOWNLOAD_STATUSES, DownloadKind, DownloadStatus
 from storage.store import Store, detached
 
 # The key of a record's local bookkeeping: fields kept for recovery (where the part
 # file is, how to resume it, when the download ended) and never shown to clients.
 LOCAL_KEY = "_local"
 _DB = "downloads"
+_RUNNABLE = frozenset({DownloadStatus.STARTING, DownloadStatus.DOWNLOADING})
+
+
+def _is_file(record: dict) -> bool:
+    return record.get("kind", DownloadKind.FILE) == DownloadKind.FILE
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A download a worker now holds. `previous_worker` held it before and let its lease
+    run out (it died); `stale` says the record may lag behind what that worker did (a
+    crash can take back saves that were not yet durable), so its status is no proof
+    that no bytes were received. `stop_request` is a cancel or pause asked for while the
+    previous worker held it, which never heard of it."""
+
+    record: dict
+    previous_worker: str | None = None
+    stale: bool = False
+    stop_request: str | None = None
+
+
+@dataclass
+class _Lease:
+    worker_id: str
+    until: float | None  # monotonic; None once handed back
+    stop_request: str | None = None
 
 
 def _newest_first(record: dict) -> tuple:
@@ -34,10 +69,18 @@ def _newest_first(record: dict) -> tuple:
 
 
 class DownloadRepository:
+    # Only this process works these records.
+    shared = False
+
     def __init__(self, store: Store):
         self._store = store
         # id -> (generation of the newest save not yet on disk, the durable record or None)
         self._pending: dict[str, tuple[int, dict | None]] = {}
+        # Who holds each queued or running download claimed since this process began.
+        self._leases: dict[str, _Lease] = {}
+        # Queued downloads this process recorded and nobody has claimed yet.
+        self._queued_here: set[str] = set()
+        self._jobs_lock = threading.Lock()
 
     @property
     def _table(self):
@@ -66,6 +109,13 @@ class DownloadRepository:
                 previous = None
                 table.insert(Document(record, doc_id=record_id))
             self._hide(record_id, previous)
+        with self._jobs_lock:
+            if record.get("status") == DownloadStatus.STARTING:
+                self._queued_here.add(record_id)
+            else:
+                self._queued_here.discard(record_id)
+            if record.get("status") not in _RUNNABLE:
+                self._leases.pop(record_id, None)
         if wait:
             self._commit()
 
@@ -130,9 +180,99 @@ class DownloadRepository:
                 return 0
             surplus = [r["id"] for r in self._finished()[max(keep, 0) :]]
             if surplus:
+                with self._jobs_lock:
+                    for record_id in surplus:
+                        self._leases.pop(record_id, None)
                 # Shown gone at once: if a crash takes a removal back, the next prune
                 # removes it again.
                 self._table.remove(doc_ids=surplus)
         if surplus:
             self._commit()
         return len(surplus)
+
+    # --- jobs ----------------------------------------------------------------------
+
+    def _runnable(self) -> list[dict]:
+        """Queued and running records, oldest first. Call with the store's lock held."""
+        records = [r for r in self._table.all() if r.get("status") in _RUNNABLE]
+        records.sort(key=lambda r: (r.get("start_time") or 0, r["id"]))
+        return records
+
+    def _free(self, record_id: str, at: float) -> bool:
+        lease = self._leases.get(record_id)
+        return lease is None or lease.until is None or lease.until < at
+
+    def count_runnable(self) -> int:
+        """Downloads queued or running."""
+        with self._store.lock:
+            return len(self._runnable())
+
+    def claim_next(self, worker_id: str, lease_seconds: float) -> Claim | None:
+        """The oldest queued or running file download nobody holds, now held by
+        `worker_id` for `lease_seconds`. An import's download is claimed by id where its
+        import runs, and here only once left by a crash."""
+        return self._claim(None, worker_id, lease_seconds)
+
+    def claim(self, record_id: str, worker_id: str, lease_seconds: float) -> Claim | None:
+        """`claim_next` for one download; None when it is held or not queued or running."""
+        return self._claim(record_id, worker_id, lease_seconds)
+
+    def _claim(self, wanted: str | None, worker_id: str, lease_seconds: float) -> Claim | None:
+        with self._store.lock, self._jobs_lock:
+            at = time.monotonic()
+            for record in self._runnable():
+                record_id = record["id"]
+                if (wanted is not None and record_id != wanted) or not self._free(record_id, at):
+                    continue
+                lease = self._leases.get(record_id)
+                previous = lease.worker_id if lease is not None and lease.until else None
+                stale = lease is None and record_id not in self._queued_here
+                if wanted is None and not (_is_file(record) or previous or stale):
+                    continue
+                self._queued_here.discard(record_id)
+                stop = lease.stop_request if lease is not None else None
+                self._leases[record_id] = _Lease(worker_id, at + lease_seconds, stop)
+                return Claim(
+                    detached(record), previous_worker=previous, stale=stale, stop_request=stop
+                )
+        return None
+
+    def renew(
+        self, worker_id: str, received: dict[str, int], lease_seconds: float
+    ) -> dict[str, str | None]:
+        """Extend the leases `worker_id` holds on the downloads in `received` (id ->
+        bytes so far). Returns, for each one it still holds, the stop asked for (or
+        None); a download missing from the answer was taken over by another worker."""
+        held = {}
+        with self._jobs_lock:
+            until = time.monotonic() + lease_seconds
+            for record_id in received:
+                lease = self._leases.get(record_id)
+                if lease is not None and lease.worker_id == worker_id and lease.until:
+                    lease.until = until
+                    held[record_id] = lease.stop_request
+        return held
+
+    def request_stop(self, record_id: str, code: str) -> bool:
+        """Ask the worker holding the download to stop it; False when no live lease
+        holds it."""
+        with self._jobs_lock:
+            lease = self._leases.get(record_id)
+            if lease is None or self._free(record_id, time.monotonic()):
+                return False
+            lease.stop_request = code
+            return True
+
+    def release(self, record_id: str, worker_id: str) -> None:
+        """Hand the download back: claimable at once if it is still queued or running."""
+        with self._jobs_lock:
+            lease = self._leases.get(record_id)
+            if lease is not None and lease.worker_id == worker_id:
+                self._leases[record_id] = _Lease(worker_id, None)
+
+    def taken(self, record_ids: list[str]) -> set[str]:
+        """Of `record_ids`, those a live lease holds or that are no longer queued."""
+        with self._store.lock, self._jobs_lock:
+            at = time.monotonic()
+            free = {r["id"] for r in self._runnable() if self._free(r["id"], at)}
+        return set(record_ids) - free

@@ -71,6 +71,14 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _workers(value: str) -> int:
+    if value.strip() not in ("0", "1"):
+        raise argparse.ArgumentTypeError(
+            "expected 1 (work downloads here too) or 0 (serve the API only)"
+        )
+    return int(value)
+
+
 def _log_format(value: str) -> str:
     lowered = value.strip().lower()
     if lowered not in LOG_FORMATS:
@@ -196,6 +204,14 @@ SERVE_FLAGS = (
         "max_concurrent_downloads",
         "transfers that run at once; more wait as 'starting'",
         _positive_int,
+    ),
+    Flag(
+        "--workers",
+        "FERRY_WORKERS",
+        "workers",
+        "1: this server also runs downloads; 0: API only, `ferry worker` processes run "
+        "them (PostgreSQL only)",
+        _workers,
     ),
     Flag(
         "--max-queued-downloads",
@@ -366,6 +382,52 @@ SERVE_FLAGS = (
         _positive_int,
     ),
 )
+
+
+# The settings `ferry worker` takes: storage, and what shapes and limits a download.
+WORKER_FIELDS = frozenset(
+    {
+        "data_dir",
+        "database_url",
+        "allow_download",
+        "download_allowed_domains",
+        "download_blocked_domains",
+        "allow_private_networks",
+        "max_download_size",
+        "max_concurrent_downloads",
+        "download_timeout",
+        "download_max_duration",
+        "download_retries",
+        "download_history_limit",
+        "max_download_rate",
+        "max_connections_per_host",
+        "webhook_urls",
+        "webhook_secret",
+        "log_format",
+    }
+)
+WORKER_FLAGS = tuple(flag for flag in SERVE_FLAGS if flag.field in WORKER_FIELDS)
+
+
+def add_flags(parser: argparse.ArgumentParser, flags: tuple[Flag, ...]) -> None:
+    """Each flag, its help naming its variable and its default."""
+    defaults = Config()
+    for flag in flags:
+        default = getattr(defaults, flag.field)
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        text = (
+            f"{flag.help} [env {flag.env}; default: {shown if shown not in (None, '') else 'none'}]"
+        )
+        if flag.switch:
+            parser.add_argument(
+                flag.name, dest=flag.field, action="store_const", const=True, help=text
+            )
+        elif flag.repeat:
+            parser.add_argument(
+                flag.name, dest=flag.field, type=flag.parse, action="append", help=text
+            )
+        else:
+            parser.add_argument(flag.name, dest=flag.field, type=flag.parse, help=text)
 
 
 def config_from(args: argparse.Namespace, environ: dict[str, str]) -> Config:

@@ -10,10 +10,11 @@ from ferry import __version__
 from ferry.cli.db import add_db_commands
 from ferry.cli.serve import add_serve_command
 from ferry.cli.users import add_users_command
+from ferry.cli.worker import add_worker_command
 from ferry.client.commands import add_client_commands
 from ferry.kernel.errors import FerryError
 from ferry.kernel.logs import configure_logging
-from storage.backends import DatabaseInUse, DatabaseUnavailable
+from storage.backends import DatabaseUnavailable
 from storage.store import DataDirLocked
 
 # Connexion imports Starlette's test client at start-up, which warns about httpx; a
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ferry {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_serve_command(subparsers)
+    add_worker_command(subparsers)
     add_users_command(subparsers)
     add_db_commands(subparsers)
     add_client_commands(subparsers)
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DataDirLocked, DatabaseInUse, DatabaseUnavailable) as exc:
+    except (DataDirLocked, DatabaseUnavailable) as exc:
         print(f"ferry: {exc}", file=sys.stderr)
         return 1
     except FerryError as exc:

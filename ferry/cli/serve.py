@@ -9,38 +9,21 @@ import signal
 import sys
 
 from ferry import __version__
-from ferry.cli.flags import SERVE_FLAGS, config_from
+from ferry.cli.flags import SERVE_FLAGS, add_flags, config_from
 from ferry.downloads.policy import FetchError
-from ferry.kernel.config import Config
 from ferry.kernel.errors import FerryError
 from ferry.kernel.logs import configure_logging
-from storage.backends import DatabaseInUse, DatabaseUnavailable
+from storage.backends import DatabaseUnavailable
 from storage.store import DataDirLocked
 
 
 def add_serve_command(subparsers) -> None:
-    defaults = Config()
     serve = subparsers.add_parser(
         "serve",
         help="run the HTTP service",
         description="Run the Ferry HTTP service. Each flag may also be set by its FERRY_* var.",
     )
-    for flag in SERVE_FLAGS:
-        default = getattr(defaults, flag.field)
-        shown = ",".join(default) if isinstance(default, tuple) else default
-        text = (
-            f"{flag.help} [env {flag.env}; default: {shown if shown not in (None, '') else 'none'}]"
-        )
-        if flag.switch:
-            serve.add_argument(
-                flag.name, dest=flag.field, action="store_const", const=True, help=text
-            )
-        elif flag.repeat:
-            serve.add_argument(
-                flag.name, dest=flag.field, type=flag.parse, action="append", help=text
-            )
-        else:
-            serve.add_argument(flag.name, dest=flag.field, type=flag.parse, help=text)
+    add_flags(serve, SERVE_FLAGS)
     serve.set_defaults(run=_serve)
 
 
@@ -99,6 +82,13 @@ def _serve(args: argparse.Namespace) -> int:
     allocator.limit_arenas(dict(os.environ))
     config = config_from(args, dict(os.environ))
     configure_logging(config.log_format)
+    if config.workers == 0 and not config.database_url:
+        print(
+            "ferry: --workers 0 needs --database-url: with TinyDB no other process can "
+            "run the downloads",
+            file=sys.stderr,
+        )
+        return 2
     try:
         services = Services.open(config)
     except (DataDirLocked, DatabaseUnavailable) as exc:
@@ -107,13 +97,6 @@ def _serve(args: argparse.Namespace) -> int:
     except FetchError as exc:
         print(f"ferry: --webhook-url: {exc.message}", file=sys.stderr)
         return 2
-    try:
-        # Refused here, before listening, rather than in the app's start-up.
-        services.store.claim_server()
-    except DatabaseInUse as exc:
-        services.close()
-        print(f"ferry: {exc}", file=sys.stderr)
-        return 1
     try:
         created = services.accounts.ensure_admin(config.admin_username, config.admin_password)
     except FerryError as exc:

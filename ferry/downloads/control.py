@@ -23,31 +23,38 @@ STOP_WAIT_SECONDS = 10.0
 
 
 class DownloadControl:
-    """Cancel, pause and resume, over the manager's jobs (`_jobs`), paused records
-    (`_paused`) and lock; `DownloadManager` provides the rest."""
+    """Cancel, pause and resume, over the manager's jobs (`_jobs`) and lock, for a
+    download running here, on another worker, queued, or paused; `DownloadManager`
+    provides the rest."""
 
     _jobs: dict[str, Job]
-    _paused: dict[str, dict]
+    _queued: dict[str, Job]
+    _paused_ids: set[str]
     _lock: threading.RLock
     _stopping: bool
+    _works_jobs: bool
 
     def cancel(self, record_id: str) -> bool:
         """Stop a queued, running or paused download and return once it has stopped;
         False if it is unknown or already finished."""
         with self._lock:
-            paused = self._paused.pop(record_id, None)
             job = self._jobs.get(record_id)
-            if paused is None and (job is None or job.finished):
+            if job is not None and job.finished:
                 return False
             if job is not None:
                 self._stop(job, DOWNLOAD_CANCELLED)
-        if paused is not None:
-            self._cancel_paused(paused)
-        else:
+        if job is not None:
             job.handle.wait_until_done(STOP_WAIT_SECONDS)
-        return True
+            return True
+        record = self._repository.get(record_id)
+        if record is not None and record.get("status") == DownloadStatus.PAUSED:
+            self._cancel_paused(record)
+            return True
+        return self._stop_anywhere(record_id, DOWNLOAD_CANCELLED) is not None
 
     def _cancel_paused(self, record: dict) -> None:
+        with self._lock:
+            self._paused_ids.discard(record["id"])
         remove_leftovers(record.get(LOCAL_KEY) or {})
         record = in_final_state(
             record,
@@ -69,12 +76,20 @@ class DownloadControl:
         """
         with self._lock:
             job = self._jobs.get(record_id)
-            if job is None or job.finished or job.stop_code is not None:
-                return None
-            if job.record.get("kind", DownloadKind.FILE) != DownloadKind.FILE:
-                raise ValueError("only file downloads can be paused; this one is part of an import")
-            self._stop(job, PAUSING)
-        job.handle.wait_until_done(STOP_WAIT_SECONDS)
+            if job is not None:
+                if job.finished or job.stop_code is not None:
+                    return None
+                _only_files(job.record)
+                self._stop(job, PAUSING)
+        if job is not None:
+            job.handle.wait_until_done(STOP_WAIT_SECONDS)
+            return self.get(record_id)
+        record = self._repository.get(record_id)
+        if record is None:
+            return None
+        _only_files(record)
+        if self._stop_anywhere(record_id, PAUSING) is None:
+            return None
         return self.get(record_id)
 
     def resume(self, record_id: str) -> tuple[dict, bool] | None:
@@ -87,16 +102,18 @@ class DownloadControl:
         with self._lock:
             if self._stopping:
                 raise FetchError(SERVER_STOPPED, "the server is shutting down")
-            record = self._paused.pop(record_id, None)
-        if record is None:
+        record = self._repository.get(record_id)
+        if record is None or record.get("status") != DownloadStatus.PAUSED:
             return None
         partial = partial_file(record)
         job = self._job_for(resumed_record(record), partial)
-        self._repository.save(job.record)
         with self._lock:
-            self._jobs[record_id] = job
-            self._submit(job)
+            self._paused_ids.discard(record_id)
+            if self._works_jobs:
+                self._queued[record_id] = job
+        self._repository.save(job.record)
         self._tell("download_resumed", job.live())
+        self._fill_slots()
         return job.live(), partial is None
 
     def _job_for(self, record: dict, partial: PartialFile | None) -> Job:
@@ -128,3 +145,8 @@ class DownloadControl:
             return record
         remove_leftovers(record.get(LOCAL_KEY) or {})
         return paused_record(record, 0, None)
+
+
+def _only_files(record: dict) -> None:
+    if record.get("kind", DownloadKind.FILE) != DownloadKind.FILE:
+        raise ValueError("only file downloads can be paused; this one is part of an import")

@@ -1,5 +1,8 @@
 """Runs downloads on a bounded pool of threads and keeps their records.
 
+A download is a job in storage: `start` records it queued, and whichever process works
+jobs claims it (see claims.py), this one included unless it serves the API only.
+
 A record is written to storage on each state change only: created (`starting`),
 headers accepted (`downloading`) and finished (`completed`, `failed`, `cancelled`).
 Bytes, speed and ETA live in memory and are read from there by `active()`. The
@@ -26,11 +29,13 @@ from typing import Protocol
 from ferry.downloads import names
 from ferry.downloads.bandwidth import HostSlots
 from ferry.downloads.checksums import Checksum
+from ferry.downloads.claims import LEASE_SECONDS, TICK_SECONDS, JobClaims, new_worker_id
 from ferry.downloads.control import DownloadControl
 from ferry.downloads.fetch import fetch_to_directory
-from ferry.downloads.fetch_types import FetchResult, PartialFile, ResponseInfo, TransferTuning
+from ferry.downloads.fetch_types import FetchResult, ResponseInfo, TransferTuning
 from ferry.downloads.jobs import DownloadHandle, Job
 from ferry.downloads.pausing import (
+    HANDED_OVER,
     PAUSING,
     held_by_stop,
     paused_record,
@@ -83,7 +88,7 @@ class DownloadListener(Protocol):
     def download_finished(self, record: dict) -> None: ...
 
 
-class DownloadManager(DownloadControl):
+class DownloadManager(JobClaims, DownloadControl):
     def __init__(
         self,
         repository: DownloadRepository,
@@ -97,8 +102,16 @@ class DownloadManager(DownloadControl):
         tuning: TransferTuning = TransferTuning(),
         on_event: Callable[[EventType, dict], None] | None = None,
         max_per_host: int | None = None,
+        works_jobs: bool = True,
+        worker_id: str | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+        tick_seconds: float = TICK_SECONDS,
     ):
         """Builds the manager; `startup` starts its workers.
+
+        With `works_jobs` off it records file downloads for other workers to claim and
+        runs only its imports' downloads (which always run where they were started).
+        It holds each job it runs for `lease_seconds`, renewed every `tick_seconds`.
 
         At most `max_queued` downloads wait (as `starting`) beyond the `max_concurrent`
         that run; None lets the queue grow without bound. `on_idle` is called each time
@@ -116,10 +129,24 @@ class DownloadManager(DownloadControl):
         self._repository = repository
         self._policy = policy
         self._history_limit = history_limit
+        # Jobs this process holds (claimed), running or waiting for a slot of their host.
         self._jobs: dict[str, Job] = {}
-        # Paused downloads by id: their records, with no transfer and no worker.
-        self._paused: dict[str, dict] = {}
+        # Downloads started here that wait to be claimed, so that the process claiming
+        # them (most often this one) keeps their handle and callbacks.
+        self._queued: dict[str, Job] = {}
+        # Paused downloads this process knows of, for its figures.
+        self._paused_ids: set[str] = set()
         self._lock = threading.RLock()
+        # Held while claiming, so a job is never claimed twice by this process.
+        self._claim_lock = threading.Lock()
+        self._works_jobs = works_jobs
+        self._worker_id = worker_id or new_worker_id()
+        self._lease_seconds = lease_seconds
+        self._tick_seconds = tick_seconds
+        self._resume_partials = False
+        self._ticker: threading.Thread | None = None
+        self._ticker_stop = threading.Event()
+        self._woken = threading.Event()
         self._stopping = False
         self._listener = listener
         # Bytes received by finished downloads; those in flight are added when asked.
@@ -137,6 +164,10 @@ class DownloadManager(DownloadControl):
     @property
     def policy(self) -> FetchPolicy:
         return self._policy
+
+    @property
+    def worker_id(self) -> str:
+        return self._worker_id
 
     # --- starting ------------------------------------------------------------------
 
@@ -156,6 +187,9 @@ class DownloadManager(DownloadControl):
         """Validate `url` (unless it is a `CheckedUrl` already) and queue its download
         into `directory`, recorded as started by `owner` (the user who asked for it).
         With `checksum`, the file is published only if it matches.
+
+        A file download is queued for any worker to claim (the handle hears of its end
+        when this process runs it); an import's download runs here.
 
         Raises FetchError (INVALID_URL, DOMAIN_BLOCKED, or QUEUE_FULL when
         `max_queued` downloads already wait) before anything is recorded, and
@@ -206,32 +240,42 @@ class DownloadManager(DownloadControl):
             checksum=checksum,
         )
         stopped = FetchError(SERVER_STOPPED, "the server is shutting down")
+        waiting = self._repository.count_runnable()
+        runs_here = kind != DownloadKind.FILE
         with self._lock:
             if self._pool is None:
                 raise RuntimeError("DownloadManager.startup() has not been called")
             if self._stopping:
                 raise stopped
-            self._admit()
+            self._admit(waiting)
+            if self._works_jobs and not runs_here:
+                self._queued[record_id] = job
         try:
             self._repository.save(record)
         except BaseException:
             with self._lock:
                 self._admitting -= 1
+                self._queued.pop(record_id, None)
             raise
         with self._lock:
             self._admitting -= 1
-            if not self._stopping:
-                self._jobs[record_id] = job
-                self._submit(job)
-                started = True
-            else:
-                started = False
-        if started:
-            self._tell("download_started", job.live())
-            return handle
-        # Shutdown began while the record was written: close it, as shutdown would have.
-        self._finish(job, error=FetchError(SERVER_STOPPED, STOPPED_MESSAGE))
-        raise stopped
+        if runs_here:
+            # An import waits on its download's handle: it runs here, whoever works jobs.
+            with self._claim_lock:
+                claimed = self._repository.claim(record_id, self._worker_id, self._lease_seconds)
+            with self._lock:
+                started = claimed is not None and not self._stopping
+                if started:
+                    self._jobs[record_id] = job
+                    self._submit(job)
+            if not started:
+                # Shutdown began while the record was written: close it, as shutdown would.
+                self._finish(job, error=FetchError(SERVER_STOPPED, STOPPED_MESSAGE))
+                raise stopped
+        self._tell("download_started", job.live())
+        if not runs_here:
+            self._fill_slots()
+        return handle
 
     def _submit(self, job: Job) -> None:
         """Hand `job` to the workers, or let it wait for a slot of its host. Call with
@@ -254,14 +298,15 @@ class DownloadManager(DownloadControl):
             waiting.holds_slot = True
             waiting.future = self._pool.submit(self._run, waiting)
 
-    def _admit(self) -> None:
-        """Take a place in the queue for a start. Call with the lock held.
+    def _admit(self, waiting: int) -> None:
+        """Take a place in the queue for a start, with `waiting` downloads queued or
+        running in storage. Call with the lock held.
 
         Raises FetchError(QUEUE_FULL) when every place is taken.
         """
         if self._max_queued is not None:
             places = self._max_concurrent + self._max_queued
-            if len(self._jobs) + self._admitting >= places:
+            if waiting + self._admitting >= places:
                 raise FetchError(
                     QUEUE_FULL,
                     f"{self._max_queued} downloads already wait for one of the "
@@ -438,22 +483,29 @@ class DownloadManager(DownloadControl):
                     record, status, error=error.code, message=error.message, total_bytes=None
                 )
             record["attempts"] = job.attempts
+        handed_over = job.stop_code == HANDED_OVER
         # Until the save returns, readers see the job as it was; then the saved record.
         try:
-            self._repository.save(record)
-            self._repository.prune_history(self._history_limit)
+            if not handed_over:
+                self._repository.save(record)
+                self._repository.release(record["id"], self._worker_id)
+                self._repository.prune_history(self._history_limit)
         finally:
             with self._lock:
-                job.record = record
+                if not handed_over:
+                    job.record = record
                 self._jobs.pop(record["id"], None)
                 if record["status"] == DownloadStatus.PAUSED:
-                    self._paused[record["id"]] = record
+                    self._paused_ids.add(record["id"])
                 self._hand_on_slot(job)
                 self._bytes_finished += result.size if result is not None else max(job.current, 0)
                 idle = not self._jobs
             job.handle.set_finished(error)
-        if record["status"] not in FINAL_DOWNLOAD_STATUSES:
-            # Paused, or kept for the next start: not finished, so no finish is told.
+            # A slot is free: claim the next job.
+            self._wake()
+        if handed_over or record["status"] not in FINAL_DOWNLOAD_STATUSES:
+            # Paused, kept for the next start, or run on by another worker: not finished,
+            # so no finish is told.
             if record["status"] == DownloadStatus.PAUSED:
                 self._publish(EventType.DOWNLOAD_PAUSED, public_view(record))
             self._after_idle(idle)
@@ -480,18 +532,21 @@ class DownloadManager(DownloadControl):
             job = self._jobs.get(record_id)
             if job is not None:
                 return job.live()
-            paused = self._paused.get(record_id)
-            if paused is not None:
-                return public_view(paused)
         record = self._repository.get(record_id)
-        return public_view(record) if record is not None else None
+        return _stored_view(record) if record is not None else None
 
     def active(self, directory: str | None = None) -> list[dict]:
-        """Downloads queued or running, oldest first; only those into `directory` if given."""
+        """Downloads queued, running or paused on any worker, oldest first; only those
+        into `directory` if given. Those running here show their live progress."""
         with self._lock:
             jobs = list(self._jobs.values())
-            paused = list(self._paused.values())
-        records = [job.live() for job in jobs] + [public_view(r) for r in paused]
+        records = [job.live() for job in jobs]
+        running_here = {record["id"] for record in records}
+        records += [
+            _stored_view(record)
+            for record in self._repository.unfinished()
+            if record["id"] not in running_here
+        ]
         if directory is not None:
             records = [r for r in records if r["directory"] == directory]
         records.sort(key=lambda r: (r["start_time"], r["id"]))
@@ -503,10 +558,11 @@ class DownloadManager(DownloadControl):
         with self._lock:
             jobs = list(self._jobs.values())
             received = self._bytes_finished + sum(job.current for job in jobs)
-            paused = len(self._paused)
+            paused = len(self._paused_ids)
+            queued = len(self._queued)
         downloading = sum(1 for job in jobs if job.record["status"] == DownloadStatus.DOWNLOADING)
         return {
-            DownloadStatus.STARTING: len(jobs) - downloading,
+            DownloadStatus.STARTING: len(jobs) - downloading + queued,
             DownloadStatus.DOWNLOADING: downloading,
             DownloadStatus.PAUSED: paused,
             "bytes": received,
@@ -515,81 +571,11 @@ class DownloadManager(DownloadControl):
     def history(self, limit: int | None = None) -> list[dict]:
         return [public_view(r) for r in self._repository.history(limit)]
 
-    # --- stopping ------------------------------------------------------------------
 
-    def _stop(self, job: Job, code: str) -> None:
-        job.stop_code = job.stop_code or code
-        job.cancel.set()
-        if self._hosts is not None and self._hosts.withdraw(job.host, job):
-            # It waited for a slot of its host, so no thread will finish it.
-            self._finish(job, error=FetchError(DOWNLOAD_CANCELLED, "the download was cancelled"))
-        elif job.future is not None and job.future.cancel():
-            # It never started, so no thread will finish it.
-            self._finish(job, error=FetchError(DOWNLOAD_CANCELLED, "the download was cancelled"))
-
-    def startup(self, *, resume: bool = False) -> list[str]:
-        """Start the workers, then deal with what a previous run left unfinished.
-
-        A paused download stays paused. With `resume`, a file download whose server took
-        byte ranges and gave a validator goes on from its part file (its record keeps its
-        id); every other one is failed with SERVER_STOPPED and its part file deleted.
-        Returns the ids of the records it closed.
-        """
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    max_workers=self._max_concurrent, thread_name_prefix="ferry-download"
-                )
-        closed = []
-        for record in self._repository.unfinished():
-            with self._lock:
-                if record["id"] in self._jobs or record["id"] in self._paused:
-                    continue
-                if record.get("status") == DownloadStatus.PAUSED:
-                    self._paused[record["id"]] = self._still_paused(record)
-                    continue
-            partial = partial_file(record) if resume else None
-            if partial is not None and self._resume(record, partial):
-                continue
-            remove_leftovers(record.get(LOCAL_KEY) or {})
-            record = in_final_state(
-                record,
-                DownloadStatus.FAILED,
-                error=SERVER_STOPPED,
-                message=STOPPED_MESSAGE,
-                total_bytes=None,
-            )
-            self._repository.save(record)
-            closed.append(record["id"])
-            self._tell("download_finished", public_view(record))
-        if closed:
-            self._repository.prune_history(self._history_limit)
-        return closed
-
-    def _resume(self, record: dict, partial: PartialFile) -> bool:
-        """Queue the rest of a download a crash or a planned stop cut short; False once
-        shutdown has begun."""
-        record = {**record, "status": DownloadStatus.STARTING}
-        job = self._job_for(record, partial)
-        self._repository.save(record, wait=False)
-        with self._lock:
-            if self._stopping:
-                return False
-            self._jobs[record["id"]] = job
-            self._submit(job)
-        self._tell("download_resumed", job.live())
-        return True
-
-    def shutdown(self, timeout: float | None = None) -> None:
-        """Stop every download (recorded as SERVER_STOPPED) and wait for the workers."""
-        with self._lock:
-            self._stopping = True
-            jobs = list(self._jobs.values())
-            for job in jobs:
-                self._stop(job, SERVER_STOPPED)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for job in jobs:
-            remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
-            job.handle.wait_until_done(remaining)
-        if self._pool is not None:
-            self._pool.shutdown(wait=timeout is None, cancel_futures=True)
+def _stored_view(record: dict) -> dict:
+    """A stored record as clients see it; one running on another worker shows the
+    bytes that worker last reported, and the percentage they make."""
+    view = public_view(record)
+    if view.get("expected_size") is not None and view["status"] == DownloadStatus.DOWNLOADING:
+        view["progress_percentage"] = percentage(view["current_size"], view["expected_size"])
+    return view

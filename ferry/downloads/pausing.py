@@ -12,13 +12,19 @@ from storage.downloads import LOCAL_KEY
 
 # The stop code of a download being paused (never recorded as an error).
 PAUSING = "PAUSING"
+# The stop code of a download another worker took over (its lease ran out here): this
+# process lets go without writing anything, and leaves the part file to the new holder.
+HANDED_OVER = "HANDED_OVER"
 
 
 def held_by_stop(job: Job, error: FetchError) -> bool:
     """Whether `job`'s transfer, ended by `error`, goes on later from its part file: it is
     being paused, or stopped with the server, or it failed in a way worth another try and
     has tries left. File downloads only: an import's download is part of an operation
-    that ends with the server, and its retries start over."""
+    that ends with the server, and its retries start over. A part file another worker
+    took over is never this process's to delete."""
+    if job.stop_code == HANDED_OVER:
+        return True
     if job.record.get("kind", DownloadKind.FILE) != DownloadKind.FILE:
         return False
     if error.code == DOWNLOAD_CANCELLED:

@@ -25,6 +25,9 @@ class Config:
     # Largest file a fetch may write; 0 (or None) lifts the cap.
     max_download_size: int | None = DEFAULT_MAX_DOWNLOAD_SIZE
     max_concurrent_downloads: int = 3
+    # 1: this server also works download jobs; 0: it serves the API only, and `ferry
+    # worker` processes (PostgreSQL only) run the downloads.
+    workers: int = 1
     # Downloads that may wait as `starting` beyond the running ones; more are refused.
     max_queued_downloads: int = 1000
     download_timeout: float = 300.0

@@ -15,11 +15,11 @@ from psycopg.types.json import Json, set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool
 
 from storage.postgres import migrate
-from storage.postgres.errors import DatabaseInUse, DatabaseUnavailable
+from storage.postgres.errors import DatabaseUnavailable
 
-# The advisory lock a working server holds for its life (any constant all Ferry
-# processes share, distinct from the migrations' lock).
-_SERVER_LOCK_KEY = 0x0F3E2218
+# The advisory lock the server that recovers imports holds for its life (any constant
+# all Ferry processes share, distinct from the migrations' lock).
+_RECOVERY_LOCK_KEY = 0x0F3E2218
 
 
 def _dumps(value: Any) -> str:
@@ -63,7 +63,7 @@ class Database:
             kwargs={"autocommit": True},
             name="ferry",
         )
-        self._server_lock: psycopg.Connection | None = None
+        self._recovery_lock: psycopg.Connection | None = None
 
     def open(self) -> None:
         try:
@@ -110,35 +110,34 @@ class Database:
         except Exception:
             return False
 
-    def claim_server(self) -> None:
-        """Become the one server that runs and recovers this database's downloads and
-        imports, until this process ends or closes the database.
+    def claim_import_recovery(self) -> bool:
+        """Whether this process is the one server that recovers imports: it holds that
+        until it ends or closes the database, and the others start without recovering.
 
-        A starting server treats every unfinished download and import as a crash's
-        leftover; a second one would fail or resume the first one's live work.
+        A server recovering imports fails every unfinished one as a crash's leftover;
+        with several servers on one database only the first may, or it would fail the
+        others' live work. (Downloads need no such turn: they are leased jobs.)
         """
-        if self._server_lock is not None:
-            return
+        if self._recovery_lock is not None:
+            return True
         connection = psycopg.connect(self.url, autocommit=True)
         held = connection.execute(
-            "SELECT pg_try_advisory_lock(%s)", (_SERVER_LOCK_KEY,)
+            "SELECT pg_try_advisory_lock(%s)", (_RECOVERY_LOCK_KEY,)
         ).fetchone()[0]
         if not held:
             connection.close()
-            raise DatabaseInUse(
-                f"another ferry serve already works on {_without_password(self.url)}; "
-                "stop it first or choose another --database-url"
-            )
-        self._server_lock = connection
+            return False
+        self._recovery_lock = connection
+        return True
 
     def close(self) -> None:
-        if self._server_lock is not None:
+        if self._recovery_lock is not None:
             # Unlocked explicitly: a closed connection's server process lets go of its
             # locks only when it gets round to exiting, and the next server may be quicker.
             with contextlib.suppress(psycopg.Error):
-                self._server_lock.execute("SELECT pg_advisory_unlock(%s)", (_SERVER_LOCK_KEY,))
-            self._server_lock.close()
-            self._server_lock = None
+                self._recovery_lock.execute("SELECT pg_advisory_unlock(%s)", (_RECOVERY_LOCK_KEY,))
+            self._recovery_lock.close()
+            self._recovery_lock = None
         self._pool.close()
 
 

@@ -30,12 +30,15 @@ SLOW_COUNT = 3
 
 
 class Ferry:
-    """One `ferry serve` run over `data_dir`, logged in as the admin."""
+    """One `ferry serve` run over `data_dir`, logged in as the admin; `extra` flags and
+    `env` variables besides the usual ones."""
 
-    def __init__(self, data_dir: Path, log: Path):
+    def __init__(self, data_dir: Path, log: Path, *extra: str, env: dict | None = None):
         self.port = free_port()
         self.log = log.open("a")
-        self.process = start(data_dir, self.port, *FLAGS, env=ADMIN, output=self.log)
+        self.process = start(
+            data_dir, self.port, *FLAGS, *extra, env={**ADMIN, **(env or {})}, output=self.log
+        )
         wait_until_up(self.port, self.process)
         self.base = f"http://127.0.0.1:{self.port}"
         login = requests.post(
@@ -60,14 +63,19 @@ class Ferry:
         return self.get("/?download_history=").json()["history"]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=20)
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        stop_gently(self.process)
         self.log.close()
+
+
+def stop_gently(process: subprocess.Popen) -> None:
+    """SIGTERM, and a kill if the process is still there 20 seconds later."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+    if process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture

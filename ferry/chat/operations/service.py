@@ -501,10 +501,14 @@ class ImportService:
 
     # --- start-up and shutdown ---------------------------------------------------------
 
-    def startup(self) -> None:
+    def startup(self, *, recover: bool = True) -> None:
         """Start the workers, after making sure a restart never leaves an operation stuck:
         whatever was running ends failed with a readable reason, and half-written staging
-        and import files are discarded."""
+        and import files are discarded. Without `recover` (another server, sharing the
+        database, runs imports and recovered them), only the workers start."""
+        if not recover:
+            self.workers.start()
+            return
         self.staging.discard_incomplete()
         for operation in self.operations.all():
             if operation["status"] in WAITING | IMPORTING:

@@ -1,0 +1,189 @@
+"""Several processes on one PostgreSQL database: two API-only `ferry serve`s and two
+`ferry worker`s on loopback. Downloads started through one instance are read through
+the other; a worker killed with -9 mid-transfer leaves its downloads to the other, which
+goes on from the part files by range; a cancel through the other instance reaches the
+worker running the download."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from tests.live.test_downloads_live import Ferry, stop_gently
+from tests.support.postgres import SKIP_REASON, databases
+from tests.support.remote import pattern_bytes, wait_until
+
+pytestmark = [pytest.mark.live, pytest.mark.skipif(not databases.available, reason=SKIP_REASON)]
+pytest_plugins = ("tests.support.download_fixtures",)
+
+COUNT = 20
+SIZE = 1 << 20
+# Each 64 KiB block comes after this pause: about three seconds a file.
+PACE = 0.2
+ETAG = [("ETag", '"v1"')]
+PER_WORKER = 3
+
+
+class ApiOnly(Ferry):
+    """`ferry serve --workers 0` on the shared database and data directory."""
+
+    def __init__(self, data_dir: Path, log: Path, database_url: str):
+        super().__init__(data_dir, log, "--workers", "0", env={"FERRY_DATABASE_URL": database_url})
+
+    def delete(self, path: str) -> requests.Response:
+        return requests.delete(f"{self.base}{path}", headers=self.headers, timeout=15)
+
+
+class Worker:
+    """`ferry worker` on the shared database and data directory."""
+
+    def __init__(self, data_dir: Path, log: Path, database_url: str):
+        self.log_path = log
+        self.log = log.open("a")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ferry.cli",
+                "worker",
+                "--data-dir",
+                str(data_dir),
+                "--allow-private-networks",
+                "--max-concurrent-downloads",
+                str(PER_WORKER),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "FERRY_DATABASE_URL": database_url},
+        )
+        assert wait_until(
+            lambda: "running downloads" in log.read_text() or self.process.poll() is not None,
+            timeout=30,
+        ), log.read_text()
+        assert self.process.poll() is None, log.read_text()
+
+    def stop(self) -> None:
+        stop_gently(self.process)
+        self.log.close()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    url = databases.new()
+    data_dir = tmp_path / "data"
+    started: list = []
+    try:
+        instances = [ApiOnly(data_dir, tmp_path / f"serve-{n}.log", url) for n in "ab"]
+        started += instances
+        workers = [Worker(data_dir, tmp_path / f"worker-{n}.log", url) for n in (1, 2)]
+        started += workers
+        yield url, instances, workers, data_dir / "files"
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+def holders(url: str) -> dict[str, str]:
+    """Download id -> the worker holding it, for downloads mid-transfer."""
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT id, worker_id FROM downloads WHERE runnable AND received > 0 "
+            "AND received < %s AND lease_until > now()",
+            (SIZE,),
+        ).fetchall()
+    return dict(rows)
+
+
+def test_downloads_survive_a_killed_worker_and_a_cancel_reaches_across(cluster, remote):
+    url, (first, second), workers, files = cluster
+    # Started first, so a worker claims it before the twenty.
+    endless = first.download(
+        "cancelled", remote.ranged("/endless.bin", 1 << 30, pause=PACE, validators=ETAG)
+    )
+    ids = {
+        first.download("mirror", remote.ranged(f"/f{n}.bin", SIZE, pause=PACE, validators=ETAG)): n
+        for n in range(COUNT)
+    }
+
+    # Instance B sees what A started.
+    listed = {d["id"] for d in second.active()}
+    assert set(ids) | {endless} <= listed
+
+    # Kill -9 the worker that does not run the endless download while it holds
+    # downloads mid-transfer; the endless one's worker stays, to hear the cancel.
+    pids = {worker.process.pid: worker for worker in workers}
+
+    def pid_of(holder: str) -> int:
+        return int(holder.split(":")[1])
+
+    def victim_busy() -> bool:
+        held = holders(url)
+        return endless in held and any(
+            pid_of(h) != pid_of(held[endless]) for i, h in held.items() if i != endless
+        )
+
+    assert wait_until(victim_busy, timeout=30)
+    held = holders(url)
+    survivor = pid_of(held[endless])
+    victim_pid = next(pid for pid in pids if pid != survivor)
+    cut_off = {i for i, holder in held.items() if pid_of(holder) == victim_pid}
+    assert cut_off
+    pids[victim_pid].process.send_signal(signal.SIGKILL)
+    pids[victim_pid].process.wait()
+
+    # A cancel through B reaches the worker running the endless download.
+    cancelled = second.delete(f"/api/v1/downloads/{endless}")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["download"]["status"] == "cancelled"
+
+    def all_completed() -> bool:
+        history = {d["id"]: d for d in second.history()}
+        return all(history.get(i, {}).get("status") == "completed" for i in ids)
+
+    assert wait_until(all_completed, timeout=180), second.active()
+    for n in range(COUNT):
+        assert (files / "mirror" / f"f{n}.bin").read_bytes() == pattern_bytes(SIZE), n
+        asked = [r.headers.get("Range") for r in remote.requests if r.path == f"/f{n}.bin"]
+        # At most one full body; everything else a ranged continuation.
+        assert asked.count(None) == 1, (n, asked)
+    continued = {
+        n
+        for i, n in ids.items()
+        if i in cut_off
+        and any(r.headers.get("Range") for r in remote.requests if r.path == f"/f{n}.bin")
+    }
+    assert continued, "the killed worker's downloads went on by range elsewhere"
+    assert not list((files / "cancelled").iterdir())
+
+
+def test_a_worker_stopped_by_sigterm_hands_its_downloads_to_the_other(cluster, remote):
+    url, (first, second), workers, files = cluster
+    ids = [
+        first.download("handed", remote.ranged(f"/h{n}.bin", SIZE, pause=PACE, validators=ETAG))
+        for n in range(2 * PER_WORKER)
+    ]
+    pids = {worker.process.pid: worker for worker in workers}
+    assert wait_until(lambda: len(holders(url)) == 2 * PER_WORKER, timeout=30)
+    leaving = pids[int(holders(url)[ids[0]].split(":")[1])]
+    leaving.process.send_signal(signal.SIGTERM)
+    assert leaving.process.wait(timeout=20) == 0
+    assert "Ferry worker stopped." in leaving.log_path.read_text()
+
+    def all_completed() -> bool:
+        history = {d["id"]: d["status"] for d in second.history()}
+        return all(history.get(i) == "completed" for i in ids)
+
+    assert wait_until(all_completed, timeout=120), second.active()
+    for n in range(2 * PER_WORKER):
+        assert (files / "handed" / f"h{n}.bin").read_bytes() == pattern_bytes(SIZE)
+        asked = [r.headers.get("Range") for r in remote.requests if r.path == f"/h{n}.bin"]
+        assert asked.count(None) == 1, (n, asked)
+    assert any(r.headers.get("Range") for r in remote.requests)
