@@ -143,9 +143,12 @@ class AtomicCachedStorage(Storage):
             else:
                 table.pop(doc_id, None)
             self._sequence = sequence
-        self._journal_fd = os.open(
-            self.journal_path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644
-        )
+        if self._journal_fd is None:
+            # An empty database is read from disk again on every read (TinyDB's storage
+            # answers None for it): the journal stays open once, not once per read.
+            self._journal_fd = os.open(
+                self.journal_path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644
+            )
         if len(complete) < len(raw):
             # The tail a crash cut short goes, so that new lines start on a line of their own.
             os.ftruncate(self._journal_fd, len(complete))

@@ -225,10 +225,13 @@ def in_terminal(env: dict, *args: str, rows: int = 30, columns: int = 140):
     )
     os.close(slave)
     screen = []
+    # poll, not select: select() refuses descriptors above 1023, which a long test run reaches.
+    readable = select.poll()
+    readable.register(master, select.POLLIN)
 
     def shown() -> str:
         with contextlib.suppress(OSError):
-            while select.select([master], [], [], 0.05)[0]:
+            while readable.poll(50):
                 chunk = os.read(master, 65536)
                 if not chunk:
                     break

@@ -162,3 +162,24 @@ def test_sigkill_at_random_moments_never_loses_or_reverts_an_acknowledged_save(t
             assert records[record_id]["n"] >= n, f"{record_id} lost or reverted"
         for leftover in state.iterdir():
             leftover.unlink()
+
+
+def test_reading_an_empty_history_again_and_again_keeps_one_journal_open(tmp_path):
+    store = Store(tmp_path / "state")
+    repository = DownloadRepository(store)
+
+    def journals_open() -> int:
+        count = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                count += os.readlink(f"/proc/self/fd/{fd}").endswith("downloads.journal")
+            except FileNotFoundError:
+                continue  # the descriptor listdir itself used
+        return count
+
+    repository._table.all()
+    for _ in range(50):
+        assert repository._table.all() == []
+    assert journals_open() == 1
+    store.close()
+    assert journals_open() == 0
