@@ -34,6 +34,11 @@ def available() -> list[Migration]:
         if match is None:
             raise RuntimeError(f"migration file {path.name} is not named NNNN_name.sql")
         found.append(Migration(int(match[1]), match[2], path))
+    versions = [migration.version for migration in found]
+    if len(set(versions)) != len(versions):
+        # The version table records numbers only: a second file with a number already
+        # applied would be skipped without a word.
+        raise RuntimeError(f"two migration files share a number: {sorted(versions)}")
     return found
 
 
