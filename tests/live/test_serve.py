@@ -59,6 +59,10 @@ def wait_until_up(port: int, process: subprocess.Popen, timeout: float = 20) -> 
             # Not listening yet, or (on a busy machine) its first answer, which builds
             # the middleware stack, is slow.
             time.sleep(0.1)
+    # The caller's teardown never runs when its set-up fails here: a server left running
+    # would outlive the test run.
+    process.kill()
+    process.wait(timeout=10)
     raise AssertionError("ferry did not come up")
 
 
