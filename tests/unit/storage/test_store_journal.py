@@ -167,12 +167,13 @@ def test_sigkill_at_random_moments_never_loses_or_reverts_an_acknowledged_save(t
 def test_reading_an_empty_history_again_and_again_keeps_one_journal_open(tmp_path):
     store = Store(tmp_path / "state")
     repository = DownloadRepository(store)
+    journal = str(tmp_path / "state" / "downloads.journal")
 
     def journals_open() -> int:
         count = 0
         for fd in os.listdir("/proc/self/fd"):
             try:
-                count += os.readlink(f"/proc/self/fd/{fd}").endswith("downloads.journal")
+                count += os.readlink(f"/proc/self/fd/{fd}") == journal
             except FileNotFoundError:
                 continue  # the descriptor listdir itself used
         return count
