@@ -49,7 +49,7 @@ lint: lint-python ## lint-python; openapi.yaml through the validator, Spectral, 
 	npx --yes @stoplight/spectral-cli@$(SPECTRAL_VERSION) lint --fail-severity=warn openapi.yaml
 	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint openapi.yaml
 	tests/contract/typescript/check.sh
-	tests/contract/breaking_changes.sh
+	PYTHON=$(PY) tests/contract/breaking_changes.sh
 
 format: install ## Reformat the code with ruff
 	$(VENV)/bin/ruff format .

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +30,8 @@ def _gate(tmp_path, released: dict, current: dict) -> subprocess.CompletedProces
     (tmp_path / "released.yaml").write_text(yaml.safe_dump(released, sort_keys=False))
     (tmp_path / "current.yaml").write_text(yaml.safe_dump(current, sort_keys=False))
     command = [str(GATE), str(tmp_path / "released.yaml"), str(tmp_path / "current.yaml")]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    env = {**os.environ, "PYTHON": sys.executable}
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=env)
 
 
 def _copy(spec: dict) -> dict:
