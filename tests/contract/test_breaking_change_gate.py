@@ -31,7 +31,9 @@ def _gate(tmp_path, released: dict, current: dict) -> subprocess.CompletedProces
     (tmp_path / "current.yaml").write_text(yaml.safe_dump(current, sort_keys=False))
     command = [str(GATE), str(tmp_path / "released.yaml"), str(tmp_path / "current.yaml")]
     env = {**os.environ, "PYTHON": sys.executable}
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=env)
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=600, check=False, env=env
+    )
 
 
 def _copy(spec: dict) -> dict:
