@@ -80,6 +80,9 @@ class DownloadRepository:
         self._leases: dict[str, _Lease] = {}
         # Queued downloads this process recorded and nobody has claimed yet.
         self._queued_here: set[str] = set()
+        # Ids of the queued and running records (None until first needed): claiming runs
+        # every tick and must not walk the whole history to find them.
+        self._runnable_ids: set[str] | None = None
         self._jobs_lock = threading.Lock()
 
     @property
@@ -109,6 +112,11 @@ class DownloadRepository:
                 previous = None
                 table.insert(Document(record, doc_id=record_id))
             self._hide(record_id, previous)
+            if self._runnable_ids is not None:
+                if record.get("status") in _RUNNABLE:
+                    self._runnable_ids.add(record_id)
+                else:
+                    self._runnable_ids.discard(record_id)
         with self._jobs_lock:
             if record.get("status") == DownloadStatus.STARTING:
                 self._queued_here.add(record_id)
@@ -194,7 +202,11 @@ class DownloadRepository:
 
     def _runnable(self) -> list[dict]:
         """Queued and running records, oldest first. Call with the store's lock held."""
-        records = [r for r in self._table.all() if r.get("status") in _RUNNABLE]
+        table = self._table
+        if self._runnable_ids is None:
+            self._runnable_ids = {r["id"] for r in table.all() if r.get("status") in _RUNNABLE}
+        found = (table.get(doc_id=record_id) for record_id in self._runnable_ids)
+        records = [r for r in found if r is not None and r.get("status") in _RUNNABLE]
         records.sort(key=lambda r: (r.get("start_time") or 0, r["id"]))
         return records
 
