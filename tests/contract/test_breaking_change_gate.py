@@ -26,10 +26,18 @@ def released(tmp_path) -> dict:
     return spec
 
 
-def _gate(tmp_path, released: dict, current: dict) -> subprocess.CompletedProcess:
+def _gate(
+    tmp_path, released: dict, current: dict, accepted: str = ""
+) -> subprocess.CompletedProcess:
     (tmp_path / "released.yaml").write_text(yaml.safe_dump(released, sort_keys=False))
     (tmp_path / "current.yaml").write_text(yaml.safe_dump(current, sort_keys=False))
-    command = [str(GATE), str(tmp_path / "released.yaml"), str(tmp_path / "current.yaml")]
+    (tmp_path / "accepted.txt").write_text(accepted)
+    command = [
+        str(GATE),
+        str(tmp_path / "released.yaml"),
+        str(tmp_path / "current.yaml"),
+        str(tmp_path / "accepted.txt"),
+    ]
     env = {**os.environ, "PYTHON": sys.executable}
     return subprocess.run(
         command, capture_output=True, text=True, timeout=600, check=False, env=env
@@ -77,3 +85,67 @@ def test_an_added_operation_is_not_breaking(tmp_path, released):
     )
     answer = _gate(tmp_path, released, current)
     assert answer.returncode == 0, answer.stderr
+
+
+@pytest.fixture
+def released_browse() -> dict:
+    """The folder route, whose answer is one of five shapes (an anyOf openapi-diff
+    cannot compare whole)."""
+    spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    spec["paths"] = {"/": spec["paths"]["/"]}
+    return spec
+
+
+def _browse_shapes(spec: dict) -> list:
+    return spec["paths"]["/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"][
+        "anyOf"
+    ]
+
+
+def test_a_new_shape_of_an_answer_fails_the_gate_until_accepted(tmp_path, released_browse):
+    current = _copy(released_browse)
+    _browse_shapes(current).append({"$ref": "#/components/schemas/FileHash"})
+    answer = _gate(tmp_path, released_browse, current)
+    assert answer.returncode == 1
+    finding = (
+        "response.alternative.add: paths./.get.responses.200.content.application/json"
+        ".schema.anyOf: #/components/schemas/FileHash"
+    )
+    assert finding in answer.stderr
+
+    accepted = f"# asked for by a parameter old clients never send\n{finding}\n"
+    assert _gate(tmp_path, released_browse, current, accepted).returncode == 0
+
+
+def test_a_field_removed_from_one_shape_of_a_long_answer_fails_the_gate(tmp_path, released_browse):
+    current = _copy(released_browse)
+    shapes = [shape["$ref"].rsplit("/", 1)[1] for shape in _browse_shapes(current)]
+    assert len(shapes) > 2, "the folder's answer is a long anyOf, as this test needs"
+    last = current["components"]["schemas"][shapes[-1]]
+    removed = sorted(last["properties"])[0]
+    del last["properties"][removed]
+    if removed in last.get("required", []):
+        last["required"].remove(removed)
+    answer = _gate(tmp_path, released_browse, current)
+    assert answer.returncode == 1, answer.stdout
+    assert "response.body.scope" in answer.stderr
+
+
+def test_a_shape_dropped_from_an_answer_is_not_breaking(tmp_path, released_browse):
+    current = _copy(released_browse)
+    del _browse_shapes(current)[-1]
+    answer = _gate(tmp_path, released_browse, current)
+    assert answer.returncode == 0, answer.stderr
+
+
+def test_the_whole_spec_passes_against_the_released_one():
+    answer = subprocess.run(
+        [str(GATE)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert "breaks no client" in answer.stdout
