@@ -43,6 +43,11 @@ STATUS_BY_ERROR: dict[type[errors.FerryError], int] = {
 }
 
 
+# The longest `error` or `message` an envelope carries; longer texts (one that quotes a
+# huge input) are cut, as the spec says.
+MAX_ERROR_TEXT = 4096
+
+
 def error_response(
     status: int,
     error: str,
@@ -52,13 +57,15 @@ def error_response(
     headers: dict | None = None,
     extra: dict | None = None,
 ) -> ConnexionResponse:
-    body: dict[str, Any] = {"success": False, "error": error}
+    body: dict[str, Any] = {"success": False, "error": error[:MAX_ERROR_TEXT]}
     if error_type is not None:
         body["errorType"] = error_type
     if details is not None:
         body["details"] = details
     if extra:
         body.update(extra)
+        if isinstance(body.get("message"), str):
+            body["message"] = body["message"][:MAX_ERROR_TEXT]
     return json_response(status, body, headers)
 
 

@@ -130,3 +130,10 @@ def test_file_routes_still_serve_paths_outside_the_api(client, admin):
     response = client.get("/no-such-file", headers=admin.headers)
     assert response.status_code == 404
     assert response.json()["error"] != "Resource not found"
+
+
+def test_an_error_quoting_a_huge_input_is_cut_to_the_documented_length(client, admin):
+    response = client.get("/api/v1/users.list?" + "b" * 6000 + "=1", headers=admin.headers)
+    body = assert_error(response, 400, error_type="error-invalid-params")
+    assert "bbbb" in body["error"]
+    assert len(body["error"]) == 4096
