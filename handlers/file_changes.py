@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from connexion import request
 from starlette.concurrency import run_in_threadpool
 
@@ -20,14 +22,45 @@ WRITE_BATCH = 1024 * 1024
 async def _receive(upload) -> None:
     """The request body into `upload` as it arrives, written off the event loop a batch
     at a time (the next batch is read only once the last one is written)."""
-    batch = bytearray()
-    async for chunk in request.stream():
+    await write_stream(upload, request.stream())
+
+
+async def write_stream(upload, chunks: AsyncIterator[bytes], cap: int | None = None) -> None:
+    """`chunks` into `upload`, written off the event loop a batch at a time.
+
+    Raises:
+        PayloadTooLarge: more than `cap` bytes arrived.
+        OverflowError: more than the upload's limit arrived.
+    """
+    batch, received = bytearray(), 0
+    async for chunk in chunks:
+        received += len(chunk)
+        if cap is not None and received > cap:
+            raise PayloadTooLarge(cap)
         batch += chunk
         if len(batch) >= WRITE_BATCH:
             await run_in_threadpool(upload.write, batch)
             batch = bytearray()
     if batch:
         await run_in_threadpool(upload.write, batch)
+
+
+async def append_stream(upload, chunks: AsyncIterator[bytes], cap: int | None = None) -> None:
+    """`chunks` appended to a resumable `upload`; whatever happens, what was written
+    stays in its part file for the next append.
+
+    Raises:
+        InvalidInput: the body goes past the size the upload announced.
+        PayloadTooLarge: more than `cap` bytes arrived.
+    """
+    try:
+        await write_stream(upload, chunks, cap)
+    except OverflowError:
+        await run_in_threadpool(upload.pause)
+        raise InvalidInput(f"The upload goes past the {upload.limit} bytes announced.") from None
+    except BaseException:
+        await run_in_threadpool(upload.pause)
+        raise
 
 
 async def upload_file(path: str, overwrite: bool = False):
@@ -79,15 +112,7 @@ async def append_file(path: str, size: int, overwrite: bool = False):
     upload = await run_in_threadpool(
         services().file_edits.resume_upload, path, overwrite=overwrite, total=size
     )
-    try:
-        await _receive(upload)
-    except OverflowError:
-        await run_in_threadpool(upload.pause)
-        raise InvalidInput(f"The upload is longer than the {size} bytes announced.") from None
-    except BaseException:
-        # What arrived stays for the next append.
-        await run_in_threadpool(upload.pause)
-        raise
+    await append_stream(upload, request.stream())
     shown = services().files.display_path(upload.destination.parent / upload.destination.name)
     if not upload.complete:
         await run_in_threadpool(upload.pause)

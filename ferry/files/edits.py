@@ -15,6 +15,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -220,6 +221,18 @@ class FileEdits:
     def resume_upload(self, raw: str, *, overwrite: bool, total: int) -> Upload:
         """The upload of `raw` that appends to its part file until `total` bytes."""
         return Upload.resumed(self._upload_destination(raw, overwrite), overwrite, total)
+
+    def cancel_upload(self, raw: str) -> bool:
+        """Removes what the resumable upload of `raw` holds; False when it held nothing.
+
+        Raises:
+            Conflict: another request is appending to it right now.
+        """
+        if self.uploaded_so_far(raw) is None:
+            return False
+        upload = Upload.resumed(self._upload_destination(raw, True), True, sys.maxsize)
+        upload.abort()
+        return True
 
     def uploaded_so_far(self, raw: str) -> int | None:
         """Bytes the resumable upload of `raw` holds, or None when there is none."""

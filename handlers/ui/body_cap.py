@@ -1,7 +1,8 @@
 """The size cap of the page's form posts. The page is served outside the JSON API's body
 limits, and its forms (sign in, a user, a selection, a URL) are small: a body over
-100 KB is refused with the page's error view and 413 before it is parsed. The two
-uploads stream their files and bound them by `--max-upload-size` as they read."""
+100 KB is refused with the page's error view and 413 before it is parsed. The
+uploads stream their files and bound them by `--max-upload-size` (a chunk of a large
+file by its own cap) as they read."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from starlette.requests import Request
 
 from ferry.kernel.errors import FerryError, PayloadTooLarge
 from handlers.body_limits import declared_length
+from handlers.ui.resumable import CHUNK_PATH
 from handlers.ui.web import PREFIX, error_of, problem
 
 FORM_BODY_LIMIT = 100 * 1024
-STREAMED_UPLOADS = frozenset({PREFIX + "/edit/upload", PREFIX + "/imports/upload"})
+STREAMED_UPLOADS = frozenset({PREFIX + "/edit/upload", PREFIX + "/imports/upload", CHUNK_PATH})
 BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -15,7 +15,7 @@ from ferry.kernel.errors import FerryError, InvalidInput
 from handlers.client_address import client_address
 from handlers.events import event_stream
 from handlers.response_headers import served_file_headers
-from handlers.ui import admin, file_actions, imports, uploads
+from handlers.ui import admin, file_actions, imports, resumable, uploads
 from handlers.ui.web import (
     PAGE_HEADERS,
     PREFIX,
@@ -230,6 +230,7 @@ ROUTES = [
     Route(PREFIX + "/downloads/{id}/resume", resume_download, methods=["POST"]),
     *file_actions.ROUTES,
     *uploads.ROUTES,
+    *resumable.ROUTES,
     *admin.ROUTES,
     *imports.ROUTES,
 ]

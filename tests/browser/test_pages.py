@@ -165,3 +165,34 @@ def test_admin_creates_a_folder_uploads_into_it_and_deletes_the_file(page, serve
     page.wait_for_url(re.compile(r"/ui/files/inbox/$"))
     assert page.get_by_text("This folder is empty.").is_visible()
     assert page.console_errors == []
+
+
+def test_a_large_upload_cut_off_midway_resumes_from_what_arrived(page, server):
+    base, password = server
+    sign_in(page, base, "admin", password)
+    data = bytes(range(256)) * (20 * 4096)  # 20 MiB: sent in three chunks
+    chunks = []
+
+    def cut_the_second_chunk(route):
+        chunks.append(route.request.url)
+        if len(chunks) == 2:
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/ui/edit/upload-chunk?*", cut_the_second_chunk)
+    page.get_by_label("Files", exact=True).set_input_files(
+        {"name": "big.bin", "mimeType": "application/octet-stream", "buffer": data}
+    )
+    page.get_by_role("button", name="Upload").click()
+    page.get_by_role("status").filter(has_text="was interrupted at").wait_for()
+    assert page.get_by_role("link", name="big.bin", exact=True).count() == 0
+    page.get_by_role("button", name="Resume").click()
+    link = page.get_by_role("link", name="big.bin", exact=True)
+    link.wait_for()
+    # Resumed where the first chunk ended (the second never arrived), not at zero.
+    offsets = [re.search(r"offset=(\d+)", url).group(1) for url in chunks]
+    assert offsets == ["0", "8388608", "8388608", "16777216"]
+    stored = page.request.get(base + link.get_attribute("href"))
+    assert stored.ok and stored.body() == data
+    assert [e for e in page.console_errors if "ERR_FAILED" not in e] == []

@@ -54,3 +54,15 @@ def test_deleting_a_folder_while_it_is_zipped_ends_a_valid_archive(edits):
         "c/",
         "c/file.bin",
     }
+
+
+def test_cancelling_an_upload_another_request_appends_to_is_refused(edits):
+    writing = edits.resume_upload("big.bin", overwrite=False, total=100)
+    writing.write(b"12345")
+    with pytest.raises(Conflict):
+        edits.cancel_upload("big.bin")
+    writing.pause()
+    assert edits.uploaded_so_far("big.bin") == 5
+    assert edits.cancel_upload("big.bin") is True
+    assert edits.uploaded_so_far("big.bin") is None
+    assert edits.cancel_upload("big.bin") is False
