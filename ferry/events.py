@@ -10,6 +10,7 @@ cannot make the server hold an unbounded backlog.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -120,6 +121,9 @@ class EventBus:
         self._lock = threading.Lock()
         self._last_id = 0
         self._closed = False
+        # Tells each event published here to the other processes (set by the server
+        # when several share a database).
+        self.relay: Callable[[Event], None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -127,16 +131,31 @@ class EventBus:
 
     def publish(self, type: EventType, subject: str, record: dict) -> Event:
         """Number `record`'s event, keep it for replay and hand it to every subscriber and
-        listener; never blocks on them."""
+        listener, and to the relay that tells other processes; never blocks on them."""
+        event = self._publish(type, subject, record, listeners=True)
+        if self.relay is not None:
+            try:
+                self.relay(event)
+            except Exception:
+                log.exception("could not tell other processes of %s", type)
+        return event
+
+    def deliver(self, type: EventType, subject: str, record: dict) -> Event:
+        """An event another process published, for this process's subscribers (its
+        streams): numbered and kept for replay here, but not handed to listeners, which
+        heard it where it happened (a webhook is sent once)."""
+        return self._publish(type, subject, record, listeners=False)
+
+    def _publish(self, type: EventType, subject: str, record: dict, *, listeners: bool) -> Event:
         with self._lock:
             self._last_id += 1
             event = Event(self._last_id, type, subject, record)
             self._buffer.append(event)
             subscribers = list(self._subscribers)
-            listeners = list(self._listeners)
+            told = list(self._listeners) if listeners else []
         for subscription in subscribers:
             subscription.offer(event)
-        for listener in listeners:
+        for listener in told:
             try:
                 listener(event)
             except Exception:
@@ -200,6 +219,50 @@ class ImportEvents:
                 del self._steps[next(iter(self._steps))]
         kind = EventType.IMPORT_PROGRESS if previous == step else EventType.IMPORT_STEP
         self._bus.publish(kind, OPERATION, self._view(operation))
+
+
+class EventFanOut:
+    """Several processes on one database: each event published in one reaches the
+    streams of all (a worker's progress, a download started through another instance).
+    `channel` is the storage's channel every process hears (send / start / stop)."""
+
+    def __init__(self, bus: EventBus, channel):
+        self._bus = bus
+        self._channel = channel
+        # Tells this process's own messages, which the channel also brings back, apart.
+        self.origin = secrets.token_hex(8)
+        bus.relay = self.tell
+
+    def tell(self, event: Event) -> None:
+        message = {
+            "origin": self.origin,
+            "type": str(event.type),
+            "subject": event.subject,
+            "record": event.record,
+        }
+        if not self._channel.send(message):
+            log.info("%s of %s is too large to tell other processes", event.type, event.subject)
+
+    def start(self) -> None:
+        """Hear the other processes' events (a server does; a worker only tells)."""
+        self._channel.start(self.heard)
+
+    def heard(self, message: dict) -> None:
+        if message.get("origin") == self.origin:
+            return
+        try:
+            kind = EventType(message.get("type"))
+        except ValueError:
+            log.warning("an event of an unknown type was heard; skipped")
+            return
+        subject, record = message.get("subject"), message.get("record")
+        if subject not in (DOWNLOAD, OPERATION) or not isinstance(record, dict):
+            log.warning("a malformed event was heard; skipped")
+            return
+        self._bus.deliver(kind, subject, record)
+
+    def stop(self) -> None:
+        self._channel.stop()
 
 
 def download_event_type(record: dict, *, resumed: bool = False) -> EventType | None:

@@ -30,7 +30,7 @@ from ferry.downloads.fetch_types import TransferTuning
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import FetchPolicy
 from ferry.downloads.transfers import Transfers
-from ferry.events import DOWNLOAD, Event, EventBus, ImportEvents
+from ferry.events import DOWNLOAD, Event, EventBus, EventFanOut, ImportEvents
 from ferry.files import FileTree
 from ferry.files.edits import FileEdits
 from ferry.files.part_sweep import PartSweeper
@@ -85,6 +85,8 @@ class Services:
     webhooks: Webhooks
     part_sweeper: PartSweeper
     memory_release: allocator.PeriodicRelease
+    # Events of every process on a shared database; None on TinyDB.
+    event_fan_out: EventFanOut | None
     started: bool = False
     file_hashes: FileHashes = field(default_factory=FileHashes)
 
@@ -104,6 +106,7 @@ class Services:
         events.add_listener(webhooks.event)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = open_backend(config.database_url, config.state_dir)
+        fan_out = None if store.event_channel is None else EventFanOut(events, store.event_channel)
         accounts = Accounts(
             store.users,
             PasswordHasher(cost=config.password_cost),
@@ -185,6 +188,7 @@ class Services:
             webhooks=webhooks,
             part_sweeper=PartSweeper(config.files_dir, config.upload_part_ttl),
             memory_release=allocator.PeriodicRelease(),
+            event_fan_out=fan_out,
         )
 
     def start(self) -> None:
@@ -203,6 +207,8 @@ class Services:
         # Part files of uploads nobody finished, now and every hour.
         self.part_sweeper.start()
         self.memory_release.start()
+        if self.event_fan_out is not None:
+            self.event_fan_out.start()
 
     def start_worker(self) -> None:
         """Work download jobs only (`ferry worker`): no accounts, no imports, no HTTP.
@@ -251,6 +257,8 @@ class Services:
     def close(self) -> None:
         self.part_sweeper.stop()
         self.memory_release.stop()
+        if self.event_fan_out is not None:
+            self.event_fan_out.stop()
         self.events.close()
         self.imports.shutdown()
         self.downloads.shutdown(SHUTDOWN_GRACE_SECONDS)

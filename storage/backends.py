@@ -43,6 +43,9 @@ class Repositories:
     # Whether this process is the one server that recovers unfinished imports (the
     # first to ask); TinyDB's data-directory lock already makes it the only one.
     claim_import_recovery: Callable[[], bool]
+    # Messages heard by every process on the same database; None where one process
+    # owns the storage (TinyDB), so there is nobody else to tell.
+    event_channel: Any = None
 
 
 def open_tinydb(state_dir: Path, *, fsync: bool = True) -> Repositories:
@@ -73,7 +76,15 @@ def open_postgres(url: str, state_dir: Path, *, fsync: bool = True) -> Repositor
 
     Import staging stays in files under `state_dir`.
     """
-    from storage.postgres import connection, contacts, downloads, operations, users, workspace
+    from storage.postgres import (
+        connection,
+        contacts,
+        downloads,
+        event_channel,
+        operations,
+        users,
+        workspace,
+    )
 
     database = connection.connect(url)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +100,7 @@ def open_postgres(url: str, state_dir: Path, *, fsync: bool = True) -> Repositor
         close=database.close,
         reachable=database.ping,
         claim_import_recovery=database.claim_import_recovery,
+        event_channel=event_channel.EventChannel(database),
     )
 
 

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests.live.test_downloads_live import Ferry, stop_gently
+from tests.live.test_events_live import read_events
 from tests.support.postgres import SKIP_REASON, databases
 from tests.support.remote import pattern_bytes, wait_until
 
@@ -187,3 +188,27 @@ def test_a_worker_stopped_by_sigterm_hands_its_downloads_to_the_other(cluster, r
         asked = [r.headers.get("Range") for r in remote.requests if r.path == f"/h{n}.bin"]
         assert asked.count(None) == 1, (n, asked)
     assert any(r.headers.get("Range") for r in remote.requests)
+
+
+def test_the_event_stream_of_one_instance_tells_what_a_worker_does_for_another(cluster, remote):
+    url, (first, second), workers, files = cluster
+    # A read waits 10 s at most (the keep-alive comes every 15 s): an event that never
+    # comes fails the test rather than hanging it.
+    stream = requests.get(
+        f"{second.base}/api/v1/events", headers=second.headers, stream=True, timeout=(5, 10)
+    )
+    assert stream.status_code == 200
+    lines = stream.iter_lines(decode_unicode=True)
+    assert next(lines) == ": connected"
+    # Started through A, run by a worker: B's stream hears both.
+    started = first.download("told", remote.ranged("/told.bin", SIZE, pause=0.01, validators=ETAG))
+    told = []
+    for event, data in read_events(lines):
+        if data.get("download", {}).get("id") != started:
+            continue
+        told.append(event)
+        if event == "download.completed":
+            break
+    stream.close()
+    assert told[0] == "download.started" and told[-1] == "download.completed", told
+    assert told.count("download.completed") == 1

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from ferry.events import DOWNLOAD, OPERATION, EventBus, ImportEvents, download_event_type
+from ferry.events import (
+    DOWNLOAD,
+    OPERATION,
+    EventBus,
+    EventFanOut,
+    ImportEvents,
+    download_event_type,
+)
 from ferry.kernel.statuses import DownloadStatus, EventType
 
 
@@ -99,3 +106,73 @@ def test_each_download_status_maps_to_its_event():
     assert event(DownloadStatus.FAILED) == EventType.DOWNLOAD_FAILED
     assert event(DownloadStatus.CANCELLED) == EventType.DOWNLOAD_CANCELLED
     assert all(download_event_type({"status": s}) for s in DownloadStatus)
+
+
+class FakeChannel:
+    """What the storage's channel does, between processes in one test: every sent
+    message reaches every started channel, its sender's too."""
+
+    def __init__(self, hub: list, limit: int = 7900):
+        self.hub, self.limit, self.heard = hub, limit, None
+        hub.append(self)
+
+    def send(self, message: dict) -> bool:
+        if len(str(message)) > self.limit:
+            return False
+        for channel in self.hub:
+            if channel.heard is not None:
+                channel.heard(message)
+        return True
+
+    def start(self, on_message) -> None:
+        self.heard = on_message
+
+    def stop(self) -> None:
+        self.heard = None
+
+
+def test_an_event_reaches_the_streams_of_other_processes_once_and_their_listeners_never():
+    hub: list = []
+    worker, server = EventBus(), EventBus()
+    worker_out, server_out = (
+        EventFanOut(worker, FakeChannel(hub)),
+        EventFanOut(server, FakeChannel(hub)),
+    )
+    server_out.start()  # a worker only tells; a server also hears
+    webhooks_on_server = []
+    server.add_listener(webhooks_on_server.append)
+    stream, _ = server.subscribe(lambda: None)
+    own_stream, _ = worker.subscribe(lambda: None)
+
+    worker.publish(EventType.DOWNLOAD_COMPLETED, DOWNLOAD, {"id": "d1"})
+
+    assert [(e.type, e.record) for e in stream.take()] == [
+        (EventType.DOWNLOAD_COMPLETED, {"id": "d1"})
+    ]
+    assert len(own_stream.take()) == 1
+    assert webhooks_on_server == []  # the webhook went out where the download finished
+    # The server's own events come back to it through the channel and are not told twice.
+    server.publish(EventType.DOWNLOAD_STARTED, DOWNLOAD, {"id": "d2"})
+    assert [e.record for e in stream.take()] == [{"id": "d2"}]
+    assert len(webhooks_on_server) == 1
+    worker_out.stop()
+
+
+def test_malformed_or_oversized_messages_are_skipped():
+    hub: list = []
+    bus = EventBus()
+    fan_out = EventFanOut(bus, FakeChannel(hub, limit=200))
+    fan_out.start()
+    stream, _ = bus.subscribe(lambda: None)
+    for message in (
+        {"origin": "other", "type": "no.such.event", "subject": DOWNLOAD, "record": {}},
+        {"origin": "other", "type": "download.started", "subject": "users", "record": {}},
+        {"origin": "other", "type": "download.started", "subject": DOWNLOAD, "record": []},
+    ):
+        fan_out.heard(message)
+    assert stream.take() == []
+    other = EventBus()
+    EventFanOut(other, FakeChannel(hub, limit=200))
+    other.publish(EventType.DOWNLOAD_PROGRESS, DOWNLOAD, {"id": "x" * 500})  # too large
+    other.publish(EventType.DOWNLOAD_PROGRESS, DOWNLOAD, {"id": "small"})
+    assert [e.record for e in stream.take()] == [{"id": "small"}]
