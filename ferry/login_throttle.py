@@ -15,10 +15,11 @@ the same key lasts twice as long as the one before, up to `longest_block`. A suc
 clears the account-and-address count (never the address's, so one valid account
 cannot launder a password-guessing address).
 
-The state lives in memory only: a restart forgets it, and each server process
-counts on its own. It is bounded: each count remembers at most `max_keys` keys, the
-least recently failing ones are forgotten first, and keys with nothing recent are
-dropped as they are met.
+With TinyDB the state lives in memory: a restart forgets it. On PostgreSQL the
+counts are rows every API instance changes together (a guesser spread over the
+instances is counted once), and they outlive a restart. In memory, each count
+remembers at most `max_keys` keys, the least recently failing ones forgotten first;
+either way, keys with nothing recent are dropped as they are met.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from ferry.kernel.errors import LoginBlocked
 
@@ -84,16 +85,20 @@ class FailureCounter:
         now = self.clock()
         with self._lock:
             record = self._records.pop(key, None) or _Record()
-            record.failures = [t for t in record.failures if now - t < self.window]
-            record.failures.append(now)
-            record.last_failure = now
-            if len(record.failures) >= self.max_failures:
-                record.blocks += 1
-                period = self.first_block * 2 ** (record.blocks - 1)
-                record.blocked_until = now + min(period, self.longest_block)
-                record.failures = []
-            self._records[key] = record  # most recent last
+            self._records[key] = self.after_failure(record, now)  # most recent last
             self._forget_stale(now)
+
+    def after_failure(self, record: _Record, now: float) -> _Record:
+        """`record` with a failure at `now` counted, and the block it may earn."""
+        record.failures = [t for t in record.failures if now - t < self.window]
+        record.failures.append(now)
+        record.last_failure = now
+        if len(record.failures) >= self.max_failures:
+            record.blocks += 1
+            period = self.first_block * 2 ** (record.blocks - 1)
+            record.blocked_until = now + min(period, self.longest_block)
+            record.failures = []
+        return record
 
     def reset(self, key: str) -> None:
         with self._lock:
@@ -110,6 +115,42 @@ class FailureCounter:
             del self._records[key]
 
 
+class SharedFailureCounter(FailureCounter):
+    """The same counts kept in records every API instance shares (on PostgreSQL), so a
+    guesser spread over the instances behind a load balancer is counted once. Times are
+    Unix seconds (the instances' clocks), not a process's monotonic clock."""
+
+    def __init__(self, records, name: str, **settings):
+        super().__init__(**{"clock": time.time, **settings})
+        self._shared = records
+        self._name = name
+
+    def _record(self, key: str) -> _Record | None:
+        found = self._shared.get(self._name, key)
+        return None if not found else _Record(**found)
+
+    def blocked_for(self, key: str) -> float:
+        record = self._record(key)
+        return 0.0 if record is None else max(0.0, record.blocked_until - self.clock())
+
+    def failed_within(self, key: str, seconds: float) -> bool:
+        record = self._record(key)
+        return record is not None and self.clock() - record.last_failure < seconds
+
+    def failed(self, key: str) -> None:
+        now = self.clock()
+
+        def count(found: dict | None) -> dict:
+            return asdict(self.after_failure(_Record(**(found or {})), now))
+
+        self._shared.change(self._name, key, count, now)
+        # What has been quiet for a long block's time is forgiven, as in memory.
+        self._shared.forget_unseen_since(self._name, now - self.longest_block)
+
+    def reset(self, key: str) -> None:
+        self._shared.change(self._name, key, lambda found: None, self.clock())
+
+
 class LoginThrottle:
     """The three counts of failed logins, kept in memory; see the module's docstring."""
 
@@ -123,17 +164,21 @@ class LoginThrottle:
         first_block: float = 60.0,
         longest_block: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        shared=None,
     ):
-        common = {
-            "window": window,
-            "first_block": first_block,
-            "longest_block": longest_block,
-            "clock": clock,
-        }
+        """`shared`: the storage's records every API instance changes together; without
+        it (one process) the counts live in this process's memory."""
+        common = {"window": window, "first_block": first_block, "longest_block": longest_block}
         self.window = window
-        self.by_pair = FailureCounter(max_failures=pair_failures, **common)
-        self.by_address = FailureCounter(max_failures=address_failures, **common)
-        self.by_account = FailureCounter(max_failures=account_failures, **common)
+
+        def counter(name: str, max_failures: int) -> FailureCounter:
+            if shared is None:
+                return FailureCounter(max_failures=max_failures, clock=clock, **common)
+            return SharedFailureCounter(shared, name, max_failures=max_failures, **common)
+
+        self.by_pair = counter("login-pair", pair_failures)
+        self.by_address = counter("login-address", address_failures)
+        self.by_account = counter("login-account", account_failures)
 
     @staticmethod
     def _pair(account: str, address: str) -> str:

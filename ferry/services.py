@@ -37,6 +37,7 @@ from ferry.files.part_sweep import PartSweeper
 from ferry.files.reading import FileHashes
 from ferry.kernel.config import Config
 from ferry.kernel.statuses import DownloadStatus, HealthStatus
+from ferry.login_throttle import LoginThrottle
 from ferry.ops import allocator
 from ferry.ops.telemetry import Telemetry
 from ferry.webhooks import Webhooks
@@ -111,6 +112,7 @@ class Services:
             store.users,
             PasswordHasher(cost=config.password_cost),
             token_ttl=config.token_ttl,
+            throttle=LoginThrottle(shared=store.throttle_records),
         )
         files = FileTree(config.files_dir)
         downloads = DownloadManager(

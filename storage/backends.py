@@ -46,6 +46,9 @@ class Repositories:
     # Messages heard by every process on the same database; None where one process
     # owns the storage (TinyDB), so there is nobody else to tell.
     event_channel: Any = None
+    # Records every instance changes together (the login throttle's counts); None where
+    # one process owns the storage and keeps them in memory.
+    throttle_records: Any = None
 
 
 def open_tinydb(state_dir: Path, *, fsync: bool = True) -> Repositories:
@@ -82,6 +85,7 @@ def open_postgres(url: str, state_dir: Path, *, fsync: bool = True) -> Repositor
         downloads,
         event_channel,
         operations,
+        throttle_records,
         users,
         workspace,
     )
@@ -101,6 +105,7 @@ def open_postgres(url: str, state_dir: Path, *, fsync: bool = True) -> Repositor
         reachable=database.ping,
         claim_import_recovery=database.claim_import_recovery,
         event_channel=event_channel.EventChannel(database),
+        throttle_records=throttle_records.ThrottleRecords(database),
     )
 
 

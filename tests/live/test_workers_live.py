@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import requests
 
-from tests.live.test_downloads_live import Ferry, stop_gently
+from tests.live.test_downloads_live import ADMIN, Ferry, stop_gently
 from tests.live.test_events_live import read_events
 from tests.support.postgres import SKIP_REASON, databases
 from tests.support.remote import pattern_bytes, wait_until
@@ -212,3 +212,20 @@ def test_the_event_stream_of_one_instance_tells_what_a_worker_does_for_another(c
     stream.close()
     assert told[0] == "download.started" and told[-1] == "download.completed", told
     assert told.count("download.completed") == 1
+
+
+def test_wrong_passwords_through_two_instances_trip_one_throttle(cluster):
+    _, instances, _, _ = cluster
+    user = ADMIN["FERRY_ADMIN_USERNAME"]
+
+    def login(instance, password: str) -> requests.Response:
+        return requests.post(
+            f"{instance.base}/api/v1/login", json={"user": user, "password": password}, timeout=15
+        )
+
+    for attempt in range(5):  # five, alternating: neither instance saw five alone
+        assert login(instances[attempt % 2], "wrong-password-1").status_code == 401
+    for instance in instances:
+        refused = login(instance, ADMIN["FERRY_ADMIN_PASSWORD"])
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"] == "error-login-blocked-for-user"
