@@ -67,10 +67,13 @@ bench-import: install ## Benchmark prepare and import of generated CSV and Slack
 bench-load: install ## Mixed API load on a live server during 50 downloads and a 100k-message import, twice
 	$(PY) bench/load.py $(ARGS)
 
+bench-scale: install ## The batch and a read load on 1-2 API instances and 1-2 workers on PostgreSQL vs one TinyDB server
+	$(PY) bench/bench_scale.py $(ARGS)
+
 bench-handlers: install ## CPU per in-process request with and without the Connexion patch
 	$(PY) bench/bench_connexion_speedups.py $(ARGS)
 
 clean: ## Remove the virtualenv and caches (not ./data)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
 
-.PHONY: help install run test lint-python lint format bench-downloads bench-files bench-import bench-load bench-handlers clean
+.PHONY: help install run test lint-python lint format bench-downloads bench-files bench-import bench-load bench-scale bench-handlers clean

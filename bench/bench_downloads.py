@@ -161,6 +161,7 @@ class Ferry:
         log: Path,
         env: dict | None = None,
         history_limit: int = 10000,
+        extra: tuple[str, ...] = (),
     ):
         self.port = free_port()
         env = {
@@ -180,6 +181,7 @@ class Ferry:
             str(jobs),
             "--download-history-limit",
             str(history_limit),
+            *extra,
         ]
         self.log = log.open("w")
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -242,13 +244,18 @@ class Ferry:
         return 0
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+        stop_process(self.process, self.log)
+
+
+def stop_process(process: subprocess.Popen, log) -> None:
+    """SIGTERM, as a deploy stops a server; SIGKILL after 30 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    log.close()
 
 
 # --- the measurements ---------------------------------------------------------------------
@@ -446,14 +453,19 @@ def report(single: dict, batch: dict, size: int, args, server: str) -> None:
             print(f"  note: {peer} is not installed; its comparison was skipped")
 
 
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The batch's shape and the scratch space, as every batch benchmark takes them."""
+    parser.add_argument("--files", type=int, default=100, help="files in the batch")
+    parser.add_argument("--file-mib", type=int, default=5, help="size of each batch file")
+    parser.add_argument("--jobs", type=int, default=16, help="downloads at a time per process")
+    parser.add_argument("--work-dir", type=Path, help="scratch space (default: a temp dir)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="the single file's size")
-    parser.add_argument("--files", type=int, default=100, help="files in the batch")
-    parser.add_argument("--file-mib", type=int, default=5, help="size of each batch file")
-    parser.add_argument("--jobs", type=int, default=16, help="downloads at a time")
+    add_batch_arguments(parser)
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are compared")
-    parser.add_argument("--work-dir", type=Path, help="scratch space (default: a temp dir)")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="ferry-bench-", dir=args.work_dir))
