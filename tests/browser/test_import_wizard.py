@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from ferry.chat.generate import write_csv_export
 from tests.api.test_import_api import csv_export
 from tests.browser import test_pages
 from tests.browser.test_pages import shoot, sign_in
@@ -93,6 +94,27 @@ def test_csv_import_through_the_wizard(page, server, tmp_path):
     assert re.search(r"Users created\s+2", figures), figures
     assert page.locator("#import-panel code").inner_text() == "importer_done"
     shoot(page, "import-summary")
+    assert page.console_errors == []
+
+
+def test_a_large_import_shows_its_step_and_counts_while_it_runs(page, server, tmp_path):
+    base, password = server
+    export = tmp_path / "large.zip"
+    # Large enough that importing lasts seconds, so the page is seen in that phase.
+    write_csv_export(export, messages=100_000, channels=3, users=20)
+    sign_in(page, base, "admin", password)
+    choose_importer(page, base, "CSV")
+    page.locator("#import-file").set_input_files(str(export))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    wait_for_picker(page)
+    page.get_by_role("button", name="Start import").click()
+    page.locator("#import-panel[data-phase=importing]").wait_for(timeout=30_000)
+    assert page.get_by_role("progressbar", name="Import progress").is_visible()
+    assert re.search(r"\d+ of \d+", page.locator("#import-panel dl").inner_text())
+    shoot(page, "import-importing")
+    page.get_by_role("heading", name="Summary").wait_for(timeout=120_000)
+    figures = page.locator("#summary-h + dl").inner_text()
+    assert re.search(r"Messages imported\s+100,?000", figures), figures
     assert page.console_errors == []
 
 
