@@ -178,3 +178,32 @@ def test_download_bar_reaches_100_percent_from_live_events(page, server):
     seen = page.evaluate("JSON.parse(sessionStorage.getItem('bars') || '[]')")
     assert seen and max(seen) == 100, seen
     assert page.console_errors == []
+
+
+def test_a_download_paused_and_resumed_from_the_page_goes_on_by_range(page, server):
+    base, password = server
+    sign_in(page, base, "admin", password)
+    with RemoteServer() as remote:
+        # 64 blocks of 64 KiB, 0.05 s apart: about three seconds to pause it in.
+        url = remote.ranged("/paused.bin", 4 << 20, pause=0.05, validators=[("ETag", '"p1"')])
+        page.get_by_role("link", name="Downloads", exact=True).click()
+        page.get_by_text("Download a URL", exact=True).click()
+        page.get_by_label("URL", exact=True).fill(url)
+        page.get_by_role("button", name="Start download").click()
+        page.wait_for_url(re.compile(r"/ui/downloads$"))
+        # Past half way, so more than the megabyte a resume fetches again is kept.
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('progress')].some((bar) => bar.value >= 50)",
+            timeout=30_000,
+        )
+        page.get_by_role("button", name="Pause").click()
+        page.get_by_role("button", name="Resume").wait_for(timeout=30_000)
+        assert page.locator(".status", has_text="paused").count() == 1
+        shoot(page, "downloads-paused")
+        page.get_by_role("button", name="Resume").click()
+        page.get_by_role("link", name="paused.bin").wait_for(timeout=60_000)
+        asked = [r.headers.get("Range") for r in remote.requests if r.path == "/paused.bin"]
+    # The whole file once, then the rest from where the pause left it.
+    assert asked[0] is None and len(asked) == 2, asked
+    assert asked[1].startswith("bytes=") and not asked[1].startswith("bytes=0-"), asked
+    assert page.console_errors == []
