@@ -129,6 +129,12 @@ class EventBus:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def last_id(self) -> int:
+        """The id of the newest event so far (0 before the first)."""
+        with self._lock:
+            return self._last_id
+
     def publish(self, type: EventType, subject: str, record: dict) -> Event:
         """Number `record`'s event, keep it for replay and hand it to every subscriber and
         listener, and to the relay that tells other processes; never blocks on them."""

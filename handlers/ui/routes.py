@@ -170,6 +170,9 @@ async def start_download(request: Request):
 async def downloads(request: Request):
     services = services_of(request)
     user = user_of(request)
+    # Taken before the lists are read: the page's stream replays what happens between,
+    # so a download that ends before the stream connects still reloads the page.
+    seen = services.events.last_id
     shown = request.query_params.get("status")
     history = services.transfers.history(user)
     if shown in FINISHED_FILTERS:
@@ -181,7 +184,7 @@ async def downloads(request: Request):
         history=history,
         shown=shown if shown in FINISHED_FILTERS else None,
         filters=FINISHED_FILTERS,
-        live=hasattr(services, "events"),
+        live=f"{PREFIX}/events?after={seen}",
         allow_download=services.config.allow_download,
     )
 
@@ -209,8 +212,11 @@ async def live_events(request: Request) -> Response:
     """The API's event stream for the signed-in browser: EventSource cannot send a token
     header, so the session cookie (sent to /ui only) stands in for it, for reading."""
     user, token = request.state.session
+    # EventSource sends Last-Event-ID when it reconnects; the page names where it began.
     header = request.headers.get("last-event-id", "").strip()
-    after = int(header) if header.isdigit() else None
+    begun = request.query_params.get("after", "").strip()
+    chosen = header or begun
+    after = int(chosen) if chosen.isdigit() and len(chosen) < 19 else None
     return event_stream(services_of(request), token, user, after, None)
 
 

@@ -207,3 +207,34 @@ def test_a_download_paused_and_resumed_from_the_page_goes_on_by_range(page, serv
     assert asked[0] is None and len(asked) == 2, asked
     assert asked[1].startswith("bytes=") and not asked[1].startswith("bytes=0-"), asked
     assert page.console_errors == []
+
+
+def test_a_plain_user_sees_none_of_the_admins_downloads_and_forged_posts_fail(page, server):
+    base, password = server
+    sign_in(page, base, "admin", password)
+    with RemoteServer() as remote:
+        # Done before the page it lands on connects its stream: the page still hears it.
+        url = remote.ranged("/admins-only.bin", 1 << 16)
+        page.get_by_role("link", name="Downloads", exact=True).click()
+        page.get_by_text("Download a URL", exact=True).click()
+        page.get_by_label("URL", exact=True).fill(url)
+        page.get_by_role("button", name="Start download").click()
+        page.get_by_role("link", name="admins-only.bin").wait_for(timeout=30_000)
+    page.goto(base + "/ui/admin")
+    page.get_by_text("Create a user").click()
+    page.locator("#new-username").fill("carol")
+    page.locator("#new-email").fill("carol@example.test")
+    page.locator("#new-password").fill("another-unusual-passphrase-7")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, base, "carol", "another-unusual-passphrase-7")
+    page.goto(base + "/ui/downloads")
+    assert "admins-only.bin" not in page.content()
+    # A post without the session's CSRF token, as another site's page would send it.
+    status = page.evaluate(
+        """async () => (await fetch('/ui/edit/mkdir', {method: 'POST',
+             headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+             body: 'name=forged'})).status"""
+    )
+    assert status == 403
+    assert [e for e in page.console_errors if "status of 403" not in e] == []

@@ -104,13 +104,13 @@ def test_admin_signs_in_browses_downloads_and_every_page_renders_cleanly(page, s
     page.goto(base + "/ui/files/")
     shoot(page, "files")
     page.get_by_role("link", name="Downloads", exact=True).click()
-    assert page.get_by_role("heading", name="History").is_visible()
+    page.get_by_role("heading", name="History").wait_for()  # the click's page has loaded
     shoot(page, "downloads")
     page.get_by_role("link", name="Imports").click()
-    assert page.get_by_role("heading", name="Recent operations").is_visible()
+    page.get_by_role("heading", name="Recent operations").wait_for()  # the click's page has loaded
     shoot(page, "imports")
     page.get_by_role("link", name="Admin").click()
-    assert page.get_by_role("heading", name="Users (1)").is_visible()
+    page.get_by_role("heading", name="Users (1)").wait_for()  # the click's page has loaded
     shoot(page, "admin")
     assert page.console_errors == []
 
