@@ -12,7 +12,7 @@ import pytest
 from ferry.chat.generate import write_csv_export
 from tests.api.test_import_api import csv_export
 from tests.browser import test_pages
-from tests.browser.test_pages import shoot, sign_in
+from tests.browser.test_pages import create_user, shoot, sign_in
 from tests.live.test_serve import free_port, start, wait_until_up
 from tests.support.importers import FIXTURES
 from tests.support.remote import RemoteServer
@@ -220,12 +220,7 @@ def test_a_plain_user_sees_none_of_the_admins_downloads_and_forged_posts_fail(pa
         page.get_by_label("URL", exact=True).fill(url)
         page.get_by_role("button", name="Start download").click()
         page.get_by_role("link", name="admins-only.bin").wait_for(timeout=30_000)
-    page.goto(base + "/ui/admin")
-    page.get_by_text("Create a user").click()
-    page.locator("#new-username").fill("carol")
-    page.locator("#new-email").fill("carol@example.test")
-    page.locator("#new-password").fill("another-unusual-passphrase-7")
-    page.get_by_role("button", name="Create").click()
+    create_user(page, base, "carol", "another-unusual-passphrase-7")
     page.get_by_role("button", name="Sign out").click()
     sign_in(page, base, "carol", "another-unusual-passphrase-7")
     page.goto(base + "/ui/downloads")

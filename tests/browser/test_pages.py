@@ -83,6 +83,17 @@ def sign_in(page, base, username, password):
     page.wait_for_url(re.compile(r"/ui/files/$"))
 
 
+def create_user(page, base, username, password):
+    """Through the admin page, as an admin."""
+    page.goto(base + "/ui/admin")
+    page.get_by_text("Create a user").click()
+    page.locator("#new-username").fill(username)
+    page.locator("#new-email").fill(f"{username}@example.test")
+    page.locator("#new-password").fill(password)
+    page.get_by_role("button", name="Create").click()
+    page.get_by_role("cell", name=username, exact=True).wait_for()
+
+
 def shoot(page, name):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for size, (width, height) in SIZES.items():
@@ -118,12 +129,7 @@ def test_admin_signs_in_browses_downloads_and_every_page_renders_cleanly(page, s
 def test_plain_user_has_no_admin_page(page, server):
     base, password = server
     sign_in(page, base, "admin", password)
-    page.goto(base + "/ui/admin")
-    page.get_by_text("Create a user").click()
-    page.locator("#new-username").fill("bob")
-    page.locator("#new-email").fill("bob@example.test")
-    page.locator("#new-password").fill("a-long-unusual-passphrase-42")
-    page.get_by_role("button", name="Create").click()
+    create_user(page, base, "bob", "a-long-unusual-passphrase-42")
     assert page.get_by_role("cell", name="bob", exact=True).is_visible()
     page.get_by_role("button", name="Sign out").click()
     sign_in(page, base, "bob", "a-long-unusual-passphrase-42")
