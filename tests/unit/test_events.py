@@ -176,3 +176,13 @@ def test_malformed_or_oversized_messages_are_skipped():
     other.publish(EventType.DOWNLOAD_PROGRESS, DOWNLOAD, {"id": "x" * 500})  # too large
     other.publish(EventType.DOWNLOAD_PROGRESS, DOWNLOAD, {"id": "small"})
     assert [e.record for e in stream.take()] == [{"id": "small"}]
+
+
+def test_last_id_names_the_newest_event_and_replay_goes_on_from_it():
+    bus = EventBus()
+    assert bus.last_id == 0
+    publish(bus, 2)
+    seen = bus.last_id
+    publish(bus, 1)  # happens between a page's render and its stream connecting
+    _, replay = bus.subscribe(lambda: None, after=seen)
+    assert seen == 2 and [event.id for event in replay] == [3]
