@@ -21,10 +21,10 @@ class ThrottleRecords:
         return None if row is None else row[0]
 
     def change(
-        self, counter: str, key: str, change: Callable[[dict | None], dict | None], seen: float
+        self, counter: str, key: str, change: Callable[[dict | None], dict], seen: float
     ) -> None:
-        """Replaces the record with `change(record)` (None removes it), no other instance
-        changing it meanwhile; `seen` is when, in Unix seconds."""
+        """Replaces the record with `change(record)`, no other instance changing it
+        meanwhile; `seen` is when, in Unix seconds."""
         with self._database.transaction() as connection:
             connection.execute(
                 "INSERT INTO throttle_records (counter, key, doc, last_seen) "
@@ -35,17 +35,17 @@ class ThrottleRecords:
                 "SELECT doc FROM throttle_records WHERE counter = %s AND key = %s FOR UPDATE",
                 (counter, key),
             ).fetchone()
-            changed = change(current or None)
-            if changed is None:
-                connection.execute(
-                    "DELETE FROM throttle_records WHERE counter = %s AND key = %s", (counter, key)
-                )
-            else:
-                connection.execute(
-                    "UPDATE throttle_records SET doc = %s, last_seen = %s "
-                    "WHERE counter = %s AND key = %s",
-                    (document(changed), seen, counter, key),
-                )
+            connection.execute(
+                "UPDATE throttle_records SET doc = %s, last_seen = %s "
+                "WHERE counter = %s AND key = %s",
+                (document(change(current or None)), seen, counter, key),
+            )
+
+    def remove(self, counter: str, key: str) -> None:
+        with self._database.connection() as connection:
+            connection.execute(
+                "DELETE FROM throttle_records WHERE counter = %s AND key = %s", (counter, key)
+            )
 
     def forget_unseen_since(self, counter: str, moment: float) -> None:
         """Removes the counter's records last changed before `moment`."""
