@@ -164,6 +164,7 @@ class Services:
             # A prepare or import allocates tens of MB of short-lived records; give the
             # pages back now rather than keep them as free space in the allocator.
             on_work_done=allocator.release_free_memory,
+            works_jobs=config.workers > 0,
         )
         return cls(
             config=config,
@@ -213,13 +214,15 @@ class Services:
             self.event_fan_out.start()
 
     def start_worker(self) -> None:
-        """Work download jobs only (`ferry worker`): no accounts, no imports, no HTTP.
-        A download a dead worker left goes on from its part file where its server allows."""
+        """Work jobs only (`ferry worker`): downloads and import work, no accounts, no
+        HTTP. A download a dead worker left goes on from its part file where its server
+        allows; an import from where it stopped."""
         if self.started:
             return
         self.started = True
         self.webhooks.start()
         self.downloads.startup(resume=True)
+        self.imports.startup(recover=False)
         self.memory_release.start()
 
     def event_view(self, user: dict) -> Callable[[Event], dict | None]:

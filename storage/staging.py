@@ -24,7 +24,7 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,14 +90,19 @@ class StagingArea:
         with self._store.lock:
             shutil.rmtree(self._dir(operation_id), ignore_errors=True)
 
-    def discard_incomplete(self) -> list[str]:
-        """Remove every prepare that never finished (run at startup); returns their ids."""
+    def discard_incomplete(self, keep: Collection[str] = ()) -> list[str]:
+        """Remove every prepare that never finished (run at startup), but those of the
+        operations in `keep` (which may still be running elsewhere); returns their ids."""
         discarded = []
         with self._store.lock:
             if not self._root.is_dir():
                 return discarded
             for directory in self._root.iterdir():
-                if directory.is_dir() and not (directory / _MANIFEST).exists():
+                if (
+                    directory.is_dir()
+                    and directory.name not in keep
+                    and not (directory / _MANIFEST).exists()
+                ):
                     shutil.rmtree(directory, ignore_errors=True)
                     discarded.append(directory.name)
         return discarded

@@ -209,8 +209,8 @@ SERVE_FLAGS = (
         "--workers",
         "FERRY_WORKERS",
         "workers",
-        "1: this server also runs downloads; 0: API only, `ferry worker` processes run "
-        "them (PostgreSQL only)",
+        "1: this server also runs downloads and imports; 0: API only, `ferry worker` "
+        "processes run them (PostgreSQL only)",
         _workers,
     ),
     Flag(

@@ -18,12 +18,13 @@ from storage.backends import DatabaseUnavailable
 def add_worker_command(subparsers) -> None:
     worker = subparsers.add_parser(
         "worker",
-        help="run download jobs (PostgreSQL only), no HTTP",
+        help="run download and import jobs (PostgreSQL only), no HTTP",
         description=(
-            "Claim and run the downloads any `ferry serve` on the same database queued. "
-            "Needs --database-url and a --data-dir shared with the servers. SIGTERM stops "
-            "it: a download that can resume is handed back to the other workers. Each "
-            "flag may also be set by its FERRY_* variable."
+            "Claim and run the downloads, import preparations, imports and pending files "
+            "any `ferry serve` on the same database queued. Needs --database-url and a "
+            "--data-dir shared with the servers. SIGTERM stops it: a download that can "
+            "resume, and import work, are handed back to the other workers. Each flag "
+            "may also be set by its FERRY_* variable."
         ),
     )
     add_flags(worker, WORKER_FLAGS)
@@ -59,6 +60,7 @@ def _work(args: argparse.Namespace) -> int:
         services.start_worker()
         print(
             f"Ferry {__version__} worker {services.downloads.worker_id} running downloads "
+            "and imports "
             f"(files: {config.data_dir})",
             flush=True,
         )

@@ -2,7 +2,9 @@
 `ferry worker`s on loopback. Downloads started through one instance are read through
 the other; a worker killed with -9 mid-transfer leaves its downloads to the other, which
 goes on from the part files by range; a cancel through the other instance reaches the
-worker running the download."""
+worker running the download. An import started through one instance is prepared and
+imported by the workers; killed with -9 mid-import, it is finished by the other worker
+with every message created once."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ import psycopg
 import pytest
 import requests
 
+from ferry.chat.generate import write_csv_export
 from tests.live.test_downloads_live import ADMIN, Ferry, stop_gently
 from tests.live.test_events_live import read_events
+from tests.live.test_faults import EVERYTHING, import_status, post, upload, wait_for_state
 from tests.support.postgres import SKIP_REASON, databases
 from tests.support.remote import pattern_bytes, wait_until
 
@@ -30,6 +34,7 @@ SIZE = 1 << 20
 PACE = 0.2
 ETAG = [("ETag", '"v1"')]
 PER_WORKER = 3
+MESSAGES = 100_000
 
 
 class ApiOnly(Ferry):
@@ -66,7 +71,10 @@ class Worker:
             env={**os.environ, "FERRY_DATABASE_URL": database_url},
         )
         assert wait_until(
-            lambda: "running downloads" in log.read_text() or self.process.poll() is not None,
+            lambda: (
+                "running downloads and imports" in log.read_text()
+                or self.process.poll() is not None
+            ),
             timeout=30,
         ), log.read_text()
         assert self.process.poll() is None, log.read_text()
@@ -229,3 +237,46 @@ def test_wrong_passwords_through_two_instances_trip_one_throttle(cluster):
         refused = login(instance, ADMIN["FERRY_ADMIN_PASSWORD"])
         assert refused.status_code == 429, refused.text
         assert refused.json()["error"] == "error-login-blocked-for-user"
+
+
+def import_holder(url: str) -> str | None:
+    """The worker holding the running import job, if one does."""
+    with psycopg.connect(url) as connection:
+        row = connection.execute(
+            "SELECT worker_id FROM operations WHERE job = 'import' AND lease_until > now()"
+        ).fetchone()
+    return row[0] if row else None
+
+
+def stored_messages(url: str) -> int:
+    with psycopg.connect(url) as connection:
+        return connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+
+
+def test_an_import_killed_with_its_worker_is_finished_by_another_creating_each_message_once(
+    cluster, tmp_path
+):
+    url, (first, second), workers, _ = cluster
+    export = tmp_path / "big.zip"
+    write_csv_export(export, messages=MESSAGES, channels=10, users=20)
+    # Uploaded through A, prepared by a worker, seen ready through B.
+    assert upload(first, export).status_code == 200
+    assert wait_for_state(second, {"ready", "error"}, timeout=120) == "ready", import_status(second)
+    assert post(first, "/api/v1/startImport", json=EVERYTHING).status_code == 200
+    holder: list[str | None] = [None]
+
+    def midway() -> bool:
+        holder[0] = import_holder(url)
+        return holder[0] is not None and 0 < stored_messages(url) < MESSAGES // 2
+
+    assert wait_until(midway, timeout=120), import_status(second)
+    victim = next(w for w in workers if w.process.pid == int(holder[0].split(":")[1]))
+    victim.process.send_signal(signal.SIGKILL)
+    victim.process.wait()
+    cut_at = stored_messages(url)
+    assert cut_at < MESSAGES
+
+    assert wait_for_state(second, {"done", "error"}, timeout=300) == "done", import_status(second)
+    assert stored_messages(url) == MESSAGES
+    survivor = next(w for w in workers if w is not victim)
+    assert f"taking over import from {holder[0]}" in survivor.log_path.read_text()

@@ -58,6 +58,29 @@ class Selection:
             contacts=contacts,
         )
 
+    def as_record(self) -> dict[str, Any]:
+        """The selection as plain JSON, kept with a queued import."""
+        return {
+            "all_users": self.all_users,
+            "users": sorted(self.users),
+            "all_channels": self.all_channels,
+            "channels": sorted(self.channels),
+            "all_contacts": self.all_contacts,
+            "contacts": sorted(self.contacts),
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Selection:
+        """The selection `as_record` gave."""
+        return cls(
+            all_users=bool(record.get("all_users")),
+            users=frozenset(record.get("users") or ()),
+            all_channels=bool(record.get("all_channels")),
+            channels=frozenset(record.get("channels") or ()),
+            all_contacts=bool(record.get("all_contacts")),
+            contacts=frozenset(record.get("contacts") or ()),
+        )
+
     def wants_user(self, import_ids: list[str]) -> bool:
         return self.all_users or bool(import_ids and import_ids[0] in self.users)
 

@@ -15,7 +15,12 @@ from pathlib import Path
 from ferry.chat.attachments import Attachments
 from ferry.chat.operations.importers import IMPORTERS
 from ferry.chat.operations.records import OperationRecords
-from ferry.chat.operations.workers import ImportWorkers
+from ferry.chat.operations.workers import (
+    PENDING_AVATARS,
+    PENDING_FILES,
+    HandBack,
+    ImportWorkers,
+)
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import DOWNLOAD_TIMEOUT, NETWORK_ERROR, FetchError
 from ferry.downloads.records import Owner
@@ -49,6 +54,8 @@ class PendingDownloads:
         self._downloads = downloads
         self._attachments = attachments
         self._avatars_dir = avatars_dir
+        workers.handle(PENDING_FILES, self._files_job, side=True)
+        workers.handle(PENDING_AVATARS, self._avatars_job, side=True)
 
     def waiting(self) -> dict[str, int]:
         """How much an import left to fetch: messages waiting for a file (`files`) and
@@ -68,13 +75,12 @@ class PendingDownloads:
         if count == 0:
             self._operations.update(operation["_id"], status=ImportStep.DONE)
             return 0
-        self._operations.update(
+        self._workers.queue(
             operation["_id"],
+            PENDING_FILES,
+            {"user_id": user_id},
             status=ImportStep.IMPORTING_FILES,
             count={"total": count, "completed": 0, "error": 0, "messages": count},
-        )
-        self._workers.submit_side(
-            operation["_id"], self._fetch_pending_files, operation["_id"], self._owner(user_id)
         )
         return count
 
@@ -82,19 +88,41 @@ class PendingDownloads:
         """The user running the operation, whom its downloads are recorded as started by."""
         return Owner.of(self._users.get(user_id) or {"_id": user_id})
 
-    def _fetch_pending_files(self, op_id: str, owner: Owner) -> None:
+    def _job_total(self, op_id: str) -> int | None:
+        """The operation's total, while its job is still to be done."""
+        operation = self._operations.get(op_id)
+        if operation is None or operation["status"] != ImportStep.IMPORTING_FILES:
+            return None
+        return (operation.get("count") or {}).get("total", 0)
+
+    def _stopped(self, op_id: str) -> None:
+        """This process stops (or lost the operation): the rest is for another worker
+        where one may take it, else the operation ends failed."""
+        if self._workers.hands_back or not self._workers.stopping:
+            raise HandBack
+        self._operations.finish(op_id, ImportStep.FAILED)
+
+    def _files_job(self, op_id: str, job_input: dict) -> None:
+        total = self._job_total(op_id)
+        if total is not None:
+            self._fetch_pending_files(op_id, self._owner(job_input["user_id"]), total)
+
+    def _fetch_pending_files(self, op_id: str, owner: Owner, total: int) -> None:
         # file id -> (what to fetch, how many messages point at it, their rooms)
         files: dict[str, tuple[dict, int, set[str]]] = {}
         for message in self._workspace.pending_file_messages():
             pending = message["_importFile"]
             _, count, rooms = files.get(pending["id"], (pending, 0, set()))
             files[pending["id"]] = (pending, count + 1, rooms | {message["rid"]})
-        completed = errors = 0
+        # A job taken over from a worker that stopped counts what that one fetched.
+        completed = max(0, total - sum(messages for _, messages, _ in files.values()))
+        errors = 0
         # Why each file failed, so that a refused or broken link is explained somewhere.
         reasons: list[str] = []
         for file_id, (pending, messages, rooms) in files.items():
-            if self._workers.stopping:
-                break
+            if not self._workers.keeps(op_id):
+                self._stopped(op_id)
+                return
             upload_id, directory, display = self._attachments.new_upload()
             record, reason = self._fetch_with_retries(pending, directory, display, owner)
             if record is not None and record["status"] == DownloadStatus.COMPLETED:
@@ -114,9 +142,7 @@ class PendingDownloads:
             self._operations.set_live_counts(op_id, {"completed": completed, "error": errors})
         if reasons:
             self._operations.update(op_id, warnings=reasons)
-        self._operations.finish(
-            op_id, ImportStep.DONE if not self._workers.stopping else ImportStep.FAILED
-        )
+        self._operations.finish(op_id, ImportStep.DONE)
 
     def _fetch_with_retries(
         self, pending: dict, directory: Path, display: str, owner: Owner
@@ -160,21 +186,30 @@ class PendingDownloads:
         if not pending:
             self._operations.update(operation["_id"], status=ImportStep.DONE)
             return 0
-        self._operations.update(
+        self._workers.queue(
             operation["_id"],
+            PENDING_AVATARS,
+            {"user_id": user_id},
             status=ImportStep.IMPORTING_FILES,
             count={"total": len(pending), "completed": 0, "error": 0},
         )
-        self._workers.submit_side(
-            operation["_id"], self._fetch_avatars, operation["_id"], pending, self._owner(user_id)
-        )
         return len(pending)
 
-    def _fetch_avatars(self, op_id: str, pending: list[dict], owner: Owner) -> None:
+    def _avatars_job(self, op_id: str, job_input: dict) -> None:
+        total = self._job_total(op_id)
+        if total is not None:
+            self._fetch_avatars(op_id, self._owner(job_input["user_id"]), total)
+
+    def _fetch_avatars(self, op_id: str, owner: Owner, total: int) -> None:
+        pending = self._users.with_pending_avatars()
         errors = 0
         avatars = self._avatars_dir
         avatars.mkdir(parents=True, exist_ok=True)
-        for completed, user in enumerate(pending, start=1):
+        done_before = max(0, total - len(pending))
+        for completed, user in enumerate(pending, start=done_before + 1):
+            if not self._workers.keeps(op_id):
+                self._stopped(op_id)
+                return
             url = user["_pendingAvatarUrl"]
             stored = self._store_avatar(user["_id"], url, avatars, owner)
             if stored:

@@ -25,6 +25,7 @@ class OperationRecords:
         self._repository = repository
         # Told of every stored status (metrics and logs); it reports only changes.
         self._on_status = on_status
+        self._status_listeners: list[Callable[[dict], None]] = []
         # Progress of running work, kept in memory between the throttled writes.
         self._live_counts: dict[str, dict] = {}
 
@@ -90,6 +91,14 @@ class OperationRecords:
             self._status_changed(operation)
         return operation
 
+    def queue(self, op_id: str, job: str, job_input: dict, **fields) -> dict | None:
+        """`update`, and queue `job` for the operation in the same step."""
+        fields["_updatedAt"] = now_iso()
+        operation = self._repository.queue_job(op_id, job, job_input, fields)
+        if "status" in fields and operation is not None:
+            self._status_changed(operation)
+        return operation
+
     def finish(self, op_id: str, status: str, **fields) -> None:
         """Store the final status together with the last counts of the work."""
         operation = self._repository.get(op_id)
@@ -110,13 +119,17 @@ class OperationRecords:
     def drop_live_counts(self, op_id: str) -> None:
         self._live_counts.pop(op_id, None)
 
+    def listen(self, listener: Callable[[dict], None]) -> None:
+        """Tell `listener` of every stored status too."""
+        self._status_listeners.append(listener)
+
     def _status_changed(self, operation: dict) -> None:
-        if self._on_status is None:
-            return
-        try:
-            self._on_status(operation)
-        except Exception:
-            log.exception("status listener failed for import operation %s", operation["_id"])
+        listeners = [*self._status_listeners, *([self._on_status] if self._on_status else [])]
+        for listener in listeners:
+            try:
+                listener(operation)
+            except Exception:
+                log.exception("status listener failed for import operation %s", operation["_id"])
 
 
 def event_view(operation: dict) -> dict:

@@ -47,6 +47,7 @@ from ferry.chat.operations.importers import (
 from ferry.chat.operations.lifecycle import (
     DISK_FULL_REASON,
     IMPORTING,
+    PREPARING,
     RESTART_REASON,
     WAITING,
     disk_full,
@@ -54,7 +55,7 @@ from ferry.chat.operations.lifecycle import (
 from ferry.chat.operations.pending import PendingDownloads
 from ferry.chat.operations.records import OperationRecords
 from ferry.chat.operations.step_sink import StepSink
-from ferry.chat.operations.workers import ImportWorkers
+from ferry.chat.operations.workers import IMPORT, PREPARE, HandBack, ImportWorkers
 from ferry.chat.parsers import REGISTRY
 from ferry.chat.parsers.base import ImportFileError, PrepareOptions
 from ferry.downloads.manager import DownloadManager
@@ -96,11 +97,14 @@ class ImportService:
         direct_message_max_users: int = 1,
         on_status: Callable[[dict], None] | None = None,
         on_work_done: Callable[[], None] | None = None,
+        works_jobs: bool = True,
     ):
         """Builds the service; `startup` starts its workers.
 
         `on_status` hears every stored status; `on_work_done` is called after each
-        prepare or import, which allocate tens of MB of short-lived records.
+        prepare or import, which allocate tens of MB of short-lived records. Without
+        `works_jobs` the work queued here is done by other processes on the same
+        database.
         """
         self.operations = OperationRecords(operations, on_status)
         self.staging = staging
@@ -113,7 +117,13 @@ class ImportService:
         self.max_upload_size = max_upload_size
         self.direct_message_max_users = direct_message_max_users
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        self.workers = ImportWorkers(self.operations, staging, on_work_done)
+        self.workers = ImportWorkers(
+            self.operations, operations, staging, on_work_done, works_jobs=works_jobs
+        )
+        self.operations.listen(self.workers.status_stored)
+        self.workers.handle(PREPARE, self._prepare_job)
+        self.workers.handle(IMPORT, self._import_job)
+        self.workers.on_abandoned(self._abandoned)
         # Two startImport calls at once must not both find the operation ready.
         self._lock = threading.RLock()
         self.pending = PendingDownloads(
@@ -136,8 +146,11 @@ class ImportService:
     # --- operations --------------------------------------------------------------
 
     def _new_operation(self, user_id: str, info: ImporterInfo) -> dict:
+        """A new current operation, held by this process while its file arrives."""
         self.clear()
-        return self.operations.create(user_id, info)
+        operation = self.operations.create(user_id, info)
+        self.workers.hold(operation["_id"])
+        return operation
 
     def current_operation(self) -> dict | None:
         return self.operations.current()
@@ -303,16 +316,40 @@ class ImportService:
     # --- preparing -------------------------------------------------------------------
 
     def _file_loaded(self, op_id: str, path: Path, password: str | None = None) -> None:
-        self.operations.update(op_id, status=ImportStep.FILE_LOADED)
-        self.workers.submit(op_id, self._prepare, op_id, path, password)
+        if password is not None:
+            # The password is never stored, so no other process could prepare this one.
+            self.operations.update(op_id, status=ImportStep.FILE_LOADED)
+            self.workers.run_here(op_id, self._prepare, op_id, path, password)
+            return
+        # Kept relative where it can be: the data directory may sit elsewhere on the
+        # host of the worker that claims the prepare.
+        file = path.relative_to(self.store_dir) if path.is_relative_to(self.store_dir) else path
+        self.workers.queue(op_id, PREPARE, {"file": str(file)}, status=ImportStep.FILE_LOADED)
+
+    def _prepare_job(self, op_id: str, job_input: dict) -> None:
+        operation = self.operations.get(op_id)
+        # A prepare taken over from a worker that died may have started, or even ended.
+        if operation is None or operation["status"] not in (ImportStep.FILE_LOADED, *PREPARING):
+            return
+        self._prepare(op_id, self.store_dir / job_input["file"], None)
 
     def _still_valid(self, op_id: str) -> bool:
         operation = self.operations.get(op_id)
-        return bool(operation and operation.get("valid", True)) and not self.workers.stopping
+        return bool(operation and operation.get("valid", True)) and self.workers.keeps(op_id)
+
+    def _stopped_here(self, op_id: str, *, can_hand_back: bool) -> None:
+        """Work on a still-valid operation stopped because this process stops, or lost
+        it to another worker: handed back when others may go on with it, else failed."""
+        if can_hand_back and (self.workers.hands_back or not self.workers.stopping):
+            raise HandBack
+        self.operations.finish(op_id, ImportStep.FAILED, error=RESTART_REASON)
 
     def _prepare(self, op_id: str, path: Path, password: str | None) -> None:
         operation = self.operations.get(op_id)
-        if operation is None or not self._still_valid(op_id):
+        if operation is None or not self._valid(op_id):
+            return
+        if not self.workers.keeps(op_id):
+            self._stopped_here(op_id, can_hand_back=password is None)
             return
         parser = REGISTRY[operation["importerKey"]]
         self.operations.update(op_id, status=ImportStep.PREPARING_STARTED)
@@ -335,14 +372,14 @@ class ImportService:
             return
         except ImportCancelled:
             writer.abort()
-            if self.workers.stopping:
-                self.operations.update(op_id, status=ImportStep.FAILED, error=RESTART_REASON)
+            if self._valid(op_id):
+                self._stopped_here(op_id, can_hand_back=password is None)
             return
         except BaseException:
             writer.abort()
             raise
         counts = writer.finish()
-        if not self._still_valid(op_id):
+        if not self._valid(op_id):
             return
         total = counts["users"] + counts["channels"] + counts["messages"] + counts["contacts"]
         if total == 0:
@@ -440,8 +477,23 @@ class ImportService:
                     f"The import operation is {operation['status']}, not ready to import",
                     details,
                 )
-            self.operations.update(operation["_id"], status=ImportStep.IMPORTING_STARTED)
-        self.workers.submit(operation["_id"], self._import, operation["_id"], selection, user_id)
+            self.workers.queue(
+                operation["_id"],
+                IMPORT,
+                {"selection": selection.as_record(), "user_id": user_id},
+                status=ImportStep.IMPORTING_STARTED,
+            )
+
+    def _import_job(self, op_id: str, job_input: dict) -> None:
+        operation = self.operations.get(op_id)
+        # Taken over from a worker that died: it goes on, creating nothing twice.
+        if operation is None or operation["status"] not in IMPORTING:
+            return
+        self._import(op_id, Selection.from_record(job_input["selection"]), job_input["user_id"])
+
+    def _valid(self, op_id: str) -> bool:
+        operation = self.operations.get(op_id)
+        return bool(operation and operation.get("valid", True))
 
     def _import(self, op_id: str, selection: Selection, user_id: str) -> None:
         last_write = [0.0]
@@ -471,11 +523,12 @@ class ImportService:
                 should_continue=lambda: self._still_valid(op_id),
             )
         except ImportCancelled:
-            stopping = self.workers.stopping
-            reason = RESTART_REASON if stopping else "Stopped by import.clear."
-            self.operations.finish(
-                op_id, ImportStep.FAILED if stopping else ImportStep.CANCELLED, error=reason
-            )
+            if self._valid(op_id):
+                self._stopped_here(op_id, can_hand_back=True)
+            else:
+                self.operations.finish(
+                    op_id, ImportStep.CANCELLED, error="Stopped by import.clear."
+                )
             return
         except StagingIncomplete:
             self.operations.finish(
@@ -502,25 +555,28 @@ class ImportService:
     # --- start-up and shutdown ---------------------------------------------------------
 
     def startup(self, *, recover: bool = True) -> None:
-        """Start the workers, after making sure a restart never leaves an operation stuck:
-        whatever was running ends failed with a readable reason, and half-written staging
-        and import files are discarded. Without `recover` (another server, sharing the
-        database, runs imports and recovered them), only the workers start."""
-        if not recover:
-            self.workers.start()
-            return
-        self.staging.discard_incomplete()
-        for operation in self.operations.all():
-            if operation["status"] in WAITING | IMPORTING:
-                self.operations.update(
-                    operation["_id"], status=ImportStep.FAILED, error=RESTART_REASON
-                )
-            if operation["status"] in (ImportStep.UPLOADING, ImportStep.DOWNLOADING_FILE):
-                # The file never finished arriving; nothing can use it.
-                shutil.rmtree(self.store_dir / operation["_id"], ignore_errors=True)
-        for half_decoded in self.store_dir.glob(f"{DECODING_PREFIX}*"):
-            half_decoded.unlink(missing_ok=True)
+        """Start the workers, which end every operation a stop or crash cut off with a
+        readable reason (work still queued goes on). With `recover` (the first server
+        of a database), half-written files that no operation owns are removed too."""
+        if recover:
+            in_progress = {
+                operation["_id"]
+                for operation in self.operations.all()
+                if operation["status"] in WAITING | IMPORTING
+            }
+            self.staging.discard_incomplete(keep=in_progress)
+            for half_decoded in self.store_dir.glob(f"{DECODING_PREFIX}*"):
+                half_decoded.unlink(missing_ok=True)
         self.workers.start()
+
+    def _abandoned(self, operation: dict) -> None:
+        op_id = operation["_id"]
+        self.operations.update(op_id, status=ImportStep.FAILED, error=RESTART_REASON)
+        if operation["status"] in (ImportStep.UPLOADING, ImportStep.DOWNLOADING_FILE):
+            # The file never finished arriving; nothing can use it.
+            shutil.rmtree(self.store_dir / op_id, ignore_errors=True)
+        if not self.staging.is_complete(op_id):
+            self.staging.delete(op_id)
 
     def shutdown(self) -> None:
         self.workers.shutdown()

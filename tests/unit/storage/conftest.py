@@ -5,6 +5,8 @@ The PostgreSQL variants are skipped, saying why, only where PostgreSQL is not in
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,23 @@ def ws(repos, monkeypatch):
         ]
     )
     return ws
+
+
+def claimed_by_two_workers(claim_one: Callable[[str], str | None]) -> list[str]:
+    """Two workers, started together, each calling `claim_one(worker)` (the id of the
+    job it claimed, or None when none is left) until nothing is left; every id claimed,
+    by either."""
+    won: dict[str, list[str]] = {"w1": [], "w2": []}
+    barrier = threading.Barrier(2)
+
+    def work(worker: str) -> None:
+        barrier.wait()
+        while (claimed := claim_one(worker)) is not None:
+            won[worker].append(claimed)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in won]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return won["w1"] + won["w2"]

@@ -3,14 +3,13 @@ that runs out lets another worker take the job over. On both backends."""
 
 from __future__ import annotations
 
-import threading
-
 import psycopg
 import pytest
 from psycopg.types.json import Json
 
 from storage.postgres import migrate
 from tests.support.postgres import SKIP_REASON, databases
+from tests.unit.storage.conftest import claimed_by_two_workers
 
 # A lease that has run out the moment it is taken: a worker that died at once.
 RUN_OUT = -1.0
@@ -25,20 +24,12 @@ def test_two_workers_claiming_at_once_never_get_the_same_job(repos):
     downloads = repos.downloads
     for number in range(6):
         downloads.save(queued(f"d{number}", start_time=number))
-    won: dict[str, list[str]] = {"w1": [], "w2": []}
-    barrier = threading.Barrier(2)
 
-    def work(worker: str) -> None:
-        barrier.wait()
-        while (claim := downloads.claim_next(worker, LEASE)) is not None:
-            won[worker].append(claim.record["id"])
+    def claim_one(worker: str) -> str | None:
+        claim = downloads.claim_next(worker, LEASE)
+        return None if claim is None else claim.record["id"]
 
-    threads = [threading.Thread(target=work, args=(worker,)) for worker in won]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(won["w1"] + won["w2"]) == [f"d{number}" for number in range(6)]
+    assert sorted(claimed_by_two_workers(claim_one)) == [f"d{number}" for number in range(6)]
     assert downloads.claim("d0", "w3", LEASE) is None
 
 
