@@ -28,7 +28,7 @@ from tests.support.remote import pattern_bytes, wait_until
 pytestmark = [pytest.mark.live, pytest.mark.skipif(not databases.available, reason=SKIP_REASON)]
 pytest_plugins = ("tests.support.download_fixtures",)
 
-COUNT = 20
+COUNT = 50
 SIZE = 1 << 20
 # Each 64 KiB block comes after this pause: about three seconds a file.
 PACE = 0.2
@@ -113,7 +113,7 @@ def holders(url: str) -> dict[str, str]:
 
 def test_downloads_survive_a_killed_worker_and_a_cancel_reaches_across(cluster, remote):
     url, (first, second), workers, files = cluster
-    # Started first, so a worker claims it before the twenty.
+    # Started first, so a worker claims it before the others.
     endless = first.download(
         "cancelled", remote.ranged("/endless.bin", 1 << 30, pause=PACE, validators=ETAG)
     )
