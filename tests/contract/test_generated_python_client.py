@@ -116,6 +116,82 @@ def test_generated_client_downloads_a_file_and_watches_it_finish(ferry_client, s
     assert fetched.payload.read() == body
 
 
+def test_generated_client_calls_every_download_operation_of_the_clean_face(
+    ferry_client, server, tmp_path
+):
+    """Start a batch, list the active ones, pause, resume, cancel, read the history, list
+    the folder and read a file: every JSON-only download and file operation."""
+    from ferry_client.api.downloads import (
+        cancel_download,
+        get_download,
+        list_active_downloads,
+        list_download_history,
+        pause_download,
+        resume_download,
+        start_downloads,
+    )
+    from ferry_client.api.files import get_file_content, list_files
+    from ferry_client.models import (
+        ActiveDownloads,
+        DownloadBatchRequest,
+        DownloadBatchRequestItemsItem,
+        DownloadEnvelope,
+        DownloadStatus,
+        ResumedDownload,
+    )
+
+    base, _ = server
+    client = logged_in(ferry_client, base)
+    quick = pattern_bytes(200_000)
+    with RemoteServer() as remote:
+        # Slow enough to be caught running, paused and resumed by range.
+        slow_url = remote.ranged("/big.bin", 2_000_000, pause=0.05, validators=[("ETag", '"v1"')])
+        batch = start_downloads.sync(
+            client=client,
+            body=DownloadBatchRequest(
+                items=[
+                    DownloadBatchRequestItemsItem(url=slow_url, directory="batch"),
+                    DownloadBatchRequestItemsItem(
+                        url=remote.file("/quick.bin", quick), directory="batch"
+                    ),
+                    DownloadBatchRequestItemsItem(url="ftp://example.test/x", directory="batch"),
+                ]
+            ),
+        )
+        slow, fast, refused = batch.downloads
+        assert slow.success and fast.success and not refused.success
+        assert refused.error == "INVALID_URL"
+
+        def running():
+            active = list_active_downloads.sync(client=client)
+            assert isinstance(active, ActiveDownloads)
+            statuses = {d.id: d.status for d in active.downloads}
+            return statuses.get(slow.download_id) == DownloadStatus.DOWNLOADING
+
+        until(running)
+        paused = pause_download.sync(slow.download_id, client=client)
+        assert isinstance(paused, DownloadEnvelope)
+        assert paused.download.status == DownloadStatus.PAUSED
+        resumed = resume_download.sync(slow.download_id, client=client)
+        assert isinstance(resumed, ResumedDownload) and not resumed.restarted
+        cancelled = cancel_download.sync(slow.download_id, client=client)
+        assert isinstance(cancelled, DownloadEnvelope)
+        assert cancelled.download.status == DownloadStatus.CANCELLED
+
+        def quick_done():
+            download = get_download.sync(fast.download_id, client=client).download
+            return download.status == DownloadStatus.COMPLETED
+
+        until(quick_done)
+    history = list_download_history.sync(client=client, count=10)
+    finished = {d.id: d.status for d in history.history}
+    assert finished[slow.download_id] == DownloadStatus.CANCELLED
+    assert finished[fast.download_id] == DownloadStatus.COMPLETED
+    assert [e.name for e in list_files.sync(client=client, path="batch").entries] == ["quick.bin"]
+    fetched = get_file_content.sync(client=client, path="batch/quick.bin")
+    assert fetched.payload.read() == quick
+
+
 def test_generated_client_runs_a_csv_import_end_to_end(ferry_client, server, tmp_path):
     from ferry_client.api.import_ import (
         get_import_file_data,

@@ -1,6 +1,7 @@
 """openapi-fetch (typed by openapi-typescript) and the @hey-api/openapi-ts SDK each drive
-a live server through a download and a CSV import (tests/contract/typescript/fetch_flow.ts
-and heyapi_flow.ts, compiled and run by check.sh)."""
+a live server through a download, a batch whose download they pause, resume and cancel,
+and a CSV import (tests/contract/typescript/fetch_flow.ts and heyapi_flow.ts, compiled
+and run by check.sh)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ def test_typescript_clients_download_and_import(server, tmp_path):  # noqa: F811
     export = base64.b64encode(csv_export(tmp_path).read_bytes()).decode()
     with RemoteServer() as remote:
         url = remote.file("/reports/q3.bin", pattern_bytes(100_000))
+        # Slow enough to be caught running, paused and resumed by range.
+        slow = remote.ranged("/big.bin", 2_000_000, pause=0.05, validators=[("ETag", '"v1"')])
         ran = subprocess.run(
-            [str(CHECK), base, ADMIN, PASSWORD, url, export],
+            [str(CHECK), base, ADMIN, PASSWORD, url, export, slow],
             capture_output=True,
             text=True,
             timeout=600,

@@ -2,7 +2,8 @@
 # Generates TypeScript types from openapi.yaml with openapi-typescript and an SDK with
 # @hey-api/openapi-ts, and type-checks client.ts, fetch_flow.ts (openapi-fetch) and
 # heyapi_flow.ts against them with tsc --strict. Needs npx
-# (Node); run by `make lint`. Given BASE_URL USER PASSWORD REMOTE_URL CSV_ZIP_BASE64, it
+# (Node); run by `make lint`. Given BASE_URL USER PASSWORD REMOTE_URL CSV_ZIP_BASE64
+# SLOW_URL, it
 # then runs both flows against that live server (tests/contract/test_typescript_clients.py).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +25,7 @@ npx --yes "openapi-typescript@${OPENAPI_TYPESCRIPT_VERSION:-7.13.0}" "$spec" -o 
     --module commonjs --moduleResolution node10 --lib es2022,dom,dom.iterable --outDir out-cjs heyapi_flow.ts)
 printf '{"type": "commonjs"}\n' >"$work/out-cjs/package.json"
 echo "client.ts, fetch_flow.ts and heyapi_flow.ts type-check against the clients generated from openapi.yaml"
-if [ "$#" -eq 5 ]; then
+if [ "$#" -eq 6 ]; then
     node "$work/out/fetch_flow.js" "$@"
     node "$work/out-cjs/heyapi_flow.js" "$@"
 fi

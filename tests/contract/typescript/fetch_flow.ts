@@ -1,10 +1,11 @@
 // A download and a CSV import driven through openapi-fetch with the types
 // openapi-typescript generates from openapi.yaml (check.sh puts them in ferry.d.ts).
 // `tsc --strict` checks it in `make lint`; tests/contract/test_typescript_clients.py runs
-// it against a live server: node fetch_flow.js BASE USER PASSWORD REMOTE_URL CSV_ZIP_BASE64.
+// it against a live server: node fetch_flow.js BASE USER PASSWORD REMOTE_URL CSV_ZIP_BASE64
+// SLOW_URL.
 import createClient from "openapi-fetch";
 import type { paths } from "./ferry";
-import { baseUrl, check, csvZipBase64, password, remoteUrl, run, until, user } from "./flow_support.js";
+import { baseUrl, check, csvZipBase64, password, refusedUrl, remoteUrl, run, slowUrl, until, user } from "./flow_support.js";
 
 
 async function main(): Promise<void> {
@@ -42,6 +43,24 @@ async function main(): Promise<void> {
     params: { query: { status: "completed" } },
   });
   check(history.data?.history[0]?.id === downloadId, "the download in the history");
+
+  const batch = await client.POST("/api/v1/downloads", {
+    body: { items: [{ url: slowUrl, directory: "batch" }, { url: refusedUrl, directory: "batch" }] },
+  });
+  const [slow, refused] = batch.data?.downloads ?? [];
+  check(slow?.success === true && refused?.error === "INVALID_URL", "one started, one refused");
+  const slowId = slow.download_id!;
+  await until(async () => {
+    const { data } = await client.GET("/api/v1/downloads");
+    return data?.downloads.find((d) => d.id === slowId)?.status === "downloading" ? true : undefined;
+  });
+  const byId = { params: { path: { id: slowId } } };
+  const paused = await client.POST("/api/v1/downloads/{id}/pause", byId);
+  check(paused.data?.download.status === "paused", "a paused download");
+  const resumed = await client.POST("/api/v1/downloads/{id}/resume", byId);
+  check(resumed.data?.restarted === false, "a download resumed by range");
+  const cancelled = await client.DELETE("/api/v1/downloads/{id}", byId);
+  check(cancelled.data?.download.status === "cancelled", "a cancelled download");
 
   const uploaded = await client.POST("/api/v1/uploadImportFile", {
     body: {

@@ -3,8 +3,10 @@
 // The two things of Node's these use, so that no @types/node is needed.
 declare const process: { argv: string[]; exit(code: number): never };
 
-// BASE_URL USER PASSWORD REMOTE_URL CSV_ZIP_BASE64
-export const [baseUrl, user, password, remoteUrl, csvZipBase64] = process.argv.slice(2);
+// BASE_URL USER PASSWORD REMOTE_URL CSV_ZIP_BASE64 SLOW_URL (a file sent slowly, by ranges)
+export const [baseUrl, user, password, remoteUrl, csvZipBase64, slowUrl] = process.argv.slice(2);
+// Refused by every server: a batch item that shows a refusal beside a start.
+export const refusedUrl = "ftp://files.example.test/refused.bin";
 
 export function check(condition: boolean, what: string): void {
   if (!condition) throw new Error(`expected ${what}`);

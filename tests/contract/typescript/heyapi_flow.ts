@@ -1,22 +1,27 @@
 // The same download and CSV import as fetch_flow.ts, through the SDK @hey-api/openapi-ts
 // generates from openapi.yaml (check.sh puts it in ./heyapi). `tsc --strict` checks it in
 // `make lint`; tests/contract/test_typescript_clients.py runs it against a live server:
-// node heyapi_flow.js BASE USER PASSWORD REMOTE_URL CSV_ZIP_BASE64.
+// node heyapi_flow.js BASE USER PASSWORD REMOTE_URL CSV_ZIP_BASE64 SLOW_URL.
 import { client } from "./heyapi/client.gen";
 import {
   browse,
+  cancelDownload,
   getDownload,
   getFileContent,
   getImportFileData,
   getImportProgress,
+  listActiveDownloads,
   listChannels,
   listDownloadHistory,
   listFiles,
   login,
+  pauseDownload,
+  resumeDownload,
+  startDownloads,
   startImport,
   uploadImportFile,
 } from "./heyapi/sdk.gen";
-import { baseUrl, check, csvZipBase64, password, remoteUrl, run, until, user } from "./flow_support.js";
+import { baseUrl, check, csvZipBase64, password, refusedUrl, remoteUrl, run, slowUrl, until, user } from "./flow_support.js";
 
 
 async function main(): Promise<void> {
@@ -44,6 +49,23 @@ async function main(): Promise<void> {
   check((content.data as ArrayBuffer | undefined)?.byteLength === download.total_bytes, "the file's bytes");
   const history = await listDownloadHistory({ query: { status: "completed" } });
   check(history.data?.history[0]?.id === downloadId, "the download in the history");
+
+  const batch = await startDownloads({
+    body: { items: [{ url: slowUrl, directory: "batch-sdk" }, { url: refusedUrl, directory: "batch-sdk" }] },
+  });
+  const [slow, refused] = batch.data?.downloads ?? [];
+  check(slow?.success === true && refused?.error === "INVALID_URL", "one started, one refused");
+  const slowId = slow.download_id!;
+  await until(async () => {
+    const { data } = await listActiveDownloads();
+    return data?.downloads.find((d) => d.id === slowId)?.status === "downloading" ? true : undefined;
+  });
+  const paused = await pauseDownload({ path: { id: slowId } });
+  check(paused.data?.download.status === "paused", "a paused download");
+  const resumed = await resumeDownload({ path: { id: slowId } });
+  check(resumed.data?.restarted === false, "a download resumed by range");
+  const cancelled = await cancelDownload({ path: { id: slowId } });
+  check(cancelled.data?.download.status === "cancelled", "a cancelled download");
 
   const uploaded = await uploadImportFile({
     body: { binaryContent: csvZipBase64, contentType: "application/zip", fileName: "export.zip", importerKey: "csv" },
