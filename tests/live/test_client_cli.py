@@ -222,6 +222,9 @@ def in_terminal(env: dict, *args: str, rows: int = 30, columns: int = 140):
         stderr=slave,
         env=env,
         start_new_session=True,
+        # As a shell does for a job in its terminal: Ctrl-C interrupts, even when this
+        # test run was started in the background, which ignores SIGINT for its children.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     os.close(slave)
     screen = []
