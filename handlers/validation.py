@@ -13,8 +13,10 @@ long to convert, and bodies not in their declared charset.
 
 from __future__ import annotations
 
+import functools
 import json
 
+import yaml
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem, NonConformingResponseBody
 from connexion.utils import is_null, is_nullable
@@ -27,6 +29,8 @@ from connexion.validators import (
     TextResponseBodyValidator,
 )
 from jsonschema import Draft4Validator, ValidationError
+
+from handlers.context import SPEC_PATH
 
 # Deepest nesting of arrays and objects a JSON body may have; Rocket.Chat's bodies use
 # five levels at most.
@@ -194,7 +198,31 @@ class SafeMultiPartValidator(_SafeFormValidation, MultiPartFormDataValidator):
     pass
 
 
+# An operation the spec marks so ignores query parameters it does not know, as
+# Rocket.Chat's route of the same name does (it validates none); every other operation
+# refuses them.
+UNKNOWN_QUERY_MARK = "x-unknown-query-parameters"
+
+
+@functools.cache
+def ignoring_unknown_query() -> frozenset[tuple[str, str]]:
+    """(METHOD, path) of every operation marked `x-unknown-query-parameters: ignored`."""
+    paths = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))["paths"]
+    return frozenset(
+        (method.upper(), path)
+        for path, item in paths.items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and operation.get(UNKNOWN_QUERY_MARK) == "ignored"
+    )
+
+
 class SafeParameterValidator(ParameterValidator):
+    def validate(self, scope):
+        # Built for one operation, so the mark holds for every request it sees.
+        if (scope.get("method"), scope.get("path")) in ignoring_unknown_query():
+            self.strict_validation = False
+        return super().validate(scope)
+
     @staticmethod
     def validate_parameter(parameter_type, value, param, param_name=None):
         subject = f"{parameter_type.capitalize()} parameter '{param['name']}'"

@@ -139,3 +139,33 @@ def test_csv_direct_messages_show_in_im_list_everyone(importing, tmp_path):
         f"/api/v1/im.history?roomId={ims['ims'][0]['_id']}", headers=admin.headers
     ).json()
     assert len(messages["messages"]) == 2
+
+
+def test_unknown_query_parameters_are_ignored_only_where_rocketchat_ignores_them(
+    slack_workspace,
+):
+    _, client, admin = slack_workspace
+    general = client.get(
+        "/api/v1/channels.list", headers=admin.headers, params={"count": 50}
+    ).json()["channels"][0]
+    # Rocket.Chat validates none of these routes' parameters: a cache-buster passes.
+    for path, params in (
+        ("/api/v1/channels.info", {"roomId": general["_id"]}),
+        ("/api/v1/channels.members", {"roomId": general["_id"]}),
+        ("/api/v1/groups.list", {}),
+        ("/api/v1/im.list", {}),
+        ("/api/v1/rooms.get", {}),
+        ("/api/v1/roles.list", {}),
+        ("/api/v1/me", {}),
+    ):
+        answer = client.get(path, headers=admin.headers, params={**params, "_": "1733400000"})
+        assert answer.status_code == 200, (path, answer.text)
+        assert answer.json()["success"] is True
+    # Its channels.list and channels.history validate theirs and refuse what they do not know.
+    for path, params in (
+        ("/api/v1/channels.list", {}),
+        ("/api/v1/channels.history", {"roomId": general["_id"]}),
+    ):
+        answer = client.get(path, headers=admin.headers, params={**params, "_": "1733400000"})
+        assert answer.status_code == 400, (path, answer.text)
+        assert answer.json()["success"] is False
