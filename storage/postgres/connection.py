@@ -17,8 +17,8 @@ from psycopg_pool import ConnectionPool
 from storage.postgres import migrate
 from storage.postgres.errors import DatabaseUnavailable
 
-# The advisory lock the server that recovers imports holds for its life (any constant
-# all Ferry processes share, distinct from the migrations' lock).
+# The advisory lock the server that clears import leftovers holds for its life (any
+# constant all Ferry processes share, distinct from the migrations' lock).
 _RECOVERY_LOCK_KEY = 0x0F3E2218
 
 
@@ -111,12 +111,13 @@ class Database:
             return False
 
     def claim_import_recovery(self) -> bool:
-        """Whether this process is the one server that recovers imports: it holds that
-        until it ends or closes the database, and the others start without recovering.
+        """Whether this process is the one server that clears import leftovers: it holds
+        that until it ends or closes the database, and the others start without.
 
-        A server recovering imports fails every unfinished one as a crash's leftover;
-        with several servers on one database only the first may, or it would fail the
-        others' live work. (Downloads need no such turn: they are leased jobs.)
+        Clearing removes half-written files no operation in progress owns (a base64
+        upload being decoded has no operation yet); with several servers on one data
+        directory only the first may, or it would delete another's upload in flight.
+        (Work cut off needs no such turn: imports and downloads are leased jobs.)
         """
         if self._recovery_lock is not None:
             return True

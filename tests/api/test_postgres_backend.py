@@ -45,14 +45,14 @@ def test_a_user_created_on_one_instance_logs_in_on_the_other(two_instances):
     assert second.get("/api/v1/me", headers=carol.headers).status_code == 401
 
 
-def test_a_second_server_starts_beside_the_first_which_alone_recovers_imports(
+def test_a_second_server_starts_beside_the_first_which_alone_clears_import_leftovers(
     two_instances,
 ):
     apps, _, second_client = two_instances
     apps[1].services.start()
     assert apps[1].services.started
     assert second_client.get("/api/v1/health").status_code == 200
-    # An import the first server runs is no leftover for the second to fail.
+    # A file the first server is decoding is no leftover for the second to remove.
     assert apps[1].services.store.claim_import_recovery() is False
     apps[0].services.close()
     assert apps[1].services.store.claim_import_recovery() is True

@@ -267,9 +267,14 @@ class ImportWorkers:
             with self._lock:
                 side = claim.job in SIDE_JOBS
                 pool = self._side if side else self._main
+                try:
+                    future = pool.submit(self._run_job, claim)
+                except RuntimeError:  # the pools shut down since the check above
+                    self._repository.let_go(op_id, self.worker_id, keep_job=True)
+                    return
                 self._held.add(op_id)
                 self._lost.discard(op_id)
-                self._running[op_id] = (pool.submit(self._run_job, claim), side)
+                self._running[op_id] = (future, side)
 
     # --- running -----------------------------------------------------------------
 
