@@ -155,9 +155,10 @@ class ImportWorkers:
     def queue(self, op_id: str, job: str, job_input: dict, **fields) -> dict | None:
         """Store `fields` and queue `job` for the operation, for whichever process
         claims it first (this one at once when it has room)."""
-        operation = self._operations.queue(op_id, job, job_input, **fields)
+        # Let go of first, so that a renewal never takes the hand-over for a take-over.
         with self._lock:
             self._held.discard(op_id)
+        operation = self._operations.queue(op_id, job, job_input, **fields)
         self._wake.set()
         return operation
 
@@ -234,12 +235,14 @@ class ImportWorkers:
         if not held:
             return
         kept = self._repository.renew(self.worker_id, held, self._lease_seconds)
-        lost = held - kept
+        with self._lock:
+            # Still held here but no longer ours there (an operation queued meanwhile
+            # was let go on purpose).
+            lost = (held - kept) & self._held
+            self._lost |= lost & set(self._running)
+            self._held -= lost
         if lost:
             log.warning("import operations %s were taken over by another worker", sorted(lost))
-            with self._lock:
-                self._lost |= lost & set(self._running)
-                self._held -= lost
 
     def _claim(self) -> None:
         while True:
