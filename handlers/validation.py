@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import json
 
-import yaml
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem, NonConformingResponseBody
 from connexion.utils import is_null, is_nullable
@@ -30,7 +29,7 @@ from connexion.validators import (
 )
 from jsonschema import Draft4Validator, ValidationError
 
-from handlers.context import SPEC_PATH
+from handlers.context import spec
 
 # Deepest nesting of arrays and objects a JSON body may have; Rocket.Chat's bodies use
 # five levels at most.
@@ -201,16 +200,15 @@ class SafeMultiPartValidator(_SafeFormValidation, MultiPartFormDataValidator):
 # An operation the spec marks so ignores query parameters it does not know, as
 # Rocket.Chat's route of the same name does (it validates none); every other operation
 # refuses them.
-UNKNOWN_QUERY_MARK = "x-unknown-query-parameters"
+UNKNOWN_QUERY_MARK = "x-ferry-unknown-query-parameters"
 
 
 @functools.cache
 def ignoring_unknown_query() -> frozenset[tuple[str, str]]:
-    """(METHOD, path) of every operation marked `x-unknown-query-parameters: ignored`."""
-    paths = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))["paths"]
+    """(METHOD, path) of every operation marked `x-ferry-unknown-query-parameters: ignored`."""
     return frozenset(
         (method.upper(), path)
-        for path, item in paths.items()
+        for path, item in spec()["paths"].items()
         for method, operation in item.items()
         if isinstance(operation, dict) and operation.get(UNKNOWN_QUERY_MARK) == "ignored"
     )

@@ -15,12 +15,7 @@ from pathlib import Path
 from ferry.chat.attachments import Attachments
 from ferry.chat.operations.importers import IMPORTERS
 from ferry.chat.operations.records import OperationRecords
-from ferry.chat.operations.workers import (
-    PENDING_AVATARS,
-    PENDING_FILES,
-    HandBack,
-    ImportWorkers,
-)
+from ferry.chat.operations.workers import PENDING_AVATARS, PENDING_FILES, ImportWorkers
 from ferry.downloads.manager import DownloadManager
 from ferry.downloads.policy import DOWNLOAD_TIMEOUT, NETWORK_ERROR, FetchError
 from ferry.downloads.records import Owner
@@ -95,13 +90,6 @@ class PendingDownloads:
             return None
         return (operation.get("count") or {}).get("total", 0)
 
-    def _stopped(self, op_id: str) -> None:
-        """This process stops (or lost the operation): the rest is for another worker
-        where one may take it, else the operation ends failed."""
-        if self._workers.hands_back or not self._workers.stopping:
-            raise HandBack
-        self._operations.finish(op_id, ImportStep.FAILED)
-
     def _files_job(self, op_id: str, job_input: dict) -> None:
         total = self._job_total(op_id)
         if total is not None:
@@ -121,7 +109,7 @@ class PendingDownloads:
         reasons: list[str] = []
         for file_id, (pending, messages, rooms) in files.items():
             if not self._workers.keeps(op_id):
-                self._stopped(op_id)
+                self._workers.stopped(op_id)
                 return
             upload_id, directory, display = self._attachments.new_upload()
             record, reason = self._fetch_with_retries(pending, directory, display, owner)
@@ -208,7 +196,7 @@ class PendingDownloads:
         done_before = max(0, total - len(pending))
         for completed, user in enumerate(pending, start=done_before + 1):
             if not self._workers.keeps(op_id):
-                self._stopped(op_id)
+                self._workers.stopped(op_id)
                 return
             url = user["_pendingAvatarUrl"]
             stored = self._store_avatar(user["_id"], url, avatars, owner)

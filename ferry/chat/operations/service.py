@@ -55,7 +55,7 @@ from ferry.chat.operations.lifecycle import (
 from ferry.chat.operations.pending import PendingDownloads
 from ferry.chat.operations.records import OperationRecords
 from ferry.chat.operations.step_sink import StepSink
-from ferry.chat.operations.workers import IMPORT, PREPARE, HandBack, ImportWorkers
+from ferry.chat.operations.workers import IMPORT, PREPARE, ImportWorkers
 from ferry.chat.parsers import REGISTRY
 from ferry.chat.parsers.base import ImportFileError, PrepareOptions
 from ferry.downloads.manager import DownloadManager
@@ -117,8 +117,14 @@ class ImportService:
         self.max_upload_size = max_upload_size
         self.direct_message_max_users = direct_message_max_users
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        # One identity per process: its import work and its downloads share the id.
         self.workers = ImportWorkers(
-            self.operations, operations, staging, on_work_done, works_jobs=works_jobs
+            self.operations,
+            operations,
+            staging,
+            on_work_done,
+            works_jobs=works_jobs,
+            worker_id=downloads.worker_id,
         )
         self.operations.listen(self.workers.status_stored)
         self.workers.handle(PREPARE, self._prepare_job)
@@ -337,19 +343,12 @@ class ImportService:
         operation = self.operations.get(op_id)
         return bool(operation and operation.get("valid", True)) and self.workers.keeps(op_id)
 
-    def _stopped_here(self, op_id: str, *, can_hand_back: bool) -> None:
-        """Work on a still-valid operation stopped because this process stops, or lost
-        it to another worker: handed back when others may go on with it, else failed."""
-        if can_hand_back and (self.workers.hands_back or not self.workers.stopping):
-            raise HandBack
-        self.operations.finish(op_id, ImportStep.FAILED, error=RESTART_REASON)
-
     def _prepare(self, op_id: str, path: Path, password: str | None) -> None:
         operation = self.operations.get(op_id)
         if operation is None or not self._valid(op_id):
             return
         if not self.workers.keeps(op_id):
-            self._stopped_here(op_id, can_hand_back=password is None)
+            self.workers.stopped(op_id, can_hand_back=password is None)
             return
         parser = REGISTRY[operation["importerKey"]]
         self.operations.update(op_id, status=ImportStep.PREPARING_STARTED)
@@ -373,7 +372,7 @@ class ImportService:
         except ImportCancelled:
             writer.abort()
             if self._valid(op_id):
-                self._stopped_here(op_id, can_hand_back=password is None)
+                self.workers.stopped(op_id, can_hand_back=password is None)
             return
         except BaseException:
             writer.abort()
@@ -524,7 +523,7 @@ class ImportService:
             )
         except ImportCancelled:
             if self._valid(op_id):
-                self._stopped_here(op_id, can_hand_back=True)
+                self.workers.stopped(op_id)
             else:
                 self.operations.finish(
                     op_id, ImportStep.CANCELLED, error="Stopped by import.clear."

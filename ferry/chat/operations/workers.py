@@ -19,7 +19,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from ferry.chat.operations.lifecycle import DISK_FULL_REASON, IMPORTING, WAITING, disk_full
+from ferry.chat.operations.lifecycle import (
+    DISK_FULL_REASON,
+    IMPORTING,
+    RESTART_REASON,
+    WAITING,
+    disk_full,
+)
 from ferry.chat.operations.records import OperationRecords
 from ferry.downloads.claims import new_worker_id
 from ferry.kernel.statuses import ImportStep
@@ -175,6 +181,14 @@ class ImportWorkers:
         """Whether work on the operation may go on here: the process is not stopping
         and no other worker took the operation over."""
         return not self._stop.is_set() and op_id not in self._lost
+
+    def stopped(self, op_id: str, *, can_hand_back: bool = True) -> None:
+        """Work on a still-valid operation stopped because this process stops, or lost
+        it to another worker: raises HandBack where another worker may go on with it,
+        else ends the operation failed with the restart reason."""
+        if can_hand_back and (self.hands_back or not self.stopping):
+            raise HandBack
+        self._operations.finish(op_id, ImportStep.FAILED, error=RESTART_REASON)
 
     def status_stored(self, operation: dict) -> None:
         """Let go of an operation held outside the queue once it needs nobody."""
