@@ -75,6 +75,7 @@ def _history(
     unreads=None,
     offset=0,
     count=20,
+    sort=None,
     **connexion_context,
 ):
     # `unreads` is accepted for Rocket.Chat clients; Ferry keeps no read state.
@@ -92,6 +93,7 @@ def _history(
             count=count,
             show_thread_messages=showThreadMessages,
             with_totals=True,
+            sort=sort,
         )
     )
 

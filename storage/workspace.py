@@ -250,8 +250,10 @@ class WorkspaceStore:
         offset: int = 0,
         count: int = 20,
         thread_messages: bool = True,
+        newest_first: bool = True,
     ) -> tuple[list[dict], int]:
-        """Visible messages newest first, with `since <= _sort < before`; `(page, total)`.
+        """Visible messages with `since <= _sort < before`, newest first unless
+        `newest_first` is false (then `offset` counts from the oldest); `(page, total)`.
 
         `thread_messages=False` hides thread replies not broadcast to the room, as
         Rocket.Chat's REST history does by default. Hidden messages never show.
@@ -260,11 +262,28 @@ class WorkspaceStore:
         page: list[dict] = []
         total = 0
         skip = max(offset, 0)
+
+        def after_range(sort_key: int) -> bool:
+            # Past the far end of the range in the walking direction.
+            if newest_first:
+                return since is not None and sort_key < since
+            return before is not None and sort_key >= before
+
+        def before_range(sort_key: int) -> bool:
+            # Not yet reached the range in the walking direction.
+            if newest_first:
+                return before is not None and sort_key >= before
+            return since is not None and sort_key < since
+
         with self._store.lock:
-            for shard in reversed(self._shards.index(room_id)["shards"]):
-                if before is not None and shard["lo"][0] >= before:
+            shards = self._shards.index(room_id)["shards"]
+            for shard in reversed(shards) if newest_first else shards:
+                first, last = (
+                    (shard["hi"], shard["lo"]) if newest_first else (shard["lo"], shard["hi"])
+                )
+                if before_range(last[0]):
                     continue
-                if since is not None and shard["hi"][0] < since:
+                if after_range(first[0]):
                     break
                 inside = (before is None or shard["hi"][0] < before) and (
                     since is None or shard["lo"][0] >= since
@@ -274,10 +293,11 @@ class WorkspaceStore:
                     if len(page) < count:
                         skip -= shard[counter]
                     continue
-                for message in reversed(self._shards.shard(room_id, shard)):
-                    if before is not None and message["_sort"] >= before:
+                messages = self._shards.shard(room_id, shard)
+                for message in reversed(messages) if newest_first else messages:
+                    if before_range(message["_sort"]):
                         continue
-                    if since is not None and message["_sort"] < since:
+                    if after_range(message["_sort"]):
                         break
                     if not wanted(message):
                         continue

@@ -111,6 +111,8 @@ MEMBER_LIST = ListFields(
     searchable=("username", "name"),
     always=("_id", "status"),
 )
+# A room's history is kept in time order: it sorts by `ts` alone, either way.
+HISTORY_LIST = ListFields(sortable=("ts",), queryable=(), searchable=())
 MESSAGE_LIST = ListFields(
     sortable=("ts", "tlm", "tcount", "_updatedAt"),
     queryable=("_id", "t", "pinned", "tcount"),

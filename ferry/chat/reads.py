@@ -11,7 +11,7 @@ Rocket.Chat's body.
     q.groups_list_all(offset, count, sort=, query=)   (im_list_everyone alike)
     q.channel_info(reader, room_id=..., room_name=...) -> {"channel": {...}}  (group_info)
     q.channel_history(reader, room_id, room_name, *, latest=, oldest=, inclusive=, offset=,
-                      count=, show_thread_messages=, with_totals=) -> {"messages": [...]}
+                      count=, show_thread_messages=, with_totals=, sort=) -> {"messages": [...]}
     (group_history, im_history alike; all are history("c"|"p"|"d", reader, ...))
 
 Who reads what, as Rocket.Chat's canAccessRoom decides it: a public channel anyone with
@@ -26,7 +26,9 @@ millisecond precision, like a JavaScript Date) or Unix epochs (seconds with up t
 microsecond fraction, or milliseconds when larger than 1e11); hidden messages never
 show; thread replies show only with `show_thread_messages` (Rocket.Chat's REST
 default is false) or when broadcast. Rocket.Chat answers only `{messages}`;
-`with_totals=True` adds `count`, `offset` and `total`.
+`with_totals=True` adds `count`, `offset` and `total`. Rocket.Chat's clients may send
+`sort`, which its server accepts and ignores; Ferry honours `{"ts": 1}` (oldest first,
+`offset` counted from the oldest) and `{"ts": -1}`, and refuses any other sort.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from datetime import UTC, datetime
 from functools import partialmethod
 from typing import Any
 
-from ferry.chat.list_query import ROOM_LIST, ListQuery, page_window
+from ferry.chat.list_query import HISTORY_LIST, ROOM_LIST, ListQuery, page_window
 from ferry.kernel.errors import MeteorError
 from ferry.kernel.statuses import RoomType
 from storage.workspace import WorkspaceStore
@@ -322,10 +324,12 @@ class WorkspaceQueries:
         count: Any = 20,
         show_thread_messages: bool = False,
         with_totals: bool = False,
+        sort: str | None = None,
     ) -> dict[str, Any]:
         """`{messages}` of a room of `room_type`; see the module docstring."""
         room = self.find_room(room_type, reader, room_id, room_name)
         offset, count = page_window(offset, count)
+        order = ListQuery.parse(HISTORY_LIST, sort=sort).order
         since, before = history_bounds(latest, oldest, inclusive)
         messages, total = self._workspace.history(
             room["_id"],
@@ -334,6 +338,7 @@ class WorkspaceQueries:
             offset=offset,
             count=count,
             thread_messages=show_thread_messages,
+            newest_first=order != (("ts", 1),),
         )
         result: dict[str, Any] = {"messages": [shown_message(m) for m in messages]}
         if with_totals:

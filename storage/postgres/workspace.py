@@ -219,8 +219,10 @@ class WorkspaceStore:
         offset: int = 0,
         count: int = 20,
         thread_messages: bool = True,
+        newest_first: bool = True,
     ) -> tuple[list[dict], int]:
-        """Visible messages newest first, with `since <= _sort < before`; `(page, total)`.
+        """Visible messages with `since <= _sort < before`, newest first unless
+        `newest_first` is false (then `offset` counts from the oldest); `(page, total)`.
 
         `thread_messages=False` hides thread replies not broadcast to the room.
         """
@@ -233,10 +235,11 @@ class WorkspaceStore:
             where.append("sort < %s")
             params.append(before)
         condition = " AND ".join(where)
+        direction = "DESC" if newest_first else "ASC"
         with self._db.connection() as connection:
             rows = connection.execute(
                 f"SELECT doc FROM messages WHERE {condition} "
-                'ORDER BY sort DESC, id COLLATE "C" DESC OFFSET %s LIMIT %s',
+                f'ORDER BY sort {direction}, id COLLATE "C" {direction} OFFSET %s LIMIT %s',
                 (*params, max(offset, 0), max(count, 0)),
             ).fetchall()
             total = connection.execute(

@@ -1,5 +1,7 @@
 """An imported workspace read back through Rocket.Chat's room endpoints."""
 
+from urllib.parse import quote
+
 import pytest
 
 from tests.api.test_import_api import csv_export, prepared, state_is, upload, wait_for
@@ -89,6 +91,20 @@ def test_channels_list_info_and_history(slack_workspace):
         f"/api/v1/channels.history?roomId={room_id}&count=5&offset=5", headers=admin.headers
     ).json()
     assert not {m["_id"] for m in nxt["messages"]} & {m["_id"] for m in page["messages"]}
+
+
+def test_history_takes_rocketchats_sort_on_ts(slack_workspace):
+    app, client, admin = slack_workspace
+    url = "/api/v1/channels.history?roomName=general&count=50"
+    newest_first = client.get(url, headers=admin.headers).json()["messages"]
+    oldest_first = client.get(url + "&sort=" + quote('{"ts": 1}'), headers=admin.headers).json()[
+        "messages"
+    ]
+    assert [m["_id"] for m in oldest_first] == [m["_id"] for m in reversed(newest_first)]
+    body = assert_error(
+        client.get(url + "&sort=" + quote('{"msg": 1}'), headers=admin.headers), 400
+    )
+    assert body["errorType"] == "error-invalid-sort"
 
 
 def test_history_bounds_are_exclusive_unless_inclusive(slack_workspace):

@@ -70,7 +70,16 @@ async function typedReads(client: RestClient, asAdmin: boolean): Promise<string[
   const ims = await client.get("/v1/im.list", {});
   called.push("im.list");
   for (const im of ims.ims.slice(0, 1)) {
-    await client.get("/v1/im.history", { roomId: im._id });
+    const newest = await client.get("/v1/im.history", { roomId: im._id });
+    const oldest = await client.get("/v1/im.history", {
+      roomId: im._id,
+      sort: JSON.stringify({ ts: 1 }),
+    });
+    const ids = (page: typeof newest) => page.messages.map((message) => message._id).join(",");
+    check(
+      oldest.messages.length > 1 && ids(oldest) === ids({ messages: [...newest.messages].reverse() }),
+      "im.history with Rocket.Chat's sort on ts to list oldest first",
+    );
     await client.get("/v1/im.members", { roomId: im._id });
     called.push("im.history", "im.members");
   }

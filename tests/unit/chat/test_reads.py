@@ -180,6 +180,21 @@ def test_history_is_newest_first_and_hides_thread_replies_by_default(queries):
     ]
 
 
+def test_history_sorts_by_ts_either_way_and_refuses_other_sorts(queries):
+    oldest_first = queries.channel_history(
+        OUTSIDER, "C1", sort='{"ts": 1}', offset=1, count=2, with_totals=True
+    )
+    assert _ids(oldest_first) == ["m2", "m3"]
+    assert oldest_first["total"] == 6
+    assert _ids(queries.channel_history(OUTSIDER, "C1", sort='{"ts": -1}')) == _ids(
+        queries.channel_history(OUTSIDER, "C1")
+    )
+    for refused in ('{"msg": 1}', '{"ts": 2}', "ts", "[]"):
+        with pytest.raises(InvalidListFilter) as invalid:
+            queries.channel_history(OUTSIDER, "C1", sort=refused)
+        assert invalid.value.error_type == "error-invalid-sort"
+
+
 def test_history_paging_with_totals(queries):
     result = queries.channel_history(OUTSIDER, "C1", offset=1, count=2, with_totals=True)
     assert _ids(result) == ["m5", "m4"]

@@ -31,6 +31,43 @@ def test_history_bounds_are_inclusive_since_and_exclusive_before(ws):
     assert total == 10
 
 
+def test_history_pages_oldest_first_when_asked(ws):
+    messages = [message(i) for i in range(40)]
+    random.Random(2).shuffle(messages)
+    write(ws, messages)
+
+    page, total = ws.history("R1", count=5, newest_first=False)
+    assert (ids_of(page), total) == (["m000", "m001", "m002", "m003", "m004"], 40)
+    page, total = ws.history("R1", offset=33, count=5, newest_first=False)
+    assert ids_of(page) == ["m033", "m034", "m035", "m036", "m037"]
+    page, total = ws.history(
+        "R1", since=10 * SECOND, before=20 * SECOND, count=3, offset=2, newest_first=False
+    )
+    assert (ids_of(page), total) == (["m012", "m013", "m014"], 10)
+
+
+def test_both_orders_page_through_the_same_messages_whatever_the_window(ws):
+    write(ws, [message(i, _hidden=i % 9 == 0) for i in range(50)])
+    visible = [f"m{i:03}" for i in range(50) if i % 9]
+    for since, before in ((None, None), (3 * SECOND, None), (None, 41 * SECOND), (8, 30 * SECOND)):
+        inside = [
+            f"m{i:03}"
+            for i in range(50)
+            if i % 9
+            and (since is None or i * SECOND >= since)
+            and (before is None or i * SECOND < before)
+        ]
+        assert set(inside) <= set(visible)
+        for offset in (0, 4, 13):
+            newest, total = ws.history("R1", since=since, before=before, offset=offset, count=6)
+            oldest, again = ws.history(
+                "R1", since=since, before=before, offset=offset, count=6, newest_first=False
+            )
+            assert total == again == len(inside)
+            assert ids_of(newest) == inside[::-1][offset : offset + 6]
+            assert ids_of(oldest) == inside[offset : offset + 6]
+
+
 def test_thread_replies_and_hidden_messages(ws):
     write(
         ws,
