@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import mmap
 import os
 import shutil
 import signal
@@ -319,7 +321,19 @@ def measure_single(base: str, ferry: Ferry, work: Path, size: int) -> dict[str, 
     dd = ["dd", f"if={source}", f"of={out / 'd.bin'}", "bs=4M", "oflag=direct", "status=none"]
     results["dd"] = timed(lambda: run_tool(dd)) if shutil.which("dd") else None
     fresh(out)
+    # What Ferry does besides writing, each alone: receiving the bytes (curl into
+    # /dev/null) and hashing them (sha256 over the cached file, one core).
+    if shutil.which("curl"):
+        results["network"] = timed(lambda: run_tool(["curl", "-s", "-o", os.devnull, url]))
+    else:
+        results["network"] = None
+    results["sha256"] = timed(lambda: sha256_of(source))
     return results
+
+
+def sha256_of(path: Path) -> str:
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        return hashlib.sha256(view).hexdigest()
 
 
 def measure_batch(base: str, ferry: Ferry, work: Path, count: int, jobs: int) -> dict:
@@ -418,6 +432,8 @@ def report(single: dict, batch: dict, size: int, args, server: str) -> None:
     print(row("curl -o", single["curl"], mib, single["curl_spread"]))
     print(row("aria2c -x4 -s4", single["aria2c"], mib, single["aria2c_spread"]))
     print(row("dd oflag=direct (the disk)", single["dd"], mib, single["dd_spread"]))
+    print(row("curl -o /dev/null (the network)", single["network"], mib, single["network_spread"]))
+    print(row("sha256 of the bytes (one core)", single["sha256"], mib, single["sha256_spread"]))
     batch_mib = args.files * args.file_mib
     print(f"\n{args.files} files of {args.file_mib} MiB, {args.jobs} at a time")
     print(

@@ -102,6 +102,31 @@ class FileDigest:
             self._take_ahead()
             self._changed.notify_all()
 
+    def holding(self, offset: int, data: memoryview) -> None:
+        """`data` are the bytes at `offset`, where those reported so far end; they are
+        hashed from `data` however much is queued, and need not be in the file yet.
+
+        For a writer that bounds what it hands over itself and keeps each buffer
+        unchanged until `wait_hashed` has passed its end: bytes written past the page
+        cache cannot be read back cheaply.
+        """
+        with self._changed:
+            if offset != self._frontier or self._ahead:
+                raise ValueError(f"bytes at {offset} do not follow the {self._frontier} reported")
+            self._queued_bytes += len(data)
+            self._queue.append((offset, data, len(data)))
+            self._frontier = offset + len(data)
+            self._changed.notify_all()
+
+    def wait_hashed(self, end: int, cancel: threading.Event | None = None) -> None:
+        """Return once the file's first `end` bytes are hashed, hashing has failed or
+        stopped, or `cancel` is set; `finish` tells which."""
+        with self._changed:
+            while self._hashed < end and self._error is None and not self._stopping:
+                if cancel is not None and cancel.is_set():
+                    return
+                self._changed.wait(CANCEL_CHECK_SECONDS)
+
     def finish(self, length: int, cancel: threading.Event | None = None) -> dict[str, str]:
         """The hex digest of each algorithm over the file's first `length` bytes, once
         hashed; call after every byte of them was reported through `wrote`.

@@ -21,6 +21,12 @@ class TransferTuning:
     # A file at least this big, from a server that takes byte ranges, is fetched in
     # SEGMENTS pieces at once.
     segmented_min_size: int = 64 * 1024 * 1024
+    # Such a file is read over one connection for this long first; one that brings at
+    # least `segment_below_rate` bytes a second reads on alone (a fast source gains
+    # nothing from more connections, and hashing segments that arrive out of order costs
+    # a second pass over their bytes). 0: segment at once.
+    segment_probe_seconds: float = 0.5
+    segment_below_rate: int = 64 * 1024 * 1024
     # Segments start on multiples of this, so no file-system block holds bytes of two
     # segments (a resume reads each segment's progress off the file's holes).
     segment_alignment: int = 1024 * 1024

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import urllib3
 from urllib3.response import BaseHTTPResponse
 
+from ferry.downloads import direct_io
 from ferry.downloads.digests import FileDigest
 from ferry.downloads.fetch_types import SEGMENTS
 from ferry.downloads.part_files import Writeback, local_error
@@ -112,8 +113,10 @@ def _splice_rest(
     offset: int,
     size: int,
     total: int,
+    until: float | None = None,
 ) -> int:
-    """Move body bytes `size`..`total` from `sock` to `fd` (at `offset` + position).
+    """Move body bytes `size`..`total` from `sock` to `fd` (at `offset` + position),
+    stopping early once the monotonic clock passes `until`.
 
     Same checks as reading: cancel and deadline (the watchdog's shutdown ends a wait
     as end of body), idle timeout, size cap, progress; returns the bytes now written.
@@ -129,7 +132,7 @@ def _splice_rest(
     try:
         with contextlib.suppress(OSError, AttributeError):
             fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, SPLICE_PIPE_SIZE)
-        while size < total:
+        while size < total and (until is None or time.monotonic() < until):
             transfer.check()
             want = min(SPLICE_PIPE_SIZE, total - size)
             try:
@@ -165,6 +168,41 @@ def _splice_rest(
     return size
 
 
+def _move_rest(
+    sock: socket.socket,
+    fd: int,
+    transfer: Transfer,
+    target: CheckedUrl,
+    announced: int | None,
+    on_progress: Callable[[int], None] | None,
+    writeback: Writeback,
+    digest: FileDigest,
+    *,
+    direct: bool,
+    **window: int | float | None,
+) -> int:
+    """The rest of a body that is all still in `sock` (`window`: offset, size, total,
+    until as `_splice_rest` takes them): past the page cache when `direct` allows,
+    the rest is big enough and the file system takes it; spliced otherwise."""
+    remaining = int(window["total"] or 0) - int(window["size"] or 0)
+    if direct and direct_io.usable(sock, transfer, remaining):
+        with direct_io.direct_descriptor(fd) as direct_fd:
+            if direct_fd is not None:
+                return direct_io.direct_rest(
+                    sock,
+                    fd,
+                    direct_fd,
+                    transfer,
+                    lambda exc, at: _read_failed(transfer, exc, target, at, announced),
+                    on_progress,
+                    digest,
+                    **window,
+                )
+    return _splice_rest(
+        sock, fd, transfer, target, announced, on_progress, writeback, digest, **window
+    )
+
+
 def _stream_body(
     response: BaseHTTPResponse,
     fd: int,
@@ -176,9 +214,16 @@ def _stream_body(
     *,
     offset: int = 0,
     limit: int | None = None,
+    until: float | None = None,
+    direct: bool = False,
 ) -> int:
     """Write the body at `offset` in `fd`, stopping after `limit` bytes if given, and
-    hand each piece written to `digest`."""
+    hand each piece written to `digest`. With `direct`, a big rest of a body read in
+    order goes past the page cache (see `direct_io`).
+
+    With `until`, a monotonic time, the read also stops once that time has passed and
+    answers the bytes written so far; the rest of the body stays in the response for
+    another call to read on from there (with `offset` moved past what was written)."""
     max_size = transfer.policy.max_size
     # read1 returns what has arrived instead of waiting for a full chunk (urllib3 >= 2.3).
     read = getattr(response, "read1", response.read)
@@ -186,6 +231,8 @@ def _stream_body(
     size = 0
     writeback = Writeback(fd, offset, transfer.tuning.writeback_window)
     while limit is None or size < limit:
+        if until is not None and time.monotonic() >= until:
+            return size
         transfer.check()
         want = CHUNK_SIZE if limit is None else min(CHUNK_SIZE, limit - size)
         try:
@@ -208,7 +255,7 @@ def _stream_body(
         if total is not None and size < total and want >= io.DEFAULT_BUFFER_SIZE:
             sock = _spliceable_socket(response)
             if sock is not None:
-                size = _splice_rest(
+                size = _move_rest(
                     sock,
                     fd,
                     transfer,
@@ -217,10 +264,14 @@ def _stream_body(
                     on_progress,
                     writeback,
                     digest,
+                    direct=direct,
                     offset=offset,
                     size=size,
                     total=total,
+                    until=until,
                 )
+                if size < total and until is not None and time.monotonic() >= until:
+                    return size
                 break
     # A shut-down socket reads as a clean end of body; the watchdog knows better.
     transfer.check()
@@ -243,23 +294,93 @@ def stream(
     on_progress: Callable[[int], None] | None,
     digest: FileDigest,
 ) -> int:
-    """The body into `fd`: over one connection, or in segments when the server allows.
+    """The body into `fd`: over one connection, or in segments when the server allows
+    and one connection proves slow.
+
+    A file big enough to segment is first read over its one connection for
+    `segment_probe_seconds`: a connection that delivers at least `segment_below_rate`
+    (or the whole first segment in that time) reads on alone, since more connections
+    to a fast source add work without adding speed. Otherwise the first connection
+    reads on to the end of the first segment while the others fetch the rest.
 
     Segments go through the same connections, so every extra connection is vetted like the
-    first, and share the transfer, so cancel and the deadline end them all. The first
-    segment is the response already open; if any other range is refused, the fetch
-    goes on over that one connection alone.
+    first, and share the transfer, so cancel and the deadline end them all. If any other
+    range is refused, the fetch goes on over that one connection alone.
     """
-    if not can_segment(response, length, transfer.tuning):
-        return _stream_body(response, fd, transfer, target, length, on_progress, digest)
-    pieces = segments(length, SEGMENTS, transfer.tuning.segment_alignment)
+    tuning = transfer.tuning
+    if not can_segment(response, length, tuning):
+        return _stream_body(
+            response, fd, transfer, target, length, on_progress, digest, direct=True
+        )
+    assert length is not None
+    pieces = segments(length, SEGMENTS, tuning.segment_alignment)
+    first_size = pieces[0][1]
+    probed = 0
+    if tuning.segment_probe_seconds > 0:
+        began = time.monotonic()
+        probed = _stream_body(
+            response,
+            fd,
+            transfer,
+            target,
+            first_size,
+            on_progress,
+            digest,
+            limit=first_size,
+            until=began + tuning.segment_probe_seconds,
+            direct=True,
+        )
+        rate = probed / max(time.monotonic() - began, 1e-6)
+        if probed >= first_size or rate >= tuning.segment_below_rate:
+            return probed + _read_on_alone(
+                response, fd, transfer, target, length, on_progress, digest, probed
+            )
     with contextlib.ExitStack() as closing:
         extra = open_ranges(connections, transfer, target, pieces[1:], closing)
         if extra is None:
-            return _stream_body(response, fd, transfer, target, length, on_progress, digest)
+            return probed + _read_on_alone(
+                response, fd, transfer, target, length, on_progress, digest, probed
+            )
         return stream_segments(
-            [response, *extra], pieces, fd, transfer, target, length, on_progress, digest
+            [response, *extra],
+            [(probed, first_size - probed), *pieces[1:]],
+            fd,
+            transfer,
+            target,
+            length,
+            on_progress,
+            digest,
+            already=probed,
         )
+
+
+def _read_on_alone(
+    response: BaseHTTPResponse,
+    fd: int,
+    transfer: Transfer,
+    target: CheckedUrl,
+    length: int,
+    on_progress: Callable[[int], None] | None,
+    digest: FileDigest,
+    done: int,
+) -> int:
+    """The rest of a body of `length` bytes whose first `done` are written: the bytes
+    written now."""
+    if done >= length:
+        return 0
+    progress = None if on_progress is None else (lambda size: on_progress(done + size))
+    return _stream_body(
+        response,
+        fd,
+        transfer,
+        target,
+        length - done,
+        progress,
+        digest,
+        offset=done,
+        limit=length - done,
+        direct=True,
+    )
 
 
 def stream_segments(
@@ -271,9 +392,12 @@ def stream_segments(
     length: int,
     on_progress: Callable[[int], None] | None,
     digest: FileDigest,
+    *,
+    already: int = 0,
 ) -> int:
     """Each of `pieces` (start, size) of `fd` from its response, at once; `digest` takes
-    the first piece as it arrives and reads the others back as its prefix reaches them."""
+    the first piece as it arrives and reads the others back as its prefix reaches them.
+    `already` bytes outside the pieces are written and count toward progress."""
     done = [0] * len(pieces)
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -283,7 +407,7 @@ def stream_segments(
             with lock:
                 done[index] = size
                 if on_progress is not None:
-                    on_progress(sum(done))
+                    on_progress(already + sum(done))
 
         start, size = pieces[index]
         try:

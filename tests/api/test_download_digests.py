@@ -55,7 +55,9 @@ def test_a_file_fetched_in_parallel_ranges_records_its_sha256(
 ):
     manager = app.services.downloads
     monkeypatch.setattr(
-        manager, "_tuning", dataclasses.replace(manager._tuning, segmented_min_size=1 << 20)
+        manager,
+        "_tuning",
+        dataclasses.replace(manager._tuning, segmented_min_size=1 << 20, segment_probe_seconds=0),
     )
     url = remote.ranged("/parts.bin", SIZE, validators=ETAG)
     sha1 = hashlib.sha1(pattern_bytes(SIZE)).hexdigest()

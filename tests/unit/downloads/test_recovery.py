@@ -73,7 +73,10 @@ from ferry.downloads.policy import FetchPolicy
 from storage.downloads import DownloadRepository
 from storage.store import Store
 tuning = TransferTuning(
-    segmented_min_size=1 << 20, segment_alignment=1 << 18, checkpoint_after_bytes=1
+    segmented_min_size=1 << 20,
+    segment_alignment=1 << 18,
+    checkpoint_after_bytes=1,
+    segment_probe_seconds=0,
 )
 repository = DownloadRepository(Store(Path(sys.argv[1])))
 manager = DownloadManager(repository, FetchPolicy(allow_private_networks=True), tuning=tuning)

@@ -23,7 +23,12 @@ SEGMENT = 256 * KIB
 SIZE = 4 * SEGMENT  # four whole segments under TUNING
 MARGIN = 64 * KIB
 ETAG = '"v1"'
-TUNING = TransferTuning(segmented_min_size=SIZE, segment_alignment=SEGMENT, resume_margin=MARGIN)
+TUNING = TransferTuning(
+    segmented_min_size=SIZE,
+    segment_alignment=SEGMENT,
+    resume_margin=MARGIN,
+    segment_probe_seconds=0,
+)
 
 
 def resume_fetch(url, directory, *, policy=LOCAL, **kwargs):
@@ -121,6 +126,21 @@ def test_a_file_written_in_order_resumes_without_holes_to_read(remote, target_di
     result = resume_fetch(url, target_dir, policy=LOCAL, partial=partial(part, segmented=False))
     assert result.path.read_bytes() == content
     assert ranges_asked(remote) == [(f"bytes={300_000 - MARGIN}-{SIZE - 1}", ETAG)]
+
+
+def test_a_segmentable_file_read_alone_past_its_first_segment_resumes_whole(
+    remote, target_dir, holes
+):
+    # A fast first connection reads on alone, in order, across the segment starts the
+    # record names; a crash there leaves the later segments empty, not holed.
+    url = remote.ranged("/big.bin", SIZE, validators=[("ETag", ETAG)])
+    content = pattern_bytes(SIZE)
+    part = crashed_part(target_dir, {0: SEGMENT + 100_000}, content)
+    result = resume_fetch(url, target_dir, policy=LOCAL, partial=partial(part))
+    assert result.path.read_bytes() == content
+    starts = sorted(int(r.split("=")[1].split("-")[0]) for r, _ in ranges_asked(remote))
+    first_hole = SEGMENT + 100_000  # where the file ends
+    assert starts == [SEGMENT - MARGIN, first_hole - MARGIN, 2 * SEGMENT, 3 * SEGMENT]
 
 
 @pytest.mark.parametrize(

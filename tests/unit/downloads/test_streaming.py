@@ -15,7 +15,7 @@ from tests.support.remote import pattern_bytes
 pytest_plugins = ("tests.support.download_fixtures",)
 
 # Files of 1 MiB and more are fetched in segments.
-SEGMENTED = TransferTuning(segmented_min_size=1 << 20)
+SEGMENTED = TransferTuning(segmented_min_size=1 << 20, segment_probe_seconds=0)
 
 
 def test_plain_http_bodies_of_known_length_are_spliced_in_the_kernel(
@@ -92,6 +92,37 @@ def test_a_ranged_file_arrives_in_segments_byte_for_byte(remote, target_dir):
     assert len(remote.requests) == SEGMENTS
     assert remote.connections == SEGMENTS
     assert ranges_asked(remote)[0] == ""  # the first request asks for the whole file
+    assert seen[-1] == size and seen == sorted(seen)
+
+
+# Files of 1 MiB and more are read alone for a moment first, then segmented when slow.
+PROBED = TransferTuning(
+    segmented_min_size=1 << 20, segment_probe_seconds=0.2, segment_below_rate=8 << 20
+)
+
+
+def test_a_fast_source_is_read_over_its_one_connection(remote, target_dir):
+    size = 5 * 1024 * 1024 + 3
+    seen = []
+    result = fetch(
+        remote.ranged("/fast.bin", size), target_dir, on_progress=seen.append, tuning=PROBED
+    )
+    assert (target_dir / result.filename).read_bytes() == pattern_bytes(size)
+    assert ranges_asked(remote) == [""]
+    assert seen[-1] == size and seen == sorted(seen)
+
+
+def test_a_slow_connection_gets_the_rest_fetched_in_segments(remote, target_dir):
+    # 64 KiB every 20 ms is about 3 MiB/s, under the 8 MiB/s that reads on alone.
+    size = 4 * 1024 * 1024 - 5
+    seen = []
+    url = remote.ranged("/slow.bin", size, pause=0.02)
+    result = fetch(url, target_dir, on_progress=seen.append, tuning=PROBED)
+    assert result.path.read_bytes() == pattern_bytes(size)
+    assert len(remote.requests) == SEGMENTS
+    assert ranges_asked(remote)[0] == ""
+    # The first connection read on to the end of its segment while the others ran.
+    assert len(set(ranges_asked(remote))) == SEGMENTS
     assert seen[-1] == size and seen == sorted(seen)
 
 

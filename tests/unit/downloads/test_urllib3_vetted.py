@@ -203,7 +203,7 @@ def test_every_segment_connection_is_resolved_and_checked(remote, target_dir, in
     remote.ranged("/big.bin", 2 * 1024 * 1024)
     url = f"http://files.example:{remote.port}/big.bin"
     policy = FetchPolicy(resolver=resolver)
-    segmented = TransferTuning(segmented_min_size=1 << 20)
+    segmented = TransferTuning(segmented_min_size=1 << 20, segment_probe_seconds=0)
     error = fetch_failure(url, target_dir, policy, tuning=segmented)
     assert error.code == DOMAIN_BLOCKED
     assert internet.attempts == [PUBLIC_IP]

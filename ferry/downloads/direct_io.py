@@ -1,0 +1,230 @@
+"""A big body from the socket to the disk past the page cache (O_DIRECT).
+
+Bytes written through the page cache cost a copy into it and leave the kernel to write
+them out, which on some disks runs at a fraction of what the disk takes directly; the
+final fsync then waits for all of it. Here the socket is read into page-aligned buffers,
+the hashing thread hashes each buffer while a writer thread hands it to the disk as
+it is, and the reader fills the next: network, hashing and disk overlap, and the bytes
+are copied once. Only whole blocks go past the cache: the few bytes before the first
+block boundary and after the last one are written through it as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import mmap
+import os
+import queue
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from ferry.downloads.digests import FileDigest
+from ferry.downloads.part_files import local_error
+from ferry.downloads.policy import FetchError
+from ferry.downloads.watchdog import Transfer
+
+# A body this much larger than what has been written goes past the page cache.
+DIRECT_MIN_SIZE = 64 * 1024 * 1024
+# O_DIRECT wants offsets and sizes on the device's logical block; 4096 covers every
+# common one.
+BLOCK = 4096
+BUFFER_SIZE = 4 * 1024 * 1024
+# Buffers in flight per transfer: one filling, one hashing, one or two writing.
+BUFFERS = 4
+# Progress is reported after this much or this long, whichever comes first, so the
+# idle timeout sees a slow trickle too.
+REPORT_BYTES = 1024 * 1024
+REPORT_SECONDS = 0.25
+
+ReadFailed = Callable[[BaseException, int], FetchError]
+
+
+def open_direct(fd: int) -> int | None:
+    """A second descriptor on the file open as `fd` that writes past the page cache,
+    or None where the system or file system has no such thing (tmpfs, macOS)."""
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        return None
+    try:
+        return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | flag | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+
+
+class _Writer:
+    """One thread writing filled buffers at their offsets; a failure is kept for the
+    reader, which stops at its next buffer. A file system that opened the file for
+    direct writes but refuses them (EINVAL) gets them through the page cache instead."""
+
+    def __init__(self, direct_fd: int, cached_fd: int, free: queue.Queue):
+        self._fd = direct_fd
+        self._cached_fd = cached_fd
+        self._free = free
+        self._work: queue.Queue = queue.Queue()
+        self.error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="ferry-fetch-direct", daemon=True)
+
+    def __enter__(self) -> _Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._work.put(None)
+        self._thread.join()
+
+    def write(self, buffer: mmap.mmap, size: int, offset: int) -> None:
+        self._work.put((buffer, size, offset))
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:
+            buffer, size, offset = item
+            if self.error is None:
+                try:
+                    self._write(memoryview(buffer)[:size], offset)
+                except OSError as exc:
+                    self.error = exc
+            self._free.put(buffer)
+
+    def _write(self, view: memoryview, offset: int) -> None:
+        while view:
+            try:
+                written = os.pwrite(self._fd, view, offset)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL or self._fd == self._cached_fd:
+                    raise
+                self._fd = self._cached_fd
+                continue
+            view, offset = view[written:], offset + written
+
+
+def direct_rest(
+    sock: socket.socket,
+    fd: int,
+    direct_fd: int,
+    transfer: Transfer,
+    read_failed: ReadFailed,
+    on_progress: Callable[[int], None] | None,
+    digest: FileDigest,
+    *,
+    offset: int,
+    size: int,
+    total: int,
+    until: float | None = None,
+) -> int:
+    """Move body bytes `size`..`total` from `sock` into the file (body byte i at
+    `offset` + i), returning the bytes now written; the same checks as reading (cancel,
+    deadline, idle timeout, progress). `direct_fd` writes past the page cache, `fd`
+    through it. Past the monotonic time `until`, it stops after the buffer at hand."""
+    idle_ms = int(transfer.policy.idle_timeout * 1000)
+    readable = select.poll()
+    readable.register(sock.fileno(), select.POLLIN)
+    reported, reported_at = size, time.monotonic()
+
+    def receive(view: memoryview) -> int:
+        """Bytes into `view` from the socket, at least one; 0 at the end of the body."""
+        while True:
+            transfer.check()
+            try:
+                return sock.recv_into(view, len(view), socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                if not readable.poll(idle_ms):
+                    raise read_failed(TimeoutError("idle"), size) from None
+            except OSError as exc:
+                raise read_failed(exc, size) from None
+
+    def report(force: bool = False) -> None:
+        nonlocal reported, reported_at
+        now = time.monotonic()
+        if force or size - reported >= REPORT_BYTES or now - reported_at >= REPORT_SECONDS:
+            reported, reported_at = size, now
+            if on_progress is not None:
+                on_progress(size)
+
+    def write_through_cache(data: memoryview) -> None:
+        at = offset + size - len(data)
+        try:
+            while data:
+                written = os.pwrite(fd, data, at)
+                data, at = data[written:], at + written
+        except OSError as exc:
+            raise local_error(exc, "write the file") from None
+
+    # Up to the first block boundary through the page cache.
+    head = min(-(offset + size) % BLOCK, total - size)
+    if head:
+        piece = bytearray(head)
+        got = 0
+        while got < head:
+            received = receive(memoryview(piece)[got:])
+            if not received:
+                return size
+            got += received
+        size += head
+        write_through_cache(memoryview(piece))
+        digest.wrote(offset + size - head, head, bytes(piece))
+        report(force=True)
+
+    free: queue.Queue = queue.Queue()
+    # Each buffer with the file offset its last use ended at: refilled only once
+    # hashed up to there.
+    hashed_to = {}
+    for _ in range(BUFFERS):
+        buffer = mmap.mmap(-1, BUFFER_SIZE)
+        hashed_to[id(buffer)] = 0
+        free.put(buffer)
+    with _Writer(direct_fd, fd, free) as writer:
+        while size < total and (until is None or time.monotonic() < until):
+            buffer = free.get()
+            digest.wait_hashed(hashed_to[id(buffer)], transfer.cancel)
+            if writer.error is not None:
+                raise local_error(writer.error, "write the file")
+            view = memoryview(buffer)
+            filled = 0
+            want = min(BUFFER_SIZE, total - size)
+            while filled < want:
+                received = receive(view[filled:want])
+                if not received:
+                    break
+                filled += received
+                size += received
+                report()
+            if not filled:
+                free.put(buffer)
+                break
+            start = offset + size - filled
+            whole = filled - filled % BLOCK
+            digest.holding(start, view[:filled])
+            hashed_to[id(buffer)] = start + filled
+            if whole:
+                writer.write(buffer, whole, start)
+            else:
+                free.put(buffer)
+            if whole < filled:
+                # The body's last bytes, short of a block: through the page cache.
+                write_through_cache(view[whole:filled])
+                break
+            if filled < want:
+                break
+    if writer.error is not None:
+        raise local_error(writer.error, "write the file")
+    report(force=True)
+    return size
+
+
+def usable(sock: socket.socket | None, transfer: Transfer, remaining: int) -> bool:
+    """Whether a body with `remaining` bytes to go is worth the direct path."""
+    return sock is not None and remaining >= DIRECT_MIN_SIZE and transfer.tuning.bandwidth is None
+
+
+@contextlib.contextmanager
+def direct_descriptor(fd: int):
+    direct_fd = open_direct(fd)
+    try:
+        yield direct_fd
+    finally:
+        if direct_fd is not None:
+            os.close(direct_fd)

@@ -1,0 +1,178 @@
+"""Big bodies written past the page cache: byte for byte, hashed, and failing the way
+every other read fails."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+import os
+import socket
+import threading
+
+import pytest
+
+from ferry.downloads import direct_io
+from ferry.downloads.digests import FileDigest
+from ferry.downloads.fetch_types import TransferTuning
+from ferry.downloads.policy import (
+    DOWNLOAD_CANCELLED,
+    DOWNLOAD_TIMEOUT,
+    NETWORK_ERROR,
+    FetchError,
+)
+from ferry.downloads.watchdog import Transfer
+from tests.support.downloads import LOCAL, fetch, fetch_failure, listing
+from tests.support.remote import pattern_bytes
+
+pytest_plugins = ("tests.support.download_fixtures",)
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def direct(target_dir, monkeypatch):
+    """Bodies of 1 MiB and more go past the page cache through 64 KiB buffers (so a
+    body cycles through every buffer many times); the calls are counted."""
+    probe = os.open(target_dir / "probe", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        supported = direct_io.open_direct(probe)
+    finally:
+        os.close(probe)
+        os.unlink(target_dir / "probe")
+    if supported is None:
+        pytest.skip("this file system does not take O_DIRECT")
+    os.close(supported)
+    monkeypatch.setattr(direct_io, "DIRECT_MIN_SIZE", MIB)
+    monkeypatch.setattr(direct_io, "BUFFER_SIZE", 64 * 1024)
+    calls: list[int] = []
+    real = direct_io.direct_rest
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["total"] - kwargs["size"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(direct_io, "direct_rest", counted)
+    return calls
+
+
+@pytest.mark.parametrize("size", [3 * MIB, 3 * MIB + 4095, 5 * MIB + 1])
+def test_a_big_body_arrives_whole_with_its_sha256(remote, target_dir, direct, size):
+    seen: list[int] = []
+    result = fetch(remote.generated(f"/big-{size}.bin", size), target_dir, on_progress=seen.append)
+    content = pattern_bytes(size)
+    assert result.path.read_bytes() == content
+    assert result.sha256 == hashlib.sha256(content).hexdigest()
+    assert direct and direct[0] > MIB
+    assert seen[-1] == size and seen == sorted(seen)
+    assert listing(target_dir) == [result.filename]
+
+
+def test_a_fast_segmentable_file_read_alone_goes_past_the_cache_too(remote, target_dir, direct):
+    size = 4 * MIB + 123
+    tuning = TransferTuning(segmented_min_size=MIB, segment_probe_seconds=5)
+    result = fetch(remote.ranged("/fast.bin", size), target_dir, tuning=tuning)
+    assert result.path.read_bytes() == pattern_bytes(size)
+    assert result.sha256 == hashlib.sha256(pattern_bytes(size)).hexdigest()
+    assert [r.headers.get("Range") for r in remote.requests] == [None]
+    assert direct
+
+
+def test_a_body_cut_short_fails_and_leaves_nothing(remote, target_dir, direct):
+    error = fetch_failure(remote.truncated("/cut", announced=4 * MIB, sent=2 * MIB + 5), target_dir)
+    assert error.code == NETWORK_ERROR
+    assert f"{2 * MIB + 5} of {4 * MIB}" in error.message
+    assert listing(target_dir) == []
+    assert direct
+
+
+def test_a_stall_times_out_and_a_cancel_stops_it(remote, target_dir, direct):
+    policy = dataclasses.replace(LOCAL, timeout=1)
+    stalled = remote.stall("/stall", sent_first=2 * MIB, length=8 * MIB)
+    assert fetch_failure(stalled, target_dir, policy).code == DOWNLOAD_TIMEOUT
+    cancel = threading.Event()
+
+    def cancel_once_moving(size: int) -> None:
+        if size > MIB:
+            cancel.set()
+
+    slow = remote.ranged("/slow.bin", 8 * MIB, pause=0.01)
+    error = fetch_failure(slow, target_dir, cancel=cancel, on_progress=cancel_once_moving)
+    assert error.code == DOWNLOAD_CANCELLED
+    assert listing(target_dir) == []
+    assert len(direct) == 2
+
+
+def test_without_o_direct_the_body_takes_the_usual_way(remote, target_dir, direct, monkeypatch):
+    monkeypatch.setattr(direct_io, "open_direct", lambda fd: None)
+    size = 3 * MIB + 9
+    result = fetch(remote.generated("/plain.bin", size), target_dir)
+    assert result.path.read_bytes() == pattern_bytes(size)
+    assert result.sha256 == hashlib.sha256(pattern_bytes(size)).hexdigest()
+    assert not direct
+
+
+def test_direct_writes_refused_by_the_file_system_go_through_the_cache(
+    remote, target_dir, direct, monkeypatch
+):
+    real_pwrite = os.pwrite
+    direct_fds: set[int] = set()
+    real_open = direct_io.open_direct
+
+    def opened(fd: int) -> int | None:
+        direct_fd = real_open(fd)
+        direct_fds.add(direct_fd)
+        return direct_fd
+
+    def refusing(fd, data, offset):
+        if fd in direct_fds:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(direct_io, "open_direct", opened)
+    monkeypatch.setattr(direct_io.os, "pwrite", refusing)
+    size = 3 * MIB + 5
+    result = fetch(remote.generated("/refused.bin", size), target_dir)
+    assert result.path.read_bytes() == pattern_bytes(size)
+    assert direct and direct_fds
+
+
+def test_a_rest_starting_off_a_block_boundary_is_written_and_hashed_in_place(target_dir, direct):
+    # As after a resume or a probe: the file holds bytes up to an odd offset already.
+    before, size = b"p" * 1000, 2 * MIB + 77
+    body = pattern_bytes(size)
+    sender, receiver = socket.socketpair()
+    threading.Thread(target=lambda: (sender.sendall(body), sender.close()), daemon=True).start()
+    path = target_dir / "rest.part"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    direct_fd = direct_io.open_direct(fd)
+    assert direct_fd is not None
+    try:
+        os.pwrite(fd, before, 0)
+        with Transfer(LOCAL, None, TransferTuning()) as transfer, FileDigest(fd) as digest:
+            digest.wrote(0, len(before), before)
+
+            def failed(exc: BaseException, at: int) -> FetchError:
+                return FetchError(NETWORK_ERROR, f"{exc} at {at}")
+
+            moved = direct_io.direct_rest(
+                receiver,
+                fd,
+                direct_fd,
+                transfer,
+                failed,
+                None,
+                digest,
+                offset=len(before),
+                size=0,
+                total=size,
+            )
+            os.fsync(fd)
+            digests = digest.finish(len(before) + size)
+    finally:
+        os.close(direct_fd)
+        os.close(fd)
+        receiver.close()
+    assert moved == size
+    assert path.read_bytes() == before + body
+    assert digests["sha256"] == hashlib.sha256(before + body).hexdigest()
