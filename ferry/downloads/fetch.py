@@ -9,12 +9,14 @@ certificate checks still use the host name.
 The body is written raw (no content decoding) into a hidden `.part` file beside the
 destination, then published under a name nobody has taken, without ever overwriting.
 A big file from a server that accepts byte ranges is fetched over a few connections at
-once (`streaming.stream`), each one vetted, capped and cancelled like the first.
+once when its first connection proves slow (`streaming.stream`), each one vetted,
+capped and cancelled like the first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import threading
@@ -28,6 +30,7 @@ from ferry.downloads.fetch_types import (
     FetchResult,
     PartialFile,
     ResponseInfo,
+    Resumable,
     TransferTuning,
 )
 from ferry.downloads.part_files import create_part, flush, publish
@@ -54,6 +57,7 @@ def fetch_to_directory(
     tuning: TransferTuning = TransferTuning(),
     checksum: Checksum | None = None,
     keep_part: Callable[[FetchError], bool] | None = None,
+    on_resumable: Callable[[Resumable], None] | None = None,
 ) -> FetchResult:
     """Download `url` into `directory`; raises FetchError, leaving no partial file.
 
@@ -70,7 +74,9 @@ def fetch_to_directory(
     `checksum` that disagrees with the file fails the fetch before anything is published.
     When the fetch fails and `keep_part` answers true for its error (a pause, a planned
     stop, a failure to be tried again), a part file that can be resumed is left in place
-    for a later `partial`.
+    for a later `partial`. A download announced (in `on_headers`) as segmented that reads
+    on over its one connection after all is announced again to `on_resumable` as written
+    in order, so that its resume asks for one range; either description resumes it.
     """
     directory = Path(directory)
     target = url if isinstance(url, CheckedUrl) else policy.check_url(url)
@@ -133,6 +139,7 @@ def fetch_to_directory(
                         wire_length,
                         on_progress,
                         digest,
+                        on_in_order=_in_order(resumable, on_resumable),
                     )
                     # The hashing thread finishes the digest while the disk syncs.
                     flush(fd)
@@ -154,6 +161,14 @@ def fetch_to_directory(
     return FetchResult(
         path=final_path, filename=final_name, size=size, content_type=content_type, sha256=sha256
     )
+
+
+def _in_order(
+    resumable: Resumable | None, on_resumable: Callable[[Resumable], None] | None
+) -> Callable[[], None] | None:
+    if resumable is None or not resumable.segmented or on_resumable is None:
+        return None
+    return lambda: on_resumable(dataclasses.replace(resumable, starts=(0,)))
 
 
 def _moving(transfer: Transfer, on_progress: Callable[[int], None] | None) -> Callable[[int], None]:

@@ -32,7 +32,7 @@ from ferry.downloads.checksums import Checksum
 from ferry.downloads.claims import LEASE_SECONDS, TICK_SECONDS, JobClaims, new_worker_id
 from ferry.downloads.control import DownloadControl
 from ferry.downloads.fetch import fetch_to_directory
-from ferry.downloads.fetch_types import FetchResult, ResponseInfo, TransferTuning
+from ferry.downloads.fetch_types import FetchResult, ResponseInfo, Resumable, TransferTuning
 from ferry.downloads.jobs import DownloadHandle, Job
 from ferry.downloads.pausing import (
     HANDED_OVER,
@@ -358,6 +358,7 @@ class DownloadManager(JobClaims, DownloadControl):
                     tuning=self._tuning,
                     checksum=job.checksum,
                     keep_part=lambda error: held_by_stop(job, error),
+                    on_resumable=lambda resumable: self._resumable(job, resumable),
                 )
             except FetchError as exc:
                 error = self._after_failure(job, exc)
@@ -425,6 +426,13 @@ class DownloadManager(JobClaims, DownloadControl):
                 job.on_progress = self._progressed
         job.handle.set_answered()
         self._tell("download_answered", job.live())
+
+    def _resumable(self, job: Job, resumable: Resumable) -> None:
+        """How the part file resumes changed mid-transfer (segments read in order)."""
+        record = {**job.record, LOCAL_KEY: {**job.record[LOCAL_KEY], "resume": resumable.to_dict()}}
+        self._repository.save(record, wait=False)
+        with self._lock:
+            job.record = record
 
     def _checkpoint(self) -> None:
         """Make the saves not yet durable so, without holding up the caller (a transfer,

@@ -293,9 +293,11 @@ def stream(
     length: int | None,
     on_progress: Callable[[int], None] | None,
     digest: FileDigest,
+    on_in_order: Callable[[], None] | None = None,
 ) -> int:
     """The body into `fd`: over one connection, or in segments when the server allows
-    and one connection proves slow.
+    and one connection proves slow. `on_in_order` is called when a body that could have
+    been segmented is read on in order over its one connection instead.
 
     A file big enough to segment is first read over its one connection for
     `segment_probe_seconds`: a connection that delivers at least `segment_below_rate`
@@ -332,12 +334,16 @@ def stream(
         )
         rate = probed / max(time.monotonic() - began, 1e-6)
         if probed >= first_size or rate >= tuning.segment_below_rate:
+            if on_in_order is not None:
+                on_in_order()
             return probed + _read_on_alone(
                 response, fd, transfer, target, length, on_progress, digest, probed
             )
     with contextlib.ExitStack() as closing:
         extra = open_ranges(connections, transfer, target, pieces[1:], closing)
         if extra is None:
+            if on_in_order is not None:
+                on_in_order()
             return probed + _read_on_alone(
                 response, fd, transfer, target, length, on_progress, digest, probed
             )

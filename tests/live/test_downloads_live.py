@@ -334,9 +334,8 @@ def test_a_huge_download_cut_by_sigterm_resumes_without_fetching_again_what_it_w
     assert entry["sha256"] == hashlib.sha256(content).hexdigest()
     assert (data_dir / "files" / "huge" / "huge.bin").read_bytes() == content
     assert partials(data_dir) == []
-    fetched_again = 0
-    for request in remote.requests[asked_before:]:
-        first, _, last = request.headers["Range"].removeprefix("bytes=").partition("-")
-        fetched_again += int(last) - int(first) + 1
-    # Only what the first run never received, and a margin before each gap.
-    assert fetched_again <= HUGE_SIZE - HUGE_SENT_FIRST + 4 * 1024 * 1024
+    # Read in order over one connection, so one range: what the first run never wrote
+    # (less a margin, and at most one unwritten buffer short of what it received).
+    (resumed,) = remote.requests[asked_before:]
+    first = int(resumed.headers["Range"].removeprefix("bytes=").split("-")[0])
+    assert first >= HUGE_SENT_FIRST - 6 * 1024 * 1024

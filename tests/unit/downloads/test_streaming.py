@@ -112,12 +112,32 @@ def test_a_fast_source_is_read_over_its_one_connection(remote, target_dir):
     assert seen[-1] == size and seen == sorted(seen)
 
 
+def test_a_segmentable_file_read_alone_is_announced_as_written_in_order(remote, target_dir):
+    size = 5 * 1024 * 1024
+    url = remote.ranged("/fast.bin", size, validators=[("ETag", '"v1"')])
+    announced, again = [], []
+    fetch(
+        url,
+        target_dir,
+        tuning=PROBED,
+        on_headers=lambda info: announced.append(info.resumable),
+        on_resumable=again.append,
+    )
+    (first,) = announced
+    assert len(first.starts) > 1
+    assert again == [dataclasses.replace(first, starts=(0,))]
+
+
 def test_a_slow_connection_gets_the_rest_fetched_in_segments(remote, target_dir):
     # 64 KiB every 20 ms is about 3 MiB/s, under the 8 MiB/s that reads on alone.
     size = 4 * 1024 * 1024 - 5
     seen = []
-    url = remote.ranged("/slow.bin", size, pause=0.02)
-    result = fetch(url, target_dir, on_progress=seen.append, tuning=PROBED)
+    url = remote.ranged("/slow.bin", size, pause=0.02, validators=[("ETag", '"v1"')])
+    again = []
+    result = fetch(
+        url, target_dir, on_progress=seen.append, tuning=PROBED, on_resumable=again.append
+    )
+    assert again == []  # the segments stand as announced
     assert result.path.read_bytes() == pattern_bytes(size)
     assert len(remote.requests) == SEGMENTS
     assert ranges_asked(remote)[0] == ""
