@@ -185,13 +185,20 @@ def direct_rest(
             view = memoryview(buffer)
             filled = 0
             want = min(BUFFER_SIZE, total - size)
-            while filled < want:
-                received = receive(view[filled:want])
-                if not received:
-                    break
-                filled += received
-                size += received
-                report()
+            try:
+                while filled < want:
+                    received = receive(view[filled:want])
+                    if not received:
+                        break
+                    filled += received
+                    size += received
+                    report()
+            except FetchError:
+                # A pause or a stop keeps the part file for a resume: keep what arrived.
+                if filled:
+                    with contextlib.suppress(FetchError):
+                        write_through_cache(view[:filled])
+                raise
             if not filled:
                 free.put(buffer)
                 break

@@ -103,6 +103,34 @@ def test_a_stall_times_out_and_a_cancel_stops_it(remote, target_dir, direct):
     assert len(direct) == 2
 
 
+def test_a_pause_keeps_the_bytes_of_the_buffer_being_filled(
+    remote, target_dir, direct, monkeypatch
+):
+    monkeypatch.setattr(direct_io, "BUFFER_SIZE", 4 * MIB)
+    cancel = threading.Event()
+    seen: list[int] = []
+
+    def pause_once_moving(size: int) -> None:
+        seen.append(size)
+        if size > 2 * MIB:
+            cancel.set()
+
+    slow = remote.ranged("/slow.bin", 8 * MIB, pause=0.005, validators=[("ETag", '"v1"')])
+    with pytest.raises(FetchError) as paused:
+        fetch(
+            slow,
+            target_dir,
+            cancel=cancel,
+            on_progress=pause_once_moving,
+            keep_part=lambda error: True,
+        )
+    assert paused.value.code == DOWNLOAD_CANCELLED
+    (part,) = [p for p in target_dir.iterdir() if p.name.endswith(".part")]
+    kept = part.read_bytes()
+    assert len(kept) >= seen[-1] > 2 * MIB  # nothing reported was lost
+    assert kept == pattern_bytes(8 * MIB)[: len(kept)]
+
+
 def test_without_o_direct_the_body_takes_the_usual_way(remote, target_dir, direct, monkeypatch):
     monkeypatch.setattr(direct_io, "open_direct", lambda fd: None)
     size = 3 * MIB + 9
