@@ -57,8 +57,9 @@ def open_direct(fd: int) -> int | None:
 
 
 class _Writer:
-    """One thread writing filled buffers at their offsets; a failure is kept for the
-    reader, which stops at its next buffer. A file system that opened the file for
+    """One thread writing filled buffers at their offsets, then handing each back to
+    `free` with the file offset its bytes end at; a failure is kept for the reader,
+    which stops at its next buffer. A file system that opened the file for
     direct writes but refuses them (EINVAL) gets them through the page cache instead."""
 
     def __init__(self, direct_fd: int, cached_fd: int, free: queue.Queue):
@@ -77,18 +78,18 @@ class _Writer:
         self._work.put(None)
         self._thread.join()
 
-    def write(self, buffer: mmap.mmap, size: int, offset: int) -> None:
-        self._work.put((buffer, size, offset))
+    def write(self, buffer: mmap.mmap, size: int, offset: int, end: int) -> None:
+        self._work.put((buffer, size, offset, end))
 
     def _run(self) -> None:
         while (item := self._work.get()) is not None:
-            buffer, size, offset = item
+            buffer, size, offset, end = item
             if self.error is None:
                 try:
                     self._write(memoryview(buffer)[:size], offset)
                 except OSError as exc:
                     self.error = exc
-            self._free.put(buffer)
+            self._free.put((buffer, end))
 
     def _write(self, view: memoryview, offset: int) -> None:
         while view:
@@ -169,18 +170,15 @@ def direct_rest(
         digest.wrote(offset + size - head, head, bytes(piece))
         report(force=True)
 
-    free: queue.Queue = queue.Queue()
-    # Each buffer with the file offset its last use ended at: refilled only once
+    # Each free buffer with the file offset its last bytes ended at: refilled only once
     # hashed up to there.
-    hashed_to = {}
+    free: queue.Queue = queue.Queue()
     for _ in range(BUFFERS):
-        buffer = mmap.mmap(-1, BUFFER_SIZE)
-        hashed_to[id(buffer)] = 0
-        free.put(buffer)
+        free.put((mmap.mmap(-1, BUFFER_SIZE), 0))
     with _Writer(direct_fd, fd, free) as writer:
         while size < total and (until is None or time.monotonic() < until):
-            buffer = free.get()
-            digest.wait_hashed(hashed_to[id(buffer)], transfer.cancel)
+            buffer, last_end = free.get()
+            digest.wait_hashed(last_end, transfer.cancel)
             if writer.error is not None:
                 raise local_error(writer.error, "write the file")
             view = memoryview(buffer)
@@ -201,16 +199,15 @@ def direct_rest(
                         write_through_cache(view[:filled])
                 raise
             if not filled:
-                free.put(buffer)
+                free.put((buffer, last_end))
                 break
             start = offset + size - filled
             whole = filled - filled % BLOCK
             digest.holding(start, view[:filled])
-            hashed_to[id(buffer)] = start + filled
             if whole:
-                writer.write(buffer, whole, start)
+                writer.write(buffer, whole, start, start + filled)
             else:
-                free.put(buffer)
+                free.put((buffer, start + filled))
             if whole < filled:
                 # The body's last bytes, short of a block: through the page cache.
                 write_through_cache(view[whole:filled])
@@ -223,11 +220,11 @@ def direct_rest(
     return size
 
 
-def usable(sock: socket.socket | None, transfer: Transfer, remaining: int) -> bool:
-    """Whether a body with `remaining` bytes to go is worth the direct path: a plain
-    socket to read from, and no shared rate limit (the other paths hold each read back
-    to it; a whole buffer at once would burst past it)."""
-    return sock is not None and remaining >= DIRECT_MIN_SIZE and transfer.tuning.bandwidth is None
+def usable(transfer: Transfer, remaining: int) -> bool:
+    """Whether a body with `remaining` bytes to go is worth the direct path: big
+    enough, and no shared rate limit (the other paths hold each read back to it; a
+    whole buffer at once would burst past it)."""
+    return remaining >= DIRECT_MIN_SIZE and transfer.tuning.bandwidth is None
 
 
 @contextlib.contextmanager

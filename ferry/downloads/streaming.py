@@ -179,13 +179,16 @@ def _move_rest(
     digest: FileDigest,
     *,
     direct: bool,
-    **window: int | float | None,
+    offset: int,
+    size: int,
+    total: int,
+    until: float | None,
 ) -> int:
-    """The rest of a body that is all still in `sock` (`window`: offset, size, total,
-    until as `_splice_rest` takes them): past the page cache when `direct` allows,
-    the rest is big enough and the file system takes it; spliced otherwise."""
-    remaining = int(window["total"] or 0) - int(window["size"] or 0)
-    if direct and direct_io.usable(sock, transfer, remaining):
+    """Body bytes `size`..`total`, all still in `sock`, as `_splice_rest` moves them:
+    past the page cache instead when `direct` allows, the rest is big enough and the
+    file system takes it."""
+    window = {"offset": offset, "size": size, "total": total, "until": until}
+    if direct and direct_io.usable(transfer, total - size):
         with direct_io.direct_descriptor(fd) as direct_fd:
             if direct_fd is not None:
                 return direct_io.direct_rest(
