@@ -253,6 +253,15 @@ def test_admin_commands_between_a_crash_and_the_restart_leave_the_download_alone
     assert_resumes_where_it_stopped(servers, remote, data_dir, download_id, BIG_SIZE)
 
 
+def stop_once_written(ferry: Ferry, data_dir: Path, written: int) -> None:
+    """SIGTERM once a download has `written` bytes: the server exits 0 and keeps the
+    one resumable part file."""
+    assert wait_until(lambda: any(e["current_size"] >= written for e in ferry.active()), timeout=60)
+    ferry.process.send_signal(signal.SIGTERM)
+    assert ferry.process.wait(timeout=30) == 0
+    assert len(partials(data_dir)) == 1
+
+
 def test_sigterm_mid_resumable_download_keeps_it_and_the_next_start_finishes_it(
     servers, remote, tmp_path
 ):
@@ -260,12 +269,7 @@ def test_sigterm_mid_resumable_download_keeps_it_and_the_next_start_finishes_it(
     url = remote.ranged("/big.bin", BIG_SIZE, pause=0.05, validators=BIG_VALIDATORS)
     ferry = servers()
     download_id = ferry.download("big", url)
-    assert wait_until(
-        lambda: any(e["current_size"] >= 2 * 1024 * 1024 for e in ferry.active()), timeout=30
-    )
-    ferry.process.send_signal(signal.SIGTERM)
-    assert ferry.process.wait(timeout=30) == 0
-    assert len(partials(data_dir)) == 1
+    stop_once_written(ferry, data_dir, 2 * 1024 * 1024)
     assert_resumes_where_it_stopped(servers, remote, data_dir, download_id, BIG_SIZE)
 
 
@@ -318,12 +322,7 @@ def test_a_huge_download_cut_by_sigterm_resumes_without_fetching_again_what_it_w
     url = remote.route("/huge.bin", fast_then_stalled)
     ferry = servers()
     download_id = ferry.download("huge", url)
-    assert wait_until(
-        lambda: any(e["current_size"] >= 60 * 1024 * 1024 for e in ferry.active()), timeout=60
-    )
-    ferry.process.send_signal(signal.SIGTERM)
-    assert ferry.process.wait(timeout=30) == 0
-    assert len(partials(data_dir)) == 1
+    stop_once_written(ferry, data_dir, 60 * 1024 * 1024)
 
     asked_before = len(remote.requests)
     remote.ranged("/huge.bin", HUGE_SIZE, validators=BIG_VALIDATORS)
