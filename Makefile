@@ -8,6 +8,8 @@ PORT ?= 3000
 DATA ?= ./data
 SPECTRAL_VERSION ?= 6.16.3
 REDOCLY_VERSION ?= 1.34.20
+# `score` is in Redocly CLI 2 only.
+REDOCLY_SCORE_VERSION ?= 2.77.0
 
 .DEFAULT_GOAL := help
 
@@ -44,12 +46,13 @@ lint-python: install ## ruff check and ruff format --check (what CI runs)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-lint: lint-python ## lint-python; openapi.yaml through the validator, Spectral, Redocly, generated TypeScript and the breaking-change gate (needs npx)
+lint: lint-python ## lint-python; openapi.yaml through the validator, Spectral, Redocly (lint, and its score at 90 or more), generated TypeScript and the breaking-change gate (needs npx)
 	$(PY) -c "from openapi_spec_validator import validate; from openapi_spec_validator.readers import read_from_filename; validate(read_from_filename('openapi.yaml')[0]); print('openapi.yaml is valid')"
 	npx --yes @stoplight/spectral-cli@$(SPECTRAL_VERSION) lint --fail-severity=warn openapi.yaml
 	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint openapi.yaml
 	tests/contract/typescript/check.sh
 	PYTHON=$(PY) tests/contract/breaking_changes.sh
+	PYTHON=$(PY) REDOCLY_SCORE_VERSION=$(REDOCLY_SCORE_VERSION) tests/contract/redocly_score.sh
 
 format: install ## Reformat the code with ruff
 	$(VENV)/bin/ruff format .

@@ -13,6 +13,11 @@ shared branch, each further pair only the paths holding such a list, cut to the 
 shared branch. Branches are paired by what they are (a `$ref`, or the schema
 itself), never by position. A branch only one side has is judged here: a new shape
 in an answer, or a shape a request may no longer take, breaks a client.
+
+String and list bounds (`ANSWER_BOUNDS`) on schemas only answers carry are judged here
+too, and left out of both sides: openapi-diff's time also grows with every bound in a
+schema many operations share (bounds on a user's fields took it past five minutes),
+and narrowing an answer never breaks a client; a bound an answer drops or loosens does.
 """
 
 from __future__ import annotations
@@ -42,6 +47,105 @@ def contract(node, parent: str = ""):
     if isinstance(node, list):
         return [contract(item) for item in node]
     return node
+
+
+ANSWER_BOUNDS = ("minLength", "maxLength", "pattern", "minItems", "maxItems", "uniqueItems")
+_LOWER_BOUNDS = ("minLength", "minItems")
+_UPPER_BOUNDS = ("maxLength", "maxItems")
+
+
+def _resolve(spec: dict, ref: str):
+    node = spec
+    for part in ref.removeprefix("#/").split("/"):
+        node = (
+            node.get(part.replace("~1", "/").replace("~0", "~")) if isinstance(node, dict) else None
+        )
+    return node
+
+
+def request_schemas(spec: dict) -> set[str]:
+    """The component schemas a request (a parameter or a body) can reach."""
+    found: set[str] = set()
+    seen: set[str] = set()
+
+    def collect(node) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref not in seen:
+                seen.add(ref)
+                if ref.startswith("#/components/schemas/"):
+                    found.add(ref.rsplit("/", 1)[1])
+                collect(_resolve(spec, ref))
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    for item in (spec.get("paths") or {}).values():
+        collect(item.get("parameters"))
+        for operation in item.values():
+            if isinstance(operation, dict):
+                collect(operation.get("parameters"))
+                collect(operation.get("requestBody"))
+    return found
+
+
+def _answer_roots(spec: dict, asked: set[str]):
+    """(location, node) of every schema tree only answers carry."""
+    for name, schema in ((spec.get("components") or {}).get("schemas") or {}).items():
+        if name not in asked:
+            yield ("components", "schemas", name), schema
+    for name, response in ((spec.get("components") or {}).get("responses") or {}).items():
+        yield ("components", "responses", name), response
+    for path, item in (spec.get("paths") or {}).items():
+        for method, operation in item.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                yield ("paths", path, method, "responses"), operation["responses"]
+
+
+def take_answer_bounds(spec: dict, asked: set[str]) -> dict[tuple, object]:
+    """Remove the `ANSWER_BOUNDS` of answer-only schemas from `spec`; returns them by
+    (location, keyword)."""
+    taken: dict[tuple, object] = {}
+
+    def strip(node, location: tuple) -> None:
+        if isinstance(node, dict):
+            for key in ANSWER_BOUNDS:
+                if key in node and not isinstance(node[key], dict):
+                    taken[(*location, key)] = node.pop(key)
+            for key, value in node.items():
+                strip(value, (*location, key))
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                strip(item, (*location, index))
+
+    for location, root in _answer_roots(spec, asked):
+        strip(root, location)
+    return taken
+
+
+def bounds_breaking(
+    released: dict[tuple, object], current: dict[tuple, object], spec: dict
+) -> list[str]:
+    """Each bound of a released answer that the current one drops or loosens, where that
+    answer's schema is still there (a schema or field gone is openapi-diff's to judge)."""
+    findings = []
+    for (*location, key), old in released.items():
+        if not isinstance(_node_at(spec, tuple(location)), dict):
+            continue
+        new = current.get((*location, key))
+        loosened = (
+            new is None
+            or (key in _LOWER_BOUNDS and new < old)
+            or (key in _UPPER_BOUNDS and new > old)
+            or (key == "pattern" and new != old)
+            or (key == "uniqueItems" and old and not new)
+        )
+        if loosened:
+            where = ".".join(str(part) for part in location)
+            findings.append(f"response.bound.loosen: {where}: {key}")
+    return findings
 
 
 def identity(branch) -> str:
@@ -127,20 +231,30 @@ def variants(released: dict, current: dict) -> tuple[list[tuple[dict, dict]], li
     return pairs, findings
 
 
-def _list_at(spec: dict, location: tuple):
+def _node_at(spec: dict, location: tuple):
     node = spec
     for part in location:
         try:
             node = node[part]
         except (KeyError, IndexError, TypeError):
             return None
+    return node
+
+
+def _list_at(spec: dict, location: tuple):
+    node = _node_at(spec, location)
     return node if isinstance(node, list) else None
 
 
 def main(released_path: str, current_path: str, outdir: str) -> None:
     released = contract(yaml.safe_load(Path(released_path).read_text()))
     current = contract(yaml.safe_load(Path(current_path).read_text()))
+    # A schema either side lets a request reach keeps its bounds for openapi-diff.
+    asked = request_schemas(released) | request_schemas(current)
+    released_bounds = take_answer_bounds(released, asked)
+    current_bounds = take_answer_bounds(current, asked)
     pairs, findings = variants(released, current)
+    findings += bounds_breaking(released_bounds, current_bounds, current)
     for number, (old, new) in enumerate(pairs):
         Path(outdir, f"{number:02d}-released.json").write_text(json.dumps(old))
         Path(outdir, f"{number:02d}-current.json").write_text(json.dumps(new))

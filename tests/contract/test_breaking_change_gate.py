@@ -68,6 +68,37 @@ def test_a_newly_required_request_field_fails_the_gate(tmp_path, released):
     assert answer.returncode == 1, answer.stdout
 
 
+def test_an_answer_bound_dropped_or_loosened_fails_the_gate_and_is_named(tmp_path, released):
+    current = _copy(released)
+    user = current["components"]["schemas"]["User"]["properties"]
+    del user["username"]["maxLength"]
+    user["bio"]["maxLength"] *= 2
+    answer = _gate(tmp_path, released, current)
+    assert answer.returncode == 1, answer.stdout
+    assert "response.bound.loosen: components.schemas.User.properties.username: maxLength" in (
+        answer.stderr
+    )
+    assert "response.bound.loosen: components.schemas.User.properties.bio: maxLength" in (
+        answer.stderr
+    )
+
+
+def test_an_answer_bound_added_or_tightened_is_not_breaking(tmp_path, released):
+    current = _copy(released)
+    user = current["components"]["schemas"]["User"]["properties"]
+    user["bio"]["maxLength"] //= 2
+    user["statusText"]["minLength"] = 1
+    answer = _gate(tmp_path, released, current)
+    assert answer.returncode == 0, answer.stderr
+
+
+def test_a_request_bound_tightened_fails_the_gate(tmp_path, released):
+    current = _copy(released)
+    current["components"]["schemas"]["UserCreateRequest"]["properties"]["name"]["maxLength"] = 8
+    answer = _gate(tmp_path, released, current)
+    assert answer.returncode == 1, answer.stdout
+
+
 def test_a_breaking_change_passes_once_the_major_version_moved(tmp_path, released):
     current = _copy(released)
     del current["paths"]["/api/v1/users.info"]
