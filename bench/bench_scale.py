@@ -115,6 +115,7 @@ def batch_seconds(api: list[Ferry], base: str, count: int) -> float:
     ids = set(api[0].start_batch("batch", urls))
     api[-1].wait_all(ids, poll=0.05)
     seconds = time.perf_counter() - began
+    api[-1].check_completed(ids)
     stored = list((api[0].files / "batch").iterdir())
     if len(stored) != count:
         raise RuntimeError(f"{len(stored)} of {count} files stored")
