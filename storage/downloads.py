@@ -80,9 +80,10 @@ class DownloadRepository:
         self._leases: dict[str, _Lease] = {}
         # Queued downloads this process recorded and nobody has claimed yet.
         self._queued_here: set[str] = set()
-        # Ids of the queued and running records (None until first needed): claiming runs
-        # every tick and must not walk the whole history to find them.
-        self._runnable_ids: set[str] | None = None
+        # Ids of the queued, running and paused records (None until first needed):
+        # claiming runs every tick and the active list on every poll, and neither may
+        # walk the whole history to find them.
+        self._active_ids: set[str] | None = None
         self._jobs_lock = threading.Lock()
 
     @property
@@ -112,11 +113,11 @@ class DownloadRepository:
                 previous = None
                 table.insert(Document(record, doc_id=record_id))
             self._hide(record_id, previous)
-            if self._runnable_ids is not None:
-                if record.get("status") in _RUNNABLE:
-                    self._runnable_ids.add(record_id)
+            if self._active_ids is not None:
+                if record.get("status") in ACTIVE_DOWNLOAD_STATUSES:
+                    self._active_ids.add(record_id)
                 else:
-                    self._runnable_ids.discard(record_id)
+                    self._active_ids.discard(record_id)
         with self._jobs_lock:
             if record.get("status") == DownloadStatus.STARTING:
                 self._queued_here.add(record_id)
@@ -174,11 +175,19 @@ class DownloadRepository:
             return detached(records)
 
     def unfinished(self) -> list[dict]:
-        """Records still marked `starting` or `downloading` (after a crash, orphans)."""
+        """Records still marked `starting`, `downloading` or `paused`, as they are on disk
+        (after a crash, the first two are orphans)."""
         with self._store.lock:
-            return detached(
-                [r for r in self._durable_records() if r.get("status") in ACTIVE_DOWNLOAD_STATUSES]
-            )
+            table = self._table
+            records = []
+            for record_id in self._active() | self._pending.keys():
+                if record_id in self._pending:
+                    record = self._pending[record_id][1]
+                else:
+                    record = table.get(doc_id=record_id)
+                if record is not None and record.get("status") in ACTIVE_DOWNLOAD_STATUSES:
+                    records.append(record)
+            return detached(records)
 
     def prune_history(self, keep: int) -> int:
         """Drop all but the newest `keep` finished records; returns how many went."""
@@ -200,12 +209,19 @@ class DownloadRepository:
 
     # --- jobs ----------------------------------------------------------------------
 
+    def _active(self) -> set[str]:
+        """The ids of the records in an active status. Call with the store's lock held."""
+        if self._active_ids is None:
+            self._active_ids = {
+                r["id"] for r in self._table.all() if r.get("status") in ACTIVE_DOWNLOAD_STATUSES
+            }
+        return self._active_ids
+
     def _runnable(self) -> list[dict]:
-        """Queued and running records, oldest first. Call with the store's lock held."""
+        """Queued and running records, oldest first: the stored documents themselves, to
+        be read, never changed or handed out. Call with the store's lock held."""
         table = self._table
-        if self._runnable_ids is None:
-            self._runnable_ids = {r["id"] for r in table.all() if r.get("status") in _RUNNABLE}
-        found = (table.get(doc_id=record_id) for record_id in self._runnable_ids)
+        found = (table.peek(record_id) for record_id in self._active())
         records = [r for r in found if r is not None and r.get("status") in _RUNNABLE]
         records.sort(key=lambda r: (r.get("start_time") or 0, r["id"]))
         return records

@@ -5,7 +5,8 @@ every id converted to the id class, lets the change run on that copy, and copies
 back with the ids turned into strings again: every save copies the whole table twice.
 Ferry's ids are strings both ways, so KeyedTable's `_update_table` lets the change run
 on the stored table itself: a save costs what it changes, not the whole table copied
-twice. Ids are always given (every Ferry document carries its own string id), so
+twice. `peek` reads one stored document through `_read_table` without TinyDB's
+copy. Ids are always given (every Ferry document carries its own string id), so
 `_get_next_id`, which TinyDB calls to invent one, refuses instead. `insert_multiple`
 reads the table through the private `_read_table` to refuse a batch holding a taken
 id before anything changes. The storage must offer `changed(table, doc_ids)`, as
@@ -59,6 +60,12 @@ class KeyedTable(Table):
             # Also after a failed write, whose storage goes back to the file: no cached
             # query may keep showing the change.
             self.clear_cache()
+
+    def peek(self, doc_id: str) -> dict | None:
+        """The stored document itself, not a copy, or None: for reading fields only,
+        under the store's lock, where copying every candidate would cost more than the
+        read (claiming looks at every queued record on each start)."""
+        return self._read_table().get(doc_id)
 
     def insert(self, document):
         doc_id = super().insert(document)

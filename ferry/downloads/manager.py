@@ -183,10 +183,13 @@ class DownloadManager(JobClaims, DownloadControl):
         on_finished: Callable[[dict], None] | None = None,
         owner: Owner | None = None,
         checksum: Checksum | None = None,
+        durable: bool = True,
     ) -> DownloadHandle:
         """Validate `url` (unless it is a `CheckedUrl` already) and queue its download
         into `directory`, recorded as started by `owner` (the user who asked for it).
-        With `checksum`, the file is published only if it matches.
+        With `checksum`, the file is published only if it matches. With `durable`
+        false the record reaches the disk with the next save that waits or
+        `flush_records`: a batch records its starts and flushes them once.
 
         A file download is queued for any worker to claim (the handle hears of its end
         when this process runs it); an import's download runs here.
@@ -251,7 +254,7 @@ class DownloadManager(JobClaims, DownloadControl):
             if self._works_jobs and not runs_here:
                 self._queued[record_id] = job
         try:
-            self._repository.save(record)
+            self._repository.save(record, wait=durable)
         except BaseException:
             with self._lock:
                 self._admitting -= 1
@@ -535,9 +538,13 @@ class DownloadManager(JobClaims, DownloadControl):
 
     # --- reading -------------------------------------------------------------------
 
+    def flush_records(self) -> None:
+        """Make every record saved so far durable (see `start`'s `durable`)."""
+        self._repository.flush()
+
     def get(self, record_id: str) -> dict | None:
         with self._lock:
-            job = self._jobs.get(record_id)
+            job = self._jobs.get(record_id) or self._queued.get(record_id)
             if job is not None:
                 return job.live()
         record = self._repository.get(record_id)

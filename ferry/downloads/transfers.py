@@ -9,6 +9,7 @@ answered as unknown, so its id does not even confirm that it exists.
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from ferry.accounts import Accounts
@@ -84,9 +85,15 @@ class Transfers:
             DownloadRefused: DOWNLOAD_FORBIDDEN, for the whole batch.
         """
         self._may_download(user)
-        return [self._start_item(user, item) for item in items]
+        # Items into one directory share its checks and creation, done once per batch.
+        directories: dict[str, tuple[Path, str]] = {}
+        try:
+            return [self._start_item(user, item, directories) for item in items]
+        finally:
+            # One disk write for the whole batch, before it is answered.
+            self.manager.flush_records()
 
-    def _start_item(self, user: dict, item: dict) -> dict:
+    def _start_item(self, user: dict, item: dict, directories: dict[str, tuple[Path, str]]) -> dict:
         try:
             return self._start(
                 user,
@@ -95,6 +102,8 @@ class Transfers:
                 filename=item.get("filename"),
                 timeout=item.get("timeout"),
                 checksum=item.get("checksum"),
+                durable=False,
+                directories=directories,
             )
         except DownloadRefused as refusal:
             return refused(refusal.code, refusal.message, refusal.filename, refusal.path)
@@ -118,6 +127,8 @@ class Transfers:
         filename: str | None,
         timeout: int | None,
         checksum: str | None = None,
+        durable: bool = True,
+        directories: dict[str, tuple[Path, str]] | None = None,
     ) -> dict:
         display = "/".join(split_relative(raw_directory))
         try:
@@ -126,7 +137,12 @@ class Transfers:
             except ValueError as problem:
                 raise FetchError(INVALID_CHECKSUM, str(problem)) from None
             target = self.manager.policy.check_url(url)
-            directory, display = self.files.directory_for_writing(raw_directory)
+            if directories is not None and raw_directory in directories:
+                directory, display = directories[raw_directory]
+            else:
+                directory, display = self.files.directory_for_writing(raw_directory)
+                if directories is not None:
+                    directories[raw_directory] = directory, display
             handle = self.manager.start(
                 target,
                 directory,
@@ -135,6 +151,7 @@ class Transfers:
                 timeout=timeout,
                 owner=Owner.of(user),
                 checksum=expected,
+                durable=durable,
             )
         except FetchError as refusal:
             guessed = self._guess_name(url, filename)

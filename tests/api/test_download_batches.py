@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from handlers.app import create_app
@@ -64,19 +66,35 @@ def test_a_thousand_items_start_in_order_and_refusals_do_not_stop_the_rest(
     assert not (files_dir / ".hidden").exists()
 
 
-def test_items_past_the_queue_are_refused_and_the_first_ones_run(tmp_path, remote):
-    app = create_app(
-        make_config(
-            tmp_path / "data",
-            allow_download=True,
-            allow_private_networks=True,
-            max_concurrent_downloads=1,
-            max_queued_downloads=1,
+@pytest.fixture
+def one_slot(tmp_path):
+    """An app with downloads on and one transfer slot; `with one_slot(**more) as
+    (client, admin)`."""
+    apps = []
+
+    @contextlib.contextmanager
+    def opened(**options):
+        app = create_app(
+            make_config(
+                tmp_path / "data",
+                allow_download=True,
+                allow_private_networks=True,
+                max_concurrent_downloads=1,
+                **options,
+            )
         )
-    )
-    app.services.accounts.ensure_admin("admin", ADMIN_PASSWORD)
-    with app.test_client() as client:
-        admin = log_in(client, "admin", ADMIN_PASSWORD)
+        apps.append(app)
+        app.services.accounts.ensure_admin("admin", ADMIN_PASSWORD)
+        with app.test_client() as client:
+            yield client, log_in(client, "admin", ADMIN_PASSWORD)
+
+    yield opened
+    for app in apps:
+        app.services.close()
+
+
+def test_items_past_the_queue_are_refused_and_the_first_ones_run(one_slot, remote):
+    with one_slot(max_queued_downloads=1) as (client, admin):
         items = [{"url": remote.endless(f"/{i}"), "directory": "q"} for i in range(4)]
         answers = post(client, admin, items).json()["downloads"]
         assert [a["error"] for a in answers] == [
@@ -85,7 +103,21 @@ def test_items_past_the_queue_are_refused_and_the_first_ones_run(tmp_path, remot
             "DOWNLOAD_QUEUE_FULL",
             "DOWNLOAD_QUEUE_FULL",
         ]
-    app.services.close()
+
+
+def test_every_started_item_is_on_disk_when_the_batch_is_answered(one_slot, tmp_path, remote):
+    with one_slot() as (client, admin):
+        # One runs, the others wait for its slot: only the batch's own flush writes them.
+        items = [{"url": remote.endless(f"/{i}"), "directory": "q"} for i in range(5)]
+        answers = post(client, admin, items).json()["downloads"]
+        ids = [answer["download_id"] for answer in answers]
+        assert all(ids)
+        on_disk = b"".join(
+            path.read_bytes() for path in (tmp_path / "data" / "state").rglob("*") if path.is_file()
+        )
+        assert [i for i in ids if i.encode() not in on_disk] == []
+        listed = client.get("/api/v1/downloads", headers=admin.bearer).json()["downloads"]
+        assert {entry["id"] for entry in listed} == set(ids)
 
 
 def test_without_allow_download_nothing_starts(tmp_path, remote):

@@ -43,12 +43,42 @@ def test_history_is_finished_records_newest_first(repos):
     assert [r["id"] for r in repository.history(limit=2)] == ["tie-second", "tie-first"]
 
 
-def test_unfinished_finds_starting_and_downloading(repos):
+def test_unfinished_finds_starting_downloading_and_paused(repos):
     repository = repos.downloads
     repository.save(record("q", "starting", None))
     repository.save(record("d", "downloading", None))
+    repository.save(record("p", "paused", None))
     repository.save(record("c"))
-    assert sorted(r["id"] for r in repository.unfinished()) == ["d", "q"]
+    assert sorted(r["id"] for r in repository.unfinished()) == ["d", "p", "q"]
+
+
+def test_unfinished_follows_a_record_into_and_out_of_the_active_statuses(repos):
+    repository = repos.downloads
+    repository.save(record("old"))
+    assert repository.unfinished() == []
+    for status in ("starting", "downloading", "paused", "downloading"):
+        repository.save(record("a", status, None))
+        assert [(r["id"], r["status"]) for r in repository.unfinished()] == [("a", status)]
+    repository.save(record("a", "completed", 120))
+    assert repository.unfinished() == []
+    assert repository.claim_next("w", 30) is None
+
+
+def test_a_reopened_store_lists_what_was_active_in_it(tmp_path):
+    first = Store(tmp_path / "state", fsync=False)
+    repository = DownloadRepository(first)
+    for number in range(3):
+        repository.save(record(f"done{number}"))
+    repository.save(record("paused", "paused", None))
+    repository.save(record("running", "downloading", None))
+    first.close()
+    second = Store(tmp_path / "state", fsync=False)
+    try:
+        reopened = DownloadRepository(second)
+        assert sorted(r["id"] for r in reopened.unfinished()) == ["paused", "running"]
+        assert reopened.count_runnable() == 1
+    finally:
+        second.close()
 
 
 def test_prune_keeps_the_newest_finished_and_every_unfinished(repos):
