@@ -8,8 +8,8 @@ static server: the big file against curl, aria2c and `dd oflag=direct` of the sa
 Everything listens on 127.0.0.1. The static server is nginx when `nginx` is on PATH,
 else a sendfile-based Python server with Range support (so neither is the bottleneck).
 Peers whose binary is missing are skipped with a note. Linux only (/proc for RSS).
-The batch's API latency and peak RSS come from one more batch, run while the active
-list is polled; the timed rounds run without that load, as aria2c's do.
+The batch's API latency and peak RSS come from as many more batches, run while the
+active list is polled; the timed rounds run without that load, as aria2c's do.
 """
 
 from __future__ import annotations
@@ -349,9 +349,9 @@ def sha256_of(path: Path) -> str:
 def measure_batch(
     base: str, ferry: Ferry, work: Path, count: int, jobs: int, probe: bool = False
 ) -> dict:
-    """One round: Ferry's batch, then aria2c's. With `probe`, the active list is also
-    asked for about 100 times a second while Ferry's batch runs (latency and RSS); such
-    a round is not timed against aria2c, which runs without that load."""
+    """One round: Ferry's batch, then aria2c's. With `probe`, Ferry's batch alone while
+    the active list is asked for about 100 times a second (latency and RSS); its time is
+    not compared with aria2c's, which runs without that load."""
     urls = [f"{base}/batch/f{i:03}.bin" for i in range(count)]
     latencies: list[float] = []
     peak = [ferry.rss()]
@@ -385,7 +385,7 @@ def measure_batch(
         sampler.join()
     assert len(list((ferry.files / "batch").iterdir())) == count
     shutil.rmtree(ferry.files / "batch")
-    if shutil.which("aria2c"):
+    if shutil.which("aria2c") and not probe:
         listing = work / "urls.txt"
         listing.write_text("\n".join(urls) + "\n")
         out = fresh(work / "out")
@@ -483,7 +483,7 @@ def report(single: dict, batch: dict, size: int, args, server: str) -> None:
         target = f"<= {limit:g}{unit}" if limit is not None else ""
         check = verdict(value, limit) if limit is not None else ""
         print(f"  {name:<34} {shown:>10} {target:>9}   {check}")
-    print(f"  ({batch['samples']} latency samples while one more batch ran, not timed)")
+    print(f"  ({batch['samples']} latency samples while {args.rounds} more batches ran, not timed)")
     for peer, seconds in (("curl", single["curl"]), ("aria2c", batch["aria2c"])):
         if seconds is None:
             print(f"  note: {peer} is not installed; its comparison was skipped")
@@ -531,7 +531,10 @@ def main(argv: list[str] | None = None) -> int:
                     ]
                 )
                 loaded = summarize(
-                    [measure_batch(base, ferry, work, args.files, args.jobs, probe=True)]
+                    [
+                        measure_batch(base, ferry, work, args.files, args.jobs, probe=True)
+                        for _ in range(args.rounds)
+                    ]
                 )
                 batch.update(
                     {key: loaded[key] for key in ("rss_mb", "samples", "p50_ms", "p99_ms")}
