@@ -25,6 +25,7 @@ from ferry.downloads.control import STOP_WAIT_SECONDS
 from ferry.downloads.jobs import Job
 from ferry.downloads.pausing import HANDED_OVER
 from ferry.downloads.policy import DOWNLOAD_CANCELLED, SERVER_STOPPED, FetchError
+from ferry.downloads.priority import yield_to_requests
 from ferry.downloads.records import STOPPED_MESSAGE, in_final_state, public_view
 from ferry.downloads.recovery import partial_file, remove_leftovers
 from ferry.kernel.statuses import DownloadStatus
@@ -275,7 +276,9 @@ class JobClaims:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
-                    max_workers=self._max_concurrent, thread_name_prefix="ferry-download"
+                    max_workers=self._max_concurrent,
+                    thread_name_prefix="ferry-download",
+                    initializer=yield_to_requests,
                 )
         for record in self._repository.unfinished():
             if record.get("status") == DownloadStatus.PAUSED:

@@ -24,6 +24,7 @@ from types import TracebackType
 
 from ferry.downloads.part_files import local_error
 from ferry.downloads.policy import DOWNLOAD_CANCELLED, FetchError
+from ferry.downloads.priority import yield_to_requests
 
 # Received bytes waiting for the hashing thread; beyond this a writer's bytes are
 # read back from the file instead of being held.
@@ -64,7 +65,9 @@ class FileDigest:
 
     def __enter__(self) -> FileDigest:
         if len(self._hashes) > 1:
-            self._alongside = ThreadPoolExecutor(1, thread_name_prefix="ferry-fetch-digest")
+            self._alongside = ThreadPoolExecutor(
+                1, thread_name_prefix="ferry-fetch-digest", initializer=yield_to_requests
+            )
         self._thread = threading.Thread(target=self._run, name="ferry-fetch-digest", daemon=True)
         self._thread.start()
         return self
@@ -182,6 +185,7 @@ class FileDigest:
     # --- the hashing thread ----------------------------------------------------------
 
     def _run(self) -> None:
+        yield_to_requests()
         buffer = bytearray(READ_BACK_SIZE)
         view = memoryview(buffer)
         while True:

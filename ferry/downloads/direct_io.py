@@ -25,6 +25,7 @@ from collections.abc import Callable
 from ferry.downloads.digests import FileDigest
 from ferry.downloads.part_files import local_error
 from ferry.downloads.policy import FetchError
+from ferry.downloads.priority import yield_to_requests
 from ferry.downloads.watchdog import Transfer
 
 # A body with at least this much still to read goes past the page cache; below it the
@@ -82,6 +83,7 @@ class _Writer:
         self._work.put((buffer, size, offset, end))
 
     def _run(self) -> None:
+        yield_to_requests()
         while (item := self._work.get()) is not None:
             buffer, size, offset, end = item
             if self.error is None:

@@ -24,6 +24,7 @@ from ferry.downloads.digests import FileDigest
 from ferry.downloads.fetch_types import SEGMENTS
 from ferry.downloads.part_files import Writeback, local_error
 from ferry.downloads.policy import FILE_TOO_LARGE, NETWORK_ERROR, CheckedUrl, FetchError
+from ferry.downloads.priority import yield_to_requests
 from ferry.downloads.ranges import can_segment, open_ranges, segments
 from ferry.downloads.urllib3_vetted import VettedPoolManager
 from ferry.downloads.watchdog import Transfer
@@ -412,6 +413,8 @@ def stream_segments(
     errors: list[BaseException] = []
 
     def run(index: int) -> None:
+        yield_to_requests()
+
         def progress(size: int) -> None:
             with lock:
                 done[index] = size
