@@ -121,14 +121,16 @@ class FileDigest:
             self._frontier = offset + len(data)
             self._changed.notify_all()
 
-    def wait_hashed(self, end: int, cancel: threading.Event | None = None) -> None:
-        """Return once the file's first `end` bytes are hashed, hashing has failed or
-        stopped, or `cancel` is set; `finish` tells which."""
+    def wait_hashed(self, end: int, cancel: threading.Event | None = None) -> bool:
+        """Wait until the file's first `end` bytes are hashed, hashing has failed or
+        stopped, or `cancel` is set; answer whether they are hashed (`finish` tells
+        what happened otherwise)."""
         with self._changed:
             while self._hashed < end and self._error is None and not self._stopping:
                 if cancel is not None and cancel.is_set():
-                    return
+                    break
                 self._changed.wait(CANCEL_CHECK_SECONDS)
+            return self._hashed >= end
 
     def finish(self, length: int, cancel: threading.Event | None = None) -> dict[str, str]:
         """The hex digest of each algorithm over the file's first `length` bytes, once
@@ -186,8 +188,9 @@ class FileDigest:
 
     def _run(self) -> None:
         yield_to_requests()
-        buffer = bytearray(READ_BACK_SIZE)
-        view = memoryview(buffer)
+        # Made at the first read-back: a download whose bytes all pass through a
+        # writer's hands never needs it.
+        view: memoryview | None = None
         while True:
             with self._changed:
                 while not self._queue and not self._stopping:
@@ -199,6 +202,8 @@ class FileDigest:
                 if data is not None:
                     self._update(data)
                 else:
+                    if view is None:
+                        view = memoryview(bytearray(READ_BACK_SIZE))
                     self._read_back(offset, size, view)
             except Exception as exc:  # told to the caller waiting in `finish`
                 with self._changed:

@@ -1,4 +1,4 @@
-"""A big body from the socket to the disk past the page cache (O_DIRECT).
+"""A body from the socket to the disk past the page cache (O_DIRECT).
 
 Bytes written through the page cache cost a copy into it and leave the kernel to write
 them out, which on some disks runs at a fraction of what the disk takes directly; the
@@ -7,6 +7,14 @@ the hashing thread hashes each buffer while a writer thread hands it to the disk
 it is, and the reader fills the next: network, hashing and disk overlap, and the bytes
 are copied once. Only whole blocks go past the cache: the few bytes before the first
 block boundary and after the last one are written through it as usual.
+
+The buffers are lent from a pool that keeps them between transfers. Memory written for
+the first time costs a page fault per page, and on a virtual machine whose host takes
+back the memory its guest frees (free page reporting), a fault on the host as well:
+page cache filled for every new file, or buffers mapped afresh for every transfer, pay
+that on every download; buffers the process keeps pay it once. (A big body maps its own
+few buffers: next to its bytes they cost nothing, and kept they would hold memory for
+nothing between big downloads.)
 """
 
 from __future__ import annotations
@@ -29,20 +37,74 @@ from ferry.downloads.priority import yield_to_requests
 from ferry.downloads.watchdog import Transfer
 
 # A body with at least this much still to read goes past the page cache; below it the
-# buffers and threads cost more than the cache does (measured on a 100-file batch).
-DIRECT_MIN_SIZE = 64 * 1024 * 1024
+# threads cost more than the cache does (measured on batches of 100 files of 256 KiB,
+# 1 MiB and 5 MiB).
+DIRECT_MIN_SIZE = 1024 * 1024
 # O_DIRECT wants offsets and sizes on the device's logical block; 4096 covers every
 # common one.
 BLOCK = 4096
-BUFFER_SIZE = 4 * 1024 * 1024
+# A body under LARGE_BODY is moved through pooled buffers of BUFFER_SIZE, so that many
+# downloads at once hold little memory and map none afresh; a bigger one through
+# buffers of LARGE_BUFFER_SIZE of its own (fewer hand-overs; mapping them costs little
+# next to the body).
+BUFFER_SIZE = 512 * 1024
+LARGE_BUFFER_SIZE = 4 * 1024 * 1024
+LARGE_BODY = 64 * 1024 * 1024
 # Buffers in flight per transfer: one filling, one hashing, one or two writing.
 BUFFERS = 4
+# What the pool keeps for the next transfers: the buffers of 16 downloads at once.
+POOL_BYTES = 16 * BUFFERS * BUFFER_SIZE
 # Progress is reported after this much or this long, whichever comes first, so the
 # idle timeout sees a slow trickle too.
 REPORT_BYTES = 1024 * 1024
 REPORT_SECONDS = 0.25
 
 ReadFailed = Callable[[BaseException, int], FetchError]
+
+
+class BufferPool:
+    """Page-aligned buffers lent to transfers and kept, up to `keep_bytes` in all, for
+    the next ones. Thread-safe."""
+
+    def __init__(self, keep_bytes: int):
+        self._keep_bytes = keep_bytes
+        self._kept: dict[int, list[mmap.mmap]] = {}
+        self._kept_bytes = 0
+        self._lock = threading.Lock()
+
+    def lend(self, count: int, size: int) -> list[mmap.mmap]:
+        lent = []
+        with self._lock:
+            kept = self._kept.get(size, [])
+            while kept and len(lent) < count:
+                lent.append(kept.pop())
+                self._kept_bytes -= size
+        while len(lent) < count:
+            lent.append(new_buffer(size))
+        return lent
+
+    def give_back(self, buffers: list[mmap.mmap]) -> None:
+        """Take back buffers no thread reads or writes any more; those past the bound
+        are left to be unmapped once the last view of them is gone."""
+        with self._lock:
+            for buffer in buffers:
+                size = len(buffer)
+                if self._kept_bytes + size <= self._keep_bytes:
+                    self._kept.setdefault(size, []).append(buffer)
+                    self._kept_bytes += size
+
+    @property
+    def kept_bytes(self) -> int:
+        with self._lock:
+            return self._kept_bytes
+
+
+def new_buffer(size: int) -> mmap.mmap:
+    """`size` bytes of private memory on a page boundary, as O_DIRECT needs them."""
+    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+
+_POOL = BufferPool(POOL_BYTES)
 
 
 def open_direct(fd: int) -> int | None:
@@ -174,9 +236,16 @@ def direct_rest(
 
     # Each free buffer with the file offset its last bytes ended at: refilled only once
     # hashed up to there.
+    pooled = total - size < LARGE_BODY
+    buffer_size = BUFFER_SIZE if pooled else LARGE_BUFFER_SIZE
+    lent = (
+        _POOL.lend(BUFFERS, buffer_size)
+        if pooled
+        else [new_buffer(buffer_size) for _ in range(BUFFERS)]
+    )
     free: queue.Queue = queue.Queue()
-    for _ in range(BUFFERS):
-        free.put((mmap.mmap(-1, BUFFER_SIZE), 0))
+    for buffer in lent:
+        free.put((buffer, 0))
     with _Writer(direct_fd, fd, free) as writer:
         while size < total and (until is None or time.monotonic() < until):
             buffer, last_end = free.get()
@@ -185,7 +254,7 @@ def direct_rest(
                 raise local_error(writer.error, "write the file")
             view = memoryview(buffer)
             filled = 0
-            want = min(BUFFER_SIZE, total - size)
+            want = min(buffer_size, total - size)
             try:
                 while filled < want:
                     received = receive(view[filled:want])
@@ -218,6 +287,10 @@ def direct_rest(
                 break
     if writer.error is not None:
         raise local_error(writer.error, "write the file")
+    # Lent again only once hashed: a transfer cut short drops its buffers instead, as
+    # the hashing thread may still be reading them.
+    if pooled and digest.wait_hashed(offset + size, transfer.cancel):
+        _POOL.give_back(lent)
     report(force=True)
     return size
 

@@ -86,7 +86,7 @@ def test_a_body_cut_short_fails_and_leaves_nothing(remote, target_dir, direct):
     assert direct
 
 
-def test_a_stall_times_out_and_a_cancel_stops_it(remote, target_dir, direct):
+def test_a_stall_times_out_and_a_cancel_stops_it(remote, target_dir, direct, pool):
     policy = dataclasses.replace(LOCAL, timeout=1)
     stalled = remote.stall("/stall", sent_first=2 * MIB, length=8 * MIB)
     assert fetch_failure(stalled, target_dir, policy).code == DOWNLOAD_TIMEOUT
@@ -101,6 +101,8 @@ def test_a_stall_times_out_and_a_cancel_stops_it(remote, target_dir, direct):
     assert error.code == DOWNLOAD_CANCELLED
     assert listing(target_dir) == []
     assert len(direct) == 2
+    # Neither gave its buffers back: the hashing thread may still have been reading them.
+    assert len(pool.lent) == 2 and pool.kept_bytes == 0
 
 
 def test_a_pause_keeps_the_bytes_of_the_buffer_being_filled(
@@ -129,6 +131,70 @@ def test_a_pause_keeps_the_bytes_of_the_buffer_being_filled(
     kept = part.read_bytes()
     assert len(kept) >= seen[-1] > 2 * MIB  # nothing reported was lost
     assert kept == pattern_bytes(8 * MIB)[: len(kept)]
+
+
+@pytest.fixture
+def pool(monkeypatch):
+    """A pool of its own, recording the buffers it lends."""
+    pool = direct_io.BufferPool(keep_bytes=16 * direct_io.BUFFERS * 64 * 1024)
+    lent: list[list[int]] = []
+    real_lend = pool.lend
+
+    def recording(count: int, size: int):
+        buffers = real_lend(count, size)
+        lent.append([id(buffer) for buffer in buffers])
+        return buffers
+
+    monkeypatch.setattr(pool, "lend", recording)
+    monkeypatch.setattr(direct_io, "_POOL", pool)
+    pool.lent = lent
+    return pool
+
+
+def test_the_next_download_reuses_the_buffers_of_the_last(remote, target_dir, direct, pool):
+    first = fetch(remote.generated("/one.bin", 2 * MIB + 3), target_dir)
+    second = fetch(remote.generated("/two.bin", 3 * MIB + 5), target_dir)
+    assert second.path.read_bytes() == pattern_bytes(3 * MIB + 5)
+    assert first.sha256 == hashlib.sha256(pattern_bytes(2 * MIB + 3)).hexdigest()
+    assert len(pool.lent) == 2 and len(pool.lent[0]) == direct_io.BUFFERS
+    assert sorted(pool.lent[1]) == sorted(pool.lent[0])
+    assert pool.kept_bytes == direct_io.BUFFERS * 64 * 1024
+
+
+def test_downloads_at_once_each_get_their_own_bytes_and_hash(remote, target_dir, direct, pool):
+    sizes = [2 * MIB + i * 4099 for i in range(6)]
+    results: dict[int, object] = {}
+
+    def one(size: int) -> None:
+        results[size] = fetch(remote.generated(f"/at-once-{size}.bin", size), target_dir)
+
+    for _ in range(2):  # the second round runs on the first one's buffers
+        threads = [threading.Thread(target=one, args=(size,)) for size in sizes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for size in sizes:
+            content = pattern_bytes(size)
+            assert results[size].path.read_bytes() == content
+            assert results[size].sha256 == hashlib.sha256(content).hexdigest()
+            results[size].path.unlink()
+    assert len(pool.lent) == 2 * len(sizes)
+    assert pool.kept_bytes == len(sizes) * direct_io.BUFFERS * 64 * 1024
+
+
+def test_the_pool_keeps_no_more_than_its_bound():
+    pool = direct_io.BufferPool(keep_bytes=3 * 4096)
+    buffers = pool.lend(5, 4096)
+    assert len({id(buffer) for buffer in buffers}) == 5
+    assert all(len(buffer) == 4096 for buffer in buffers)
+    pool.give_back(buffers)
+    assert pool.kept_bytes == 3 * 4096
+    again = pool.lend(2, 4096)
+    assert {id(buffer) for buffer in again} <= {id(buffer) for buffer in buffers}
+    assert pool.kept_bytes == 4096
+    assert len(pool.lend(1, 8192)[0]) == 8192  # another size is mapped anew
+    assert pool.kept_bytes == 4096
 
 
 def test_without_o_direct_the_body_takes_the_usual_way(remote, target_dir, direct, monkeypatch):

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from ferry.downloads import names, part_files
+from ferry.downloads import direct_io, names, part_files
 from ferry.downloads.fetch_types import TransferTuning
 from tests.support.downloads import fetch
 from tests.support.remote import pattern_bytes
@@ -82,6 +82,8 @@ def test_written_windows_are_handed_to_the_disk_while_the_body_arrives(
         return 0
 
     monkeypatch.setattr(part_files, "_sync_file_range", recording)
+    # Bytes written past the page cache have no writeback to hand over.
+    monkeypatch.setattr(direct_io, "DIRECT_MIN_SIZE", 1 << 40)
     size = 5 * 1024 * 1024 + 11
     url = remote.generated("/data/window.bin", size, announce=announce)
     result = fetch(url, target_dir, tuning=TransferTuning(writeback_window=1 << 20))
