@@ -35,6 +35,16 @@ from urllib.parse import quote
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ferry.client.live import EVENTS_PATH, parse_events  # noqa: E402
+from ferry.kernel.statuses import EventType  # noqa: E402
+
+FINISHED_EVENTS = {
+    EventType.DOWNLOAD_COMPLETED,
+    EventType.DOWNLOAD_FAILED,
+    EventType.DOWNLOAD_CANCELLED,
+}
 ADMIN_USER, ADMIN_PASSWORD = "bench", "bench-password-1"
 TARGETS = {
     "single": 0.6,  # Ferry's wall time / curl's
@@ -235,6 +245,32 @@ class Ferry:
                 return
             time.sleep(poll)
 
+    @contextlib.contextmanager
+    def finishing(self):
+        """Yields a function that waits until every download of a set of ids has
+        finished, told by the live event stream opened on entering, before anything
+        starts: as `ferry download --wait` waits, instead of asking again and again."""
+        response = self.session.get(
+            f"{self.base}{EVENTS_PATH}",
+            headers={"Accept": "text/event-stream"},
+            stream=True,
+            timeout=60,
+        )
+        response.raise_for_status()
+        events = parse_events(response.iter_lines(decode_unicode=True))
+        finished: set[str] = set()
+
+        def wait(ids: set[str]) -> None:
+            while not ids <= finished:
+                _, kind, data = next(events)
+                if kind in FINISHED_EVENTS:
+                    finished.add(data["download"]["id"])
+
+        try:
+            yield wait
+        finally:
+            response.close()
+
     def check_completed(self, ids: set[str]) -> None:
         """The history must say `completed` for each of `ids`; asked after the timing,
         as the peers' files are checked after theirs."""
@@ -309,8 +345,9 @@ def measure_single(base: str, ferry: Ferry, work: Path, size: int) -> dict[str, 
     started: set[str] = set()
 
     def ferry_once() -> None:
-        started.add(ferry.start("single", url))
-        ferry.wait_all(started, poll=0.01)
+        with ferry.finishing() as wait:
+            started.add(ferry.start("single", url))
+            wait(started)
 
     results["ferry"] = timed(ferry_once)
     ferry.check_completed(started)
@@ -375,8 +412,9 @@ def measure_batch(
     def ferry_batch() -> None:
         if probe:
             sampler.start()
-        started.update(ferry.start_batch("batch", urls))
-        ferry.wait_all(started, poll=0.02)
+        with ferry.finishing() as wait:
+            started.update(ferry.start_batch("batch", urls))
+            wait(started)
 
     results: dict = {"ferry": timed(ferry_batch)}
     running.clear()
