@@ -37,9 +37,10 @@ CANCEL_CHECK_SECONDS = 0.1
 class FileDigest:
     """The digests (`algorithms`, by hashlib name) of the file open for reading as `fd`.
 
-    Use as a context manager, which starts and stops the hashing thread (and, for a
-    second algorithm, a thread that hashes the same buffers alongside it); `wrote` from
-    any thread, then `finish` once every byte is in the file.
+    Use as a context manager, which stops the hashing thread (started when bytes are
+    first queued for it) and, for a second algorithm, a thread that hashes the same
+    buffers alongside it; `wrote` from any thread, or `hash_now` from the one thread
+    that moves the body, then `finish` once every byte is in the file.
     """
 
     def __init__(self, fd: int, algorithms: tuple[str, ...] = ("sha256",)):
@@ -58,6 +59,8 @@ class FileDigest:
         self._ahead: dict[int, int] = {}
         self._ahead_ends: dict[int, int] = {}
         self._hashed = 0
+        # A caller is hashing bytes itself (`hash_now`): the thread waits its turn.
+        self._hashing_here = False
         self._stopping = False
         self._error: Exception | None = None
         self._thread: threading.Thread | None = None
@@ -68,8 +71,6 @@ class FileDigest:
             self._alongside = ThreadPoolExecutor(
                 1, thread_name_prefix="ferry-fetch-digest", initializer=yield_to_requests
             )
-        self._thread = threading.Thread(target=self._run, name="ferry-fetch-digest", daemon=True)
-        self._thread.start()
         return self
 
     def __exit__(
@@ -119,18 +120,39 @@ class FileDigest:
             self._queued_bytes += len(data)
             self._queue.append((offset, data, len(data)))
             self._frontier = offset + len(data)
+            self._start_hashing()
             self._changed.notify_all()
 
-    def wait_hashed(self, end: int, cancel: threading.Event | None = None) -> bool:
-        """Wait until the file's first `end` bytes are hashed, hashing has failed or
-        stopped, or `cancel` is set; answer whether they are hashed (`finish` tells
-        what happened otherwise)."""
+    def hash_now(self, offset: int, data: bytes | memoryview) -> None:
+        """Hash `data`, the bytes at `offset` where those reported so far end, in the
+        calling thread, once everything before them is hashed; `data` may change as
+        soon as this returns. For a body moved by one thread, which then needs no
+        hashing thread at all."""
+        with self._changed:
+            if offset != self._frontier or self._ahead:
+                raise ValueError(f"bytes at {offset} do not follow the {self._frontier} reported")
+            while self._hashed < offset and self._error is None and not self._stopping:
+                self._changed.wait()
+            if self._error is not None or self._stopping:
+                return  # `finish` tells what happened
+            self._frontier = offset + len(data)
+            self._hashing_here = True
+        try:
+            self._update(data)
+        finally:
+            with self._changed:
+                self._hashing_here = False
+                self._hashed += len(data)
+                self._changed.notify_all()
+
+    def wait_hashed(self, end: int, cancel: threading.Event | None = None) -> None:
+        """Return once the file's first `end` bytes are hashed, hashing has failed or
+        stopped, or `cancel` is set; `finish` tells which."""
         with self._changed:
             while self._hashed < end and self._error is None and not self._stopping:
                 if cancel is not None and cancel.is_set():
-                    break
+                    return
                 self._changed.wait(CANCEL_CHECK_SECONDS)
-            return self._hashed >= end
 
     def finish(self, length: int, cancel: threading.Event | None = None) -> dict[str, str]:
         """The hex digest of each algorithm over the file's first `length` bytes, once
@@ -183,6 +205,14 @@ class FileDigest:
             self._queued_bytes += size
         self._queue.append((offset, data, size))
         self._frontier = end
+        self._start_hashing()
+
+    def _start_hashing(self) -> None:
+        if self._thread is None and not self._stopping:
+            self._thread = threading.Thread(
+                target=self._run, name="ferry-fetch-digest", daemon=True
+            )
+            self._thread.start()
 
     # --- the hashing thread ----------------------------------------------------------
 
@@ -193,7 +223,7 @@ class FileDigest:
         view: memoryview | None = None
         while True:
             with self._changed:
-                while not self._queue and not self._stopping:
+                while (not self._queue or self._hashing_here) and not self._stopping:
                     self._changed.wait()
                 if self._stopping:
                     return

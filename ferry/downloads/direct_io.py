@@ -2,19 +2,22 @@
 
 Bytes written through the page cache cost a copy into it and leave the kernel to write
 them out, which on some disks runs at a fraction of what the disk takes directly; the
-final fsync then waits for all of it. Here the socket is read into page-aligned buffers,
-the hashing thread hashes each buffer while a writer thread hands it to the disk as
-it is, and the reader fills the next: network, hashing and disk overlap, and the bytes
-are copied once. Only whole blocks go past the cache: the few bytes before the first
-block boundary and after the last one are written through it as usual.
+final fsync then waits for all of it. Here the socket is read into page-aligned buffers
+that are hashed and handed to the disk as they are: the bytes are copied once. Only
+whole blocks go past the cache: the few bytes before the first block boundary and after
+the last one are written through it as usual.
 
-The buffers are lent from a pool that keeps them between transfers. Memory written for
-the first time costs a page fault per page, and on a virtual machine whose host takes
-back the memory its guest frees (free page reporting), a fault on the host as well:
-page cache filled for every new file, or buffers mapped afresh for every transfer, pay
-that on every download; buffers the process keeps pay it once. (A big body maps its own
-few buffers: next to its bytes they cost nothing, and kept they would hold memory for
-nothing between big downloads.)
+A big body is moved by three threads at once, so that its network, hash and disk
+overlap on different cores: the reader fills one buffer while the hashing thread hashes
+another and a writer thread writes a third. A smaller one is received, hashed and
+written in turn by its own thread through one buffer: many downloads at once keep the
+cores busy between them, and hand-overs between threads would cost more than they save.
+
+Those single buffers are lent from a pool that keeps them between transfers. Memory
+written for the first time costs a page fault per page, and on a virtual machine whose
+host takes back the memory its guest frees (free page reporting), a fault on the host
+as well: page cache filled for every new file, or buffers mapped afresh for every
+transfer, pay that on every download; buffers the process keeps pay it once.
 """
 
 from __future__ import annotations
@@ -37,23 +40,22 @@ from ferry.downloads.priority import yield_to_requests
 from ferry.downloads.watchdog import Transfer
 
 # A body with at least this much still to read goes past the page cache; below it the
-# threads cost more than the cache does (measured on batches of 100 files of 256 KiB,
-# 1 MiB and 5 MiB).
-DIRECT_MIN_SIZE = 1024 * 1024
+# aligned head and tail are most of it (batches of 100 files of 256 KiB and 1 MiB took
+# a quarter less time than with this at 1 MiB).
+DIRECT_MIN_SIZE = 64 * 1024
 # O_DIRECT wants offsets and sizes on the device's logical block; 4096 covers every
 # common one.
 BLOCK = 4096
-# A body under LARGE_BODY is moved through pooled buffers of BUFFER_SIZE, so that many
-# downloads at once hold little memory and map none afresh; a bigger one through
-# buffers of LARGE_BUFFER_SIZE of its own (fewer hand-overs; mapping them costs little
-# next to the body).
+# A body under LARGE_BODY is received, hashed and written in turn through one pooled
+# buffer of BUFFER_SIZE; a bigger one through BUFFERS buffers of LARGE_BUFFER_SIZE of
+# its own, by three threads at once (mapping them costs little next to the body).
 BUFFER_SIZE = 512 * 1024
 LARGE_BUFFER_SIZE = 4 * 1024 * 1024
 LARGE_BODY = 64 * 1024 * 1024
-# Buffers in flight per transfer: one filling, one hashing, one or two writing.
+# One buffer filling, one hashing, one or two writing.
 BUFFERS = 4
 # What the pool keeps for the next transfers: the buffers of 16 downloads at once.
-POOL_BYTES = 16 * BUFFERS * BUFFER_SIZE
+POOL_BYTES = 16 * BUFFER_SIZE
 # Progress is reported after this much or this long, whichever comes first, so the
 # idle timeout sees a slow trickle too.
 REPORT_BYTES = 1024 * 1024
@@ -72,26 +74,22 @@ class BufferPool:
         self._kept_bytes = 0
         self._lock = threading.Lock()
 
-    def lend(self, count: int, size: int) -> list[mmap.mmap]:
-        lent = []
+    def lend(self, size: int) -> mmap.mmap:
         with self._lock:
-            kept = self._kept.get(size, [])
-            while kept and len(lent) < count:
-                lent.append(kept.pop())
+            kept = self._kept.get(size)
+            if kept:
                 self._kept_bytes -= size
-        while len(lent) < count:
-            lent.append(new_buffer(size))
-        return lent
+                return kept.pop()
+        return new_buffer(size)
 
-    def give_back(self, buffers: list[mmap.mmap]) -> None:
-        """Take back buffers no thread reads or writes any more; those past the bound
-        are left to be unmapped once the last view of them is gone."""
+    def give_back(self, buffer: mmap.mmap) -> None:
+        """Take back a buffer no thread reads or writes any more; one past the bound is
+        left to be unmapped once the last view of it is gone."""
+        size = len(buffer)
         with self._lock:
-            for buffer in buffers:
-                size = len(buffer)
-                if self._kept_bytes + size <= self._keep_bytes:
-                    self._kept.setdefault(size, []).append(buffer)
-                    self._kept_bytes += size
+            if self._kept_bytes + size <= self._keep_bytes:
+                self._kept.setdefault(size, []).append(buffer)
+                self._kept_bytes += size
 
     @property
     def kept_bytes(self) -> int:
@@ -119,15 +117,33 @@ def open_direct(fd: int) -> int | None:
         return None
 
 
+class _DirectFile:
+    """Writes at offsets past the page cache; a file system that opened the file for
+    direct writes but refuses them (EINVAL) gets them through the page cache instead."""
+
+    def __init__(self, direct_fd: int, cached_fd: int):
+        self._fd = direct_fd
+        self._cached_fd = cached_fd
+
+    def write(self, view: memoryview, offset: int) -> None:
+        while view:
+            try:
+                written = os.pwrite(self._fd, view, offset)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL or self._fd == self._cached_fd:
+                    raise
+                self._fd = self._cached_fd
+                continue
+            view, offset = view[written:], offset + written
+
+
 class _Writer:
     """One thread writing filled buffers at their offsets, then handing each back to
     `free` with the file offset its bytes end at; a failure is kept for the reader,
-    which stops at its next buffer. A file system that opened the file for
-    direct writes but refuses them (EINVAL) gets them through the page cache instead."""
+    which stops at its next buffer."""
 
-    def __init__(self, direct_fd: int, cached_fd: int, free: queue.Queue):
-        self._fd = direct_fd
-        self._cached_fd = cached_fd
+    def __init__(self, file: _DirectFile, free: queue.Queue):
+        self._file = file
         self._free = free
         self._work: queue.Queue = queue.Queue()
         self.error: OSError | None = None
@@ -150,21 +166,123 @@ class _Writer:
             buffer, size, offset, end = item
             if self.error is None:
                 try:
-                    self._write(memoryview(buffer)[:size], offset)
+                    self._file.write(memoryview(buffer)[:size], offset)
                 except OSError as exc:
                     self.error = exc
             self._free.put((buffer, end))
 
-    def _write(self, view: memoryview, offset: int) -> None:
-        while view:
+
+class _Body:
+    """The rest of one body on its way from the socket into the file: what has arrived
+    (`size` of `total`; body byte i goes to file offset `offset` + i), and what every
+    read does (cancel, deadline and idle checks, progress)."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        fd: int,
+        transfer: Transfer,
+        read_failed: ReadFailed,
+        on_progress: Callable[[int], None] | None,
+        *,
+        offset: int,
+        size: int,
+        total: int,
+    ):
+        self._sock = sock
+        self._fd = fd
+        self._transfer = transfer
+        self._read_failed = read_failed
+        self._on_progress = on_progress
+        self._idle_ms = int(transfer.policy.idle_timeout * 1000)
+        self._readable = select.poll()
+        self._readable.register(sock.fileno(), select.POLLIN)
+        self.offset, self.size, self.total = offset, size, total
+        self._reported, self._reported_at = size, time.monotonic()
+
+    def _receive(self, view: memoryview) -> int:
+        """Bytes into `view` from the socket, at least one; 0 at the end of the body."""
+        while True:
+            self._transfer.check()
             try:
-                written = os.pwrite(self._fd, view, offset)
+                return self._sock.recv_into(view, len(view))
+            except BlockingIOError:
+                # Nothing more for now: what arrived shows before the wait.
+                if self.size != self._reported:
+                    self.report(force=True)
+                if not self._readable.poll(self._idle_ms):
+                    raise self._read_failed(TimeoutError("idle"), self.size) from None
             except OSError as exc:
-                if exc.errno != errno.EINVAL or self._fd == self._cached_fd:
-                    raise
-                self._fd = self._cached_fd
-                continue
-            view, offset = view[written:], offset + written
+                raise self._read_failed(exc, self.size) from None
+
+    def fill(self, view: memoryview, until: float | None = None) -> int:
+        """Fill `view` from the socket, short only at the end of the body or once the
+        monotonic time `until` has passed; answers the bytes received. A read that fails
+        (a pause, a stop) first writes what arrived through the page cache, so that a
+        resume goes on from there."""
+        filled = 0
+        try:
+            while filled < len(view):
+                if until is not None and filled and time.monotonic() >= until:
+                    break
+                received = self._receive(view[filled:])
+                if not received:
+                    break
+                filled += received
+                self.size += received
+                self.report()
+        except FetchError:
+            if filled:
+                with contextlib.suppress(FetchError):
+                    self.write_through_cache(view[:filled])
+            raise
+        return filled
+
+    def report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if (
+            force
+            or self.size - self._reported >= REPORT_BYTES
+            or now - self._reported_at >= REPORT_SECONDS
+        ):
+            self._reported, self._reported_at = self.size, now
+            if self._on_progress is not None:
+                self._on_progress(self.size)
+
+    def write_through_cache(self, data: memoryview) -> None:
+        """Write `data`, the body's last received bytes, through the page cache."""
+        at = self.offset + self.size - len(data)
+        try:
+            while data:
+                written = os.pwrite(self._fd, data, at)
+                data, at = data[written:], at + written
+        except OSError as exc:
+            raise local_error(exc, "write the file") from None
+
+    def head(self, digest: FileDigest, in_turn: bool) -> bool:
+        """The bytes up to the first block boundary, through the page cache (hashed
+        here when `in_turn`); False when the body ended before them."""
+        head = min(-(self.offset + self.size) % BLOCK, self.total - self.size)
+        if not head:
+            return True
+        piece = memoryview(bytearray(head))
+        got = self.fill(piece)
+        if got:
+            self.write_through_cache(piece[:got])
+            at = self.offset + self.size - got
+            if in_turn:
+                digest.hash_now(at, piece[:got])
+            else:
+                digest.wrote(at, got, bytes(piece[:got]))
+            self.report(force=True)
+        return got == head
+
+    def more(self, until: float | None) -> int:
+        """The bytes still to come; 0 once the body is complete or the monotonic time
+        `until` has passed."""
+        if self.size >= self.total or (until is not None and time.monotonic() >= until):
+            return 0
+        return self.total - self.size
 
 
 def direct_rest(
@@ -184,95 +302,90 @@ def direct_rest(
     """Move body bytes `size`..`total` from `sock` into the file (body byte i at
     `offset` + i), returning the bytes now written; the same checks as reading (cancel,
     deadline, idle timeout, progress). `direct_fd` writes past the page cache, `fd`
-    through it. Past the monotonic time `until`, it stops after the buffer at hand."""
-    idle_ms = int(transfer.policy.idle_timeout * 1000)
-    readable = select.poll()
-    readable.register(sock.fileno(), select.POLLIN)
-    reported, reported_at = size, time.monotonic()
+    through it. Past the monotonic time `until`, it stops after the read at hand."""
+    body = _Body(
+        sock, fd, transfer, read_failed, on_progress, offset=offset, size=size, total=total
+    )
+    in_turn = moved_in_turn(total - size)
+    # A socket with a timeout waits for data inside recv, whatever the flags; without
+    # one, a read that would wait returns at once, and the wait is the body's own.
+    timeout = sock.gettimeout()
+    sock.settimeout(0)
+    try:
+        if body.head(digest, in_turn):
+            file = _DirectFile(direct_fd, fd)
+            if in_turn:
+                _in_turn(body, file, digest, until)
+            else:
+                _pipelined(body, file, digest, transfer.cancel, until)
+    finally:
+        sock.settimeout(timeout)
+    body.report(force=True)
+    return body.size
 
-    def receive(view: memoryview) -> int:
-        """Bytes into `view` from the socket, at least one; 0 at the end of the body."""
-        while True:
-            transfer.check()
-            try:
-                return sock.recv_into(view, len(view), socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                if not readable.poll(idle_ms):
-                    raise read_failed(TimeoutError("idle"), size) from None
-            except OSError as exc:
-                raise read_failed(exc, size) from None
 
-    def report(force: bool = False) -> None:
-        nonlocal reported, reported_at
-        now = time.monotonic()
-        if force or size - reported >= REPORT_BYTES or now - reported_at >= REPORT_SECONDS:
-            reported, reported_at = size, now
-            if on_progress is not None:
-                on_progress(size)
-
-    def write_through_cache(data: memoryview) -> None:
-        at = offset + size - len(data)
+def _write(file: _DirectFile, body: _Body, view: memoryview, start: int) -> bool:
+    """Write `view`, the bytes at file offset `start`: its whole blocks past the page
+    cache, a short rest through it. False when there was such a rest (the body's
+    end: nothing may follow it past the cache)."""
+    whole = len(view) - len(view) % BLOCK
+    if whole:
         try:
-            while data:
-                written = os.pwrite(fd, data, at)
-                data, at = data[written:], at + written
+            file.write(view[:whole], start)
         except OSError as exc:
             raise local_error(exc, "write the file") from None
+    if whole < len(view):
+        body.write_through_cache(view[whole:])
+        return False
+    return True
 
-    # Up to the first block boundary through the page cache.
-    head = min(-(offset + size) % BLOCK, total - size)
-    if head:
-        piece = bytearray(head)
-        got = 0
-        while got < head:
-            received = receive(memoryview(piece)[got:])
-            if not received:
-                return size
-            got += received
-        size += head
-        write_through_cache(memoryview(piece))
-        digest.wrote(offset + size - head, head, bytes(piece))
-        report(force=True)
 
+def _in_turn(body: _Body, file: _DirectFile, digest: FileDigest, until: float | None) -> None:
+    """Receive, hash and write one buffer after the other in the calling thread. A body
+    under LARGE_BODY is one of many more often than not, and the other downloads keep
+    the cores busy; no hand-over between threads costs a wake-up or the interpreter."""
+    buffer = _POOL.lend(BUFFER_SIZE)
+    view = memoryview(buffer)
+    try:
+        while want := min(body.more(until), BUFFER_SIZE):
+            filled = body.fill(view[:want], until)
+            if not filled:
+                break
+            start = body.offset + body.size - filled
+            digest.hash_now(start, view[:filled])
+            if not _write(file, body, view[:filled], start) or filled < want:
+                break
+    finally:
+        # Hashed in this thread: nothing else reads the buffer once this returns.
+        _POOL.give_back(buffer)
+
+
+def _pipelined(
+    body: _Body,
+    file: _DirectFile,
+    digest: FileDigest,
+    cancel: threading.Event,
+    until: float | None,
+) -> None:
+    """Fill one buffer while the hashing thread hashes another and a writer thread
+    writes a third, so that the network, the hash and the disk of one big body overlap
+    on different cores."""
     # Each free buffer with the file offset its last bytes ended at: refilled only once
     # hashed up to there.
-    pooled = total - size < LARGE_BODY
-    buffer_size = BUFFER_SIZE if pooled else LARGE_BUFFER_SIZE
-    lent = (
-        _POOL.lend(BUFFERS, buffer_size)
-        if pooled
-        else [new_buffer(buffer_size) for _ in range(BUFFERS)]
-    )
     free: queue.Queue = queue.Queue()
-    for buffer in lent:
-        free.put((buffer, 0))
-    with _Writer(direct_fd, fd, free) as writer:
-        while size < total and (until is None or time.monotonic() < until):
+    for _ in range(BUFFERS):
+        free.put((new_buffer(LARGE_BUFFER_SIZE), 0))
+    with _Writer(file, free) as writer:
+        while want := min(body.more(until), LARGE_BUFFER_SIZE):
             buffer, last_end = free.get()
-            digest.wait_hashed(last_end, transfer.cancel)
+            digest.wait_hashed(last_end, cancel)
             if writer.error is not None:
                 raise local_error(writer.error, "write the file")
             view = memoryview(buffer)
-            filled = 0
-            want = min(buffer_size, total - size)
-            try:
-                while filled < want:
-                    received = receive(view[filled:want])
-                    if not received:
-                        break
-                    filled += received
-                    size += received
-                    report()
-            except FetchError:
-                # A pause or a stop keeps the part file for a resume: keep what arrived.
-                if filled:
-                    with contextlib.suppress(FetchError):
-                        write_through_cache(view[:filled])
-                raise
+            filled = body.fill(view[:want], until)
             if not filled:
-                free.put((buffer, last_end))
                 break
-            start = offset + size - filled
+            start = body.offset + body.size - filled
             whole = filled - filled % BLOCK
             digest.holding(start, view[:filled])
             if whole:
@@ -281,18 +394,18 @@ def direct_rest(
                 free.put((buffer, start + filled))
             if whole < filled:
                 # The body's last bytes, short of a block: through the page cache.
-                write_through_cache(view[whole:filled])
+                body.write_through_cache(view[whole:filled])
                 break
             if filled < want:
                 break
     if writer.error is not None:
         raise local_error(writer.error, "write the file")
-    # Lent again only once hashed: a transfer cut short drops its buffers instead, as
-    # the hashing thread may still be reading them.
-    if pooled and digest.wait_hashed(offset + size, transfer.cancel):
-        _POOL.give_back(lent)
-    report(force=True)
-    return size
+
+
+def moved_in_turn(remaining: int | None) -> bool:
+    """Whether a body with `remaining` bytes to go (None: not known) is received, hashed
+    and written in turn by one thread rather than by three at once."""
+    return remaining is not None and remaining < LARGE_BODY
 
 
 def usable(transfer: Transfer, remaining: int) -> bool:

@@ -231,6 +231,9 @@ def _stream_body(
     max_size = transfer.policy.max_size
     # read1 returns what has arrived instead of waiting for a full chunk (urllib3 >= 2.3).
     read = getattr(response, "read1", response.read)
+    # A smaller body read in order is hashed by the thread that reads it, as
+    # `direct_io` moves its rest: no hashing thread to start and hand bytes to.
+    hash_here = direct and direct_io.moved_in_turn(announced)
     total = limit if limit is not None else announced
     size = 0
     writeback = Writeback(fd, offset, transfer.tuning.writeback_window)
@@ -251,7 +254,10 @@ def _stream_body(
             _write_all(fd, chunk, offset + size - len(chunk))
         except OSError as exc:
             raise local_error(exc, "write the file") from None
-        digest.wrote(offset + size - len(chunk), len(chunk), chunk)
+        if hash_here:
+            digest.hash_now(offset + size - len(chunk), chunk)
+        else:
+            digest.wrote(offset + size - len(chunk), len(chunk), chunk)
         writeback.written(size)
         if on_progress is not None:
             on_progress(size)

@@ -141,3 +141,47 @@ def test_a_cancel_ends_the_wait_for_bytes_still_to_be_read_back(part, monkeypatc
             digest.finish(SIZE, cancel)
         released.set()
     assert failure.value.code == DOWNLOAD_CANCELLED
+
+
+def hashing_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("ferry-fetch-digest")]
+
+
+def test_bytes_hashed_by_their_reader_need_no_hashing_thread(part):
+    body = pattern_bytes(SIZE)
+    before = hashing_threads()
+    for algorithms in [("sha256",), ("sha256", "sha512")]:
+        with FileDigest(part, algorithms) as digest:
+            for start, end in pieces(SIZE, 100_000):
+                buffer = bytearray(body[start:end])
+                os.pwrite(part, buffer, start)
+                digest.hash_now(start, memoryview(buffer))
+                buffer[:] = b"\0" * len(buffer)  # reused at once, as a pooled buffer is
+            if len(algorithms) == 1:  # a second one is hashed alongside, on a thread
+                assert hashing_threads() == before
+            assert digest.finish(SIZE) == {
+                name: hashlib.new(name, body).hexdigest() for name in algorithms
+            }
+
+
+def test_bytes_hashed_by_their_reader_wait_for_those_queued_before_them(part):
+    # A first chunk handed over (read back from the file), the rest hashed by the reader.
+    body = pattern_bytes(SIZE)
+    split = 2 * 1024 * 1024 + 5
+    with FileDigest(part) as digest:
+        write(part, digest, body, 0, split, held=False)
+        for start, end in pieces(SIZE - split, 65_536):
+            start, end = start + split, end + split
+            os.pwrite(part, body[start:end], start)
+            digest.hash_now(start, body[start:end])
+        assert digest.finish(SIZE) == {"sha256": hashlib.sha256(body).hexdigest()}
+
+
+def test_bytes_hashed_by_their_reader_must_follow_those_reported(part):
+    with FileDigest(part) as digest:
+        digest.hash_now(0, b"abc")
+        with pytest.raises(ValueError):
+            digest.hash_now(10, b"def")
+        digest.wrote(20, 5, b"ahead")
+        with pytest.raises(ValueError):
+            digest.hash_now(3, b"def")

@@ -30,10 +30,22 @@ pytest_plugins = ("tests.support.download_fixtures",)
 MIB = 1024 * 1024
 
 
-@pytest.fixture
-def direct(target_dir, monkeypatch):
+MODES = ("in turn", "pipelined")
+
+
+class Moved(list):
+    """The sizes of the rests moved past the page cache, and the ways they were moved."""
+
+    def __init__(self):
+        super().__init__()
+        self.modes: set[str] = set()
+
+
+def go_direct(target_dir, monkeypatch, mode: str) -> Moved:
     """Bodies of 1 MiB and more go past the page cache through 64 KiB buffers (so a
-    body cycles through every buffer many times); the calls are counted."""
+    body cycles through its buffers many times), moved in turn by one thread, or by
+    three at once (every such body counting as large). Answers the sizes of the rests
+    moved so, and checks on teardown that `mode` moved them."""
     probe = os.open(target_dir / "probe", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         supported = direct_io.open_direct(probe)
@@ -45,7 +57,10 @@ def direct(target_dir, monkeypatch):
     os.close(supported)
     monkeypatch.setattr(direct_io, "DIRECT_MIN_SIZE", MIB)
     monkeypatch.setattr(direct_io, "BUFFER_SIZE", 64 * 1024)
-    calls: list[int] = []
+    monkeypatch.setattr(direct_io, "LARGE_BUFFER_SIZE", 64 * 1024)
+    if mode == "pipelined":
+        monkeypatch.setattr(direct_io, "LARGE_BODY", MIB)
+    calls = Moved()
     real = direct_io.direct_rest
 
     def counted(*args, **kwargs):
@@ -53,7 +68,31 @@ def direct(target_dir, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(direct_io, "direct_rest", counted)
+    for name, label in (("_in_turn", "in turn"), ("_pipelined", "pipelined")):
+        monkeypatch.setattr(direct_io, name, _noting(getattr(direct_io, name), label, calls))
     return calls
+
+
+def _noting(real, label: str, calls):
+    def noted(*args, **kwargs):
+        calls.modes.add(label)
+        return real(*args, **kwargs)
+
+    return noted
+
+
+@pytest.fixture(params=MODES)
+def direct(request, target_dir, monkeypatch):
+    calls = go_direct(target_dir, monkeypatch, request.param)
+    yield calls
+    assert calls.modes <= {request.param}
+
+
+@pytest.fixture
+def in_turn(target_dir, monkeypatch):
+    calls = go_direct(target_dir, monkeypatch, "in turn")
+    yield calls
+    assert calls.modes <= {"in turn"}
 
 
 @pytest.mark.parametrize("size", [3 * MIB, 3 * MIB + 4095, 5 * MIB + 1])
@@ -86,29 +125,32 @@ def test_a_body_cut_short_fails_and_leaves_nothing(remote, target_dir, direct):
     assert direct
 
 
-def test_a_stall_times_out_and_a_cancel_stops_it(remote, target_dir, direct, pool):
+def cancelled_past_a_mebibyte(remote, target_dir, size: int) -> FetchError:
+    """The failure of a slow download of `size` bytes cancelled once past 1 MiB."""
+    cancel = threading.Event()
+
+    def cancel_once_moving(moved: int) -> None:
+        if moved > MIB:
+            cancel.set()
+
+    slow = remote.ranged("/slow.bin", size, pause=0.01)
+    return fetch_failure(slow, target_dir, cancel=cancel, on_progress=cancel_once_moving)
+
+
+def test_a_stall_times_out_and_a_cancel_stops_it(remote, target_dir, direct):
     policy = dataclasses.replace(LOCAL, timeout=1)
     stalled = remote.stall("/stall", sent_first=2 * MIB, length=8 * MIB)
     assert fetch_failure(stalled, target_dir, policy).code == DOWNLOAD_TIMEOUT
-    cancel = threading.Event()
-
-    def cancel_once_moving(size: int) -> None:
-        if size > MIB:
-            cancel.set()
-
-    slow = remote.ranged("/slow.bin", 8 * MIB, pause=0.01)
-    error = fetch_failure(slow, target_dir, cancel=cancel, on_progress=cancel_once_moving)
-    assert error.code == DOWNLOAD_CANCELLED
+    assert cancelled_past_a_mebibyte(remote, target_dir, 8 * MIB).code == DOWNLOAD_CANCELLED
     assert listing(target_dir) == []
     assert len(direct) == 2
-    # Neither gave its buffers back: the hashing thread may still have been reading them.
-    assert len(pool.lent) == 2 and pool.kept_bytes == 0
 
 
 def test_a_pause_keeps_the_bytes_of_the_buffer_being_filled(
     remote, target_dir, direct, monkeypatch
 ):
     monkeypatch.setattr(direct_io, "BUFFER_SIZE", 4 * MIB)
+    monkeypatch.setattr(direct_io, "LARGE_BUFFER_SIZE", 4 * MIB)
     cancel = threading.Event()
     seen: list[int] = []
 
@@ -136,14 +178,14 @@ def test_a_pause_keeps_the_bytes_of_the_buffer_being_filled(
 @pytest.fixture
 def pool(monkeypatch):
     """A pool of its own, recording the buffers it lends."""
-    pool = direct_io.BufferPool(keep_bytes=16 * direct_io.BUFFERS * 64 * 1024)
-    lent: list[list[int]] = []
+    pool = direct_io.BufferPool(keep_bytes=16 * 64 * 1024)
+    lent: list[int] = []
     real_lend = pool.lend
 
-    def recording(count: int, size: int):
-        buffers = real_lend(count, size)
-        lent.append([id(buffer) for buffer in buffers])
-        return buffers
+    def recording(size: int):
+        buffer = real_lend(size)
+        lent.append(id(buffer))
+        return buffer
 
     monkeypatch.setattr(pool, "lend", recording)
     monkeypatch.setattr(direct_io, "_POOL", pool)
@@ -151,17 +193,40 @@ def pool(monkeypatch):
     return pool
 
 
-def test_the_next_download_reuses_the_buffers_of_the_last(remote, target_dir, direct, pool):
+def transfer_threads() -> set[str]:
+    prefixes = ("ferry-fetch-digest", "ferry-fetch-direct")
+    return {t.name for t in threading.enumerate() if t.name.startswith(prefixes)}
+
+
+def test_a_body_moved_in_turn_starts_no_thread_and_one_moved_at_once_does(
+    remote, target_dir, direct, request
+):
+    size = 3 * MIB + 17
+    seen: set[str] = set()
+    result = fetch(
+        remote.generated("/threads.bin", size),
+        target_dir,
+        on_progress=lambda _: seen.update(transfer_threads()),
+    )
+    assert result.sha256 == hashlib.sha256(pattern_bytes(size)).hexdigest()
+    if direct.modes == {"in turn"}:
+        assert not seen
+    else:
+        assert seen == {"ferry-fetch-digest", "ferry-fetch-direct"}
+
+
+def test_the_next_download_reuses_the_buffer_of_the_last(remote, target_dir, in_turn, pool):
     first = fetch(remote.generated("/one.bin", 2 * MIB + 3), target_dir)
-    second = fetch(remote.generated("/two.bin", 3 * MIB + 5), target_dir)
-    assert second.path.read_bytes() == pattern_bytes(3 * MIB + 5)
+    assert cancelled_past_a_mebibyte(remote, target_dir, 4 * MIB).code == DOWNLOAD_CANCELLED
+    third = fetch(remote.generated("/three.bin", 3 * MIB + 5), target_dir)
+    assert third.path.read_bytes() == pattern_bytes(3 * MIB + 5)
     assert first.sha256 == hashlib.sha256(pattern_bytes(2 * MIB + 3)).hexdigest()
-    assert len(pool.lent) == 2 and len(pool.lent[0]) == direct_io.BUFFERS
-    assert sorted(pool.lent[1]) == sorted(pool.lent[0])
-    assert pool.kept_bytes == direct_io.BUFFERS * 64 * 1024
+    # One buffer each, the same one, given back by the cancelled download too.
+    assert len(pool.lent) == 3 and pool.lent[0] == pool.lent[1] == pool.lent[2]
+    assert pool.kept_bytes == 64 * 1024
 
 
-def test_downloads_at_once_each_get_their_own_bytes_and_hash(remote, target_dir, direct, pool):
+def test_downloads_at_once_each_get_their_own_bytes_and_hash(remote, target_dir, in_turn, pool):
     sizes = [2 * MIB + i * 4099 for i in range(6)]
     results: dict[int, object] = {}
 
@@ -180,20 +245,21 @@ def test_downloads_at_once_each_get_their_own_bytes_and_hash(remote, target_dir,
             assert results[size].sha256 == hashlib.sha256(content).hexdigest()
             results[size].path.unlink()
     assert len(pool.lent) == 2 * len(sizes)
-    assert pool.kept_bytes == len(sizes) * direct_io.BUFFERS * 64 * 1024
+    assert pool.kept_bytes == len(sizes) * 64 * 1024
 
 
 def test_the_pool_keeps_no_more_than_its_bound():
     pool = direct_io.BufferPool(keep_bytes=3 * 4096)
-    buffers = pool.lend(5, 4096)
+    buffers = [pool.lend(4096) for _ in range(5)]
     assert len({id(buffer) for buffer in buffers}) == 5
     assert all(len(buffer) == 4096 for buffer in buffers)
-    pool.give_back(buffers)
+    for buffer in buffers:
+        pool.give_back(buffer)
     assert pool.kept_bytes == 3 * 4096
-    again = pool.lend(2, 4096)
+    again = [pool.lend(4096), pool.lend(4096)]
     assert {id(buffer) for buffer in again} <= {id(buffer) for buffer in buffers}
     assert pool.kept_bytes == 4096
-    assert len(pool.lend(1, 8192)[0]) == 8192  # another size is mapped anew
+    assert len(pool.lend(8192)) == 8192  # another size is mapped anew
     assert pool.kept_bytes == 4096
 
 
