@@ -319,7 +319,8 @@ def direct_rest(
             else:
                 _pipelined(body, file, digest, transfer.cancel, until)
     finally:
-        sock.settimeout(timeout)
+        with contextlib.suppress(OSError):  # closed under the read: nothing to restore
+            sock.settimeout(timeout)
     body.report(force=True)
     return body.size
 
