@@ -145,14 +145,16 @@ class FileDigest:
                 self._hashed += len(data)
                 self._changed.notify_all()
 
-    def wait_hashed(self, end: int, cancel: threading.Event | None = None) -> None:
-        """Return once the file's first `end` bytes are hashed, hashing has failed or
-        stopped, or `cancel` is set; `finish` tells which."""
+    def wait_hashed(self, end: int, cancel: threading.Event | None = None) -> bool:
+        """Wait until the file's first `end` bytes are hashed, hashing has failed or
+        stopped, or `cancel` is set; answer whether they are hashed (`finish` tells
+        what happened otherwise)."""
         with self._changed:
             while self._hashed < end and self._error is None and not self._stopping:
                 if cancel is not None and cancel.is_set():
-                    return
+                    break
                 self._changed.wait(CANCEL_CHECK_SECONDS)
+            return self._hashed >= end
 
     def finish(self, length: int, cancel: threading.Event | None = None) -> dict[str, str]:
         """The hex digest of each algorithm over the file's first `length` bytes, once

@@ -7,13 +7,15 @@ that are hashed and handed to the disk as they are: the bytes are copied once. O
 whole blocks go past the cache: the few bytes before the first block boundary and after
 the last one are written through it as usual.
 
-A big body is moved by three threads at once, so that its network, hash and disk
-overlap on different cores: the reader fills one buffer while the hashing thread hashes
-another and a writer thread writes a third. A smaller one is received, hashed and
-written in turn by its own thread through one buffer: many downloads at once keep the
-cores busy between them, and hand-overs between threads would cost more than they save.
+A body is moved by three threads at once, so that its network, hash and disk overlap
+on different cores: the reader fills one buffer while the hashing thread hashes another
+and a writer thread writes a third. But while at least as many downloads run as the
+machine has cores, a body under LARGE_BODY is received, hashed and written in turn by
+its own thread through one buffer: the downloads keep the cores busy between them, and
+hand-overs between threads would cost more than they save.
 
-Those single buffers are lent from a pool that keeps them between transfers. Memory
+The buffers of bodies under LARGE_BODY are lent from a pool that keeps them between
+transfers (a big body maps its own: next to its bytes they cost little). Memory
 written for the first time costs a page fault per page, and on a virtual machine whose
 host takes back the memory its guest frees (free page reporting), a fault on the host
 as well: page cache filled for every new file, or buffers mapped afresh for every
@@ -37,7 +39,7 @@ from ferry.downloads.digests import FileDigest
 from ferry.downloads.part_files import local_error
 from ferry.downloads.policy import FetchError
 from ferry.downloads.priority import yield_to_requests
-from ferry.downloads.watchdog import Transfer
+from ferry.downloads.watchdog import Transfer, transfers_under_way
 
 # A body with at least this much still to read goes past the page cache; below it the
 # aligned head and tail are most of it (batches of 100 files of 256 KiB and 1 MiB took
@@ -46,16 +48,17 @@ DIRECT_MIN_SIZE = 64 * 1024
 # O_DIRECT wants offsets and sizes on the device's logical block; 4096 covers every
 # common one.
 BLOCK = 4096
-# A body under LARGE_BODY is received, hashed and written in turn through one pooled
-# buffer of BUFFER_SIZE; a bigger one through BUFFERS buffers of LARGE_BUFFER_SIZE of
-# its own, by three threads at once (mapping them costs little next to the body).
+# A body under LARGE_BODY moves through pooled buffers of BUFFER_SIZE, a bigger one
+# through buffers of LARGE_BUFFER_SIZE of its own.
 BUFFER_SIZE = 512 * 1024
 LARGE_BUFFER_SIZE = 4 * 1024 * 1024
 LARGE_BODY = 64 * 1024 * 1024
-# One buffer filling, one hashing, one or two writing.
+# Buffers of a body moved by three threads: one filling, one hashing, one or two writing.
 BUFFERS = 4
+# Downloads under way from which a body under LARGE_BODY is moved in turn.
+CORES = os.cpu_count() or 1
 # What the pool keeps for the next transfers: the buffers of 16 downloads at once.
-POOL_BYTES = 16 * BUFFER_SIZE
+POOL_BYTES = 16 * BUFFERS * BUFFER_SIZE
 # Progress is reported after this much or this long, whichever comes first, so the
 # idle timeout sees a slow trickle too.
 REPORT_BYTES = 1024 * 1024
@@ -369,15 +372,21 @@ def _pipelined(
     until: float | None,
 ) -> None:
     """Fill one buffer while the hashing thread hashes another and a writer thread
-    writes a third, so that the network, the hash and the disk of one big body overlap
-    on different cores."""
+    writes a third, so that the network, the hash and the disk of one body overlap on
+    different cores."""
+    pooled = body.total - body.size < LARGE_BODY
+    buffer_size = BUFFER_SIZE if pooled else LARGE_BUFFER_SIZE
+    if pooled:
+        lent = [_POOL.lend(buffer_size) for _ in range(BUFFERS)]
+    else:
+        lent = [new_buffer(buffer_size) for _ in range(BUFFERS)]
     # Each free buffer with the file offset its last bytes ended at: refilled only once
     # hashed up to there.
     free: queue.Queue = queue.Queue()
-    for _ in range(BUFFERS):
-        free.put((new_buffer(LARGE_BUFFER_SIZE), 0))
+    for buffer in lent:
+        free.put((buffer, 0))
     with _Writer(file, free) as writer:
-        while want := min(body.more(until), LARGE_BUFFER_SIZE):
+        while want := min(body.more(until), buffer_size):
             buffer, last_end = free.get()
             digest.wait_hashed(last_end, cancel)
             if writer.error is not None:
@@ -401,12 +410,17 @@ def _pipelined(
                 break
     if writer.error is not None:
         raise local_error(writer.error, "write the file")
+    # Lent again only once hashed: a transfer cut short drops its buffers instead, as
+    # the hashing thread may still be reading them.
+    if pooled and digest.wait_hashed(body.offset + body.size, cancel):
+        for buffer in lent:
+            _POOL.give_back(buffer)
 
 
 def moved_in_turn(remaining: int | None) -> bool:
     """Whether a body with `remaining` bytes to go (None: not known) is received, hashed
     and written in turn by one thread rather than by three at once."""
-    return remaining is not None and remaining < LARGE_BODY
+    return remaining is not None and remaining < LARGE_BODY and transfers_under_way() >= CORES
 
 
 def usable(transfer: Transfer, remaining: int) -> bool:

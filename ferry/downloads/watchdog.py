@@ -63,6 +63,10 @@ class _Watchdog:
         with self._lock:
             self._transfers.discard(transfer)
 
+    def count(self) -> int:
+        with self._lock:
+            return len(self._transfers)
+
     def _run(self) -> None:
         while True:
             time.sleep(_WATCH_INTERVAL)
@@ -79,6 +83,11 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+
+
+def transfers_under_way() -> int:
+    """How many fetches this process is running."""
+    return _WATCHDOG.count()
 
 
 class Transfer:

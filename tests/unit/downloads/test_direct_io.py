@@ -23,14 +23,16 @@ from ferry.downloads.policy import (
 )
 from ferry.downloads.watchdog import Transfer
 from tests.support.downloads import LOCAL, fetch, fetch_failure, listing
-from tests.support.remote import pattern_bytes
+from tests.support.remote import pattern_bytes, wait_until
 
 pytest_plugins = ("tests.support.download_fixtures",)
 
 MIB = 1024 * 1024
 
 
-MODES = ("in turn", "pipelined")
+# How each mode moves a body: in turn (as while other downloads keep the cores busy),
+# by three threads through pooled buffers (a body alone), or through its own (a big one).
+MODES = {"in turn": "in turn", "alone": "pipelined", "large": "pipelined"}
 
 
 class Moved(list):
@@ -43,9 +45,8 @@ class Moved(list):
 
 def go_direct(target_dir, monkeypatch, mode: str) -> Moved:
     """Bodies of 1 MiB and more go past the page cache through 64 KiB buffers (so a
-    body cycles through its buffers many times), moved in turn by one thread, or by
-    three at once (every such body counting as large). Answers the sizes of the rests
-    moved so, and checks on teardown that `mode` moved them."""
+    body cycles through its buffers many times), moved as `mode` (one of MODES) says.
+    Answers the sizes of the rests moved so, and the ways they were moved."""
     probe = os.open(target_dir / "probe", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         supported = direct_io.open_direct(probe)
@@ -58,7 +59,8 @@ def go_direct(target_dir, monkeypatch, mode: str) -> Moved:
     monkeypatch.setattr(direct_io, "DIRECT_MIN_SIZE", MIB)
     monkeypatch.setattr(direct_io, "BUFFER_SIZE", 64 * 1024)
     monkeypatch.setattr(direct_io, "LARGE_BUFFER_SIZE", 64 * 1024)
-    if mode == "pipelined":
+    monkeypatch.setattr(direct_io, "CORES", 1 if mode == "in turn" else 1 << 20)
+    if mode == "large":
         monkeypatch.setattr(direct_io, "LARGE_BODY", MIB)
     calls = Moved()
     real = direct_io.direct_rest
@@ -81,18 +83,16 @@ def _noting(real, label: str, calls):
     return noted
 
 
-@pytest.fixture(params=MODES)
+@pytest.fixture(params=list(MODES))
 def direct(request, target_dir, monkeypatch):
     calls = go_direct(target_dir, monkeypatch, request.param)
     yield calls
-    assert calls.modes <= {request.param}
+    assert calls.modes <= {MODES[request.param]}
 
 
 @pytest.fixture
 def in_turn(target_dir, monkeypatch):
-    calls = go_direct(target_dir, monkeypatch, "in turn")
-    yield calls
-    assert calls.modes <= {"in turn"}
+    return go_direct(target_dir, monkeypatch, "in turn")
 
 
 @pytest.mark.parametrize("size", [3 * MIB, 3 * MIB + 4095, 5 * MIB + 1])
@@ -213,6 +213,29 @@ def test_a_body_moved_in_turn_starts_no_thread_and_one_moved_at_once_does(
         assert not seen
     else:
         assert seen == {"ferry-fetch-digest", "ferry-fetch-direct"}
+
+
+def test_a_body_alone_is_moved_by_three_threads_and_one_among_others_in_turn(
+    remote, target_dir, in_turn, monkeypatch
+):
+    monkeypatch.setattr(direct_io, "CORES", 2)
+    fetch(remote.generated("/alone.bin", 2 * MIB + 1), target_dir)
+    assert in_turn.modes == {"pipelined"}
+    in_turn.modes.clear()
+    cancel = threading.Event()
+    stalled = remote.stall("/stalled", sent_first=1000, length=4 * MIB)
+    other = threading.Thread(
+        target=fetch_failure, args=(stalled, target_dir), kwargs={"cancel": cancel}
+    )
+    other.start()
+    try:
+        assert wait_until(lambda: direct_io.transfers_under_way() >= 1)
+        among = fetch(remote.generated("/among.bin", 2 * MIB + 1), target_dir)
+    finally:
+        cancel.set()
+        other.join()
+    assert among.sha256 == hashlib.sha256(pattern_bytes(2 * MIB + 1)).hexdigest()
+    assert in_turn.modes == {"in turn"}
 
 
 def test_the_next_download_reuses_the_buffer_of_the_last(remote, target_dir, in_turn, pool):
