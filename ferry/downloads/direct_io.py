@@ -345,9 +345,9 @@ def _write(file: _DirectFile, body: _Body, view: memoryview, start: int) -> bool
 
 
 def _in_turn(body: _Body, file: _DirectFile, digest: FileDigest, until: float | None) -> None:
-    """Receive, hash and write one buffer after the other in the calling thread. A body
-    under LARGE_BODY is one of many more often than not, and the other downloads keep
-    the cores busy; no hand-over between threads costs a wake-up or the interpreter."""
+    """Receive, hash and write one buffer after the other in the calling thread, for a
+    body among enough other downloads to keep the cores busy: no hand-over between
+    threads costs a wake-up or a turn at the interpreter."""
     buffer = _POOL.lend(BUFFER_SIZE)
     view = memoryview(buffer)
     try:
