@@ -17,8 +17,10 @@ finds on disk and did not write itself was left by a crash, and is claimed as `s
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from tinydb.table import Document
@@ -35,6 +37,14 @@ _RUNNABLE = frozenset({DownloadStatus.STARTING, DownloadStatus.DOWNLOADING})
 
 def _is_file(record: dict) -> bool:
     return record.get("kind", DownloadKind.FILE) == DownloadKind.FILE
+
+
+def _queue_place(record: dict) -> tuple | None:
+    """Where a record stands in the queue (oldest first), or None when it is not queued
+    or running."""
+    if record.get("status") not in _RUNNABLE:
+        return None
+    return (record.get("start_time") or 0, record["id"])
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,11 @@ class DownloadRepository:
         # claiming runs every tick and the active list on every poll, and neither may
         # walk the whole history to find them.
         self._active_ids: set[str] | None = None
+        # The queued and running records' places, oldest first, and each one's place by
+        # id (kept with _active_ids): a claim takes the first free one, and a start
+        # counts the queue, without sorting or walking it.
+        self._queue: list[tuple] = []
+        self._queue_places: dict[str, tuple] = {}
         self._jobs_lock = threading.Lock()
 
     @property
@@ -118,6 +133,7 @@ class DownloadRepository:
                     self._active_ids.add(record_id)
                 else:
                     self._active_ids.discard(record_id)
+                self._place(record_id, _queue_place(record))
         with self._jobs_lock:
             if record.get("status") == DownloadStatus.STARTING:
                 self._queued_here.add(record_id)
@@ -203,6 +219,10 @@ class DownloadRepository:
                 # Shown gone at once: if a crash takes a removal back, the next prune
                 # removes it again.
                 self._table.remove(doc_ids=surplus)
+                if self._active_ids is not None:
+                    for record_id in surplus:
+                        self._active_ids.discard(record_id)
+                        self._place(record_id, None)
         if surplus:
             self._commit()
         return len(surplus)
@@ -212,19 +232,41 @@ class DownloadRepository:
     def _active(self) -> set[str]:
         """The ids of the records in an active status. Call with the store's lock held."""
         if self._active_ids is None:
+            records = self._table.all()
             self._active_ids = {
-                r["id"] for r in self._table.all() if r.get("status") in ACTIVE_DOWNLOAD_STATUSES
+                r["id"] for r in records if r.get("status") in ACTIVE_DOWNLOAD_STATUSES
             }
+            self._queue = sorted(place for r in records if (place := _queue_place(r)))
+            self._queue_places = {place[1]: place for place in self._queue}
         return self._active_ids
 
-    def _runnable(self) -> list[dict]:
-        """Queued and running records, oldest first: the stored documents themselves, to
-        be read, never changed or handed out. Call with the store's lock held."""
+    def _place(self, record_id: str, place: tuple | None) -> None:
+        """Move `record_id` to `place` in the queue (None: out of it). Call with the
+        store's lock held, once the index is built."""
+        current = self._queue_places.get(record_id)
+        if current == place:
+            return
+        if current is not None:
+            del self._queue[bisect.bisect_left(self._queue, current)]
+            del self._queue_places[record_id]
+        if place is not None:
+            bisect.insort(self._queue, place)
+            self._queue_places[record_id] = place
+
+    def _runnable(self, wanted: str | None = None) -> Iterator[dict]:
+        """Queued and running records, oldest first (only `wanted`'s, if given), as they
+        are asked for: the stored documents themselves, to be read, never changed or
+        handed out. Call with the store's lock held, and change nothing while it runs."""
+        self._active()
+        if wanted is not None:
+            ids: Iterable[str] = [wanted] if wanted in self._queue_places else []
+        else:
+            ids = (record_id for _, record_id in self._queue)
         table = self._table
-        found = (table.peek(record_id) for record_id in self._active())
-        records = [r for r in found if r is not None and r.get("status") in _RUNNABLE]
-        records.sort(key=lambda r: (r.get("start_time") or 0, r["id"]))
-        return records
+        for record_id in ids:
+            record = table.peek(record_id)
+            if record is not None:
+                yield record
 
     def _free(self, record_id: str, at: float) -> bool:
         lease = self._leases.get(record_id)
@@ -233,7 +275,8 @@ class DownloadRepository:
     def count_runnable(self) -> int:
         """Downloads queued or running."""
         with self._store.lock:
-            return len(self._runnable())
+            self._active()
+            return len(self._queue)
 
     def claim_next(self, worker_id: str, lease_seconds: float) -> Claim | None:
         """The oldest queued or running file download nobody holds, now held by
@@ -248,9 +291,9 @@ class DownloadRepository:
     def _claim(self, wanted: str | None, worker_id: str, lease_seconds: float) -> Claim | None:
         with self._store.lock, self._jobs_lock:
             at = time.monotonic()
-            for record in self._runnable():
+            for record in self._runnable(wanted):
                 record_id = record["id"]
-                if (wanted is not None and record_id != wanted) or not self._free(record_id, at):
+                if not self._free(record_id, at):
                     continue
                 lease = self._leases.get(record_id)
                 previous = lease.worker_id if lease is not None and lease.until else None

@@ -46,6 +46,29 @@ def test_the_oldest_job_is_claimed_first_and_paused_or_finished_ones_never(repos
     assert downloads.claim_next("w1", LEASE) is None
 
 
+def test_the_queue_keeps_its_order_as_records_change_and_history_is_pruned(repos):
+    downloads = repos.downloads
+    for number in range(8):
+        downloads.save(queued(f"d{number}", start_time=100 + number))
+    assert downloads.claim_next("w1", LEASE).record["id"] == "d0"
+    # Put back to the front, moved behind everyone, finished, paused: the claims follow.
+    downloads.save(queued("d5", start_time=1))
+    downloads.save(queued("d1", start_time=500))
+    downloads.save({**queued("d2", status="completed"), "end_time": 200})
+    downloads.save({**queued("d0", status="failed"), "end_time": 201})
+    downloads.save(queued("d3", status="paused"))
+    assert downloads.count_runnable() == 5
+    downloads.prune_history(0)
+    assert downloads.count_runnable() == 5
+    claimed = [downloads.claim_next("w1", LEASE).record["id"] for _ in range(5)]
+    assert claimed == ["d5", "d4", "d6", "d7", "d1"]
+    assert downloads.claim_next("w1", LEASE) is None
+    # A paused download resumed queues again at its place.
+    downloads.save(queued("d3", start_time=103))
+    assert downloads.count_runnable() == 6
+    assert downloads.claim_next("w2", LEASE).record["id"] == "d3"
+
+
 def test_a_job_whose_lease_ran_out_is_taken_over_and_says_from_whom(repos):
     downloads = repos.downloads
     downloads.save(queued("d1"))
