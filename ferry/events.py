@@ -62,8 +62,10 @@ class Event:
 
 
 class Subscription:
-    """One listener's queue. `wake` is called (from a publishing thread) whenever there
-    is something new to take, or the subscription closed."""
+    """One listener's queue. `wake` is called (from a publishing thread) when the queue,
+    emptied by the last `take`, gets something new, and when the subscription closes:
+    a listener that takes everything each time it is woken misses nothing, and a burst
+    of events wakes it once, not once per event."""
 
     def __init__(self, capacity: int, wake: Callable[[], None]):
         self._capacity = capacity
@@ -80,9 +82,12 @@ class Subscription:
             if len(self._queue) >= self._capacity:
                 self.closed = self.overflowed = True
                 self._queue.clear()
+                first = True
             else:
+                first = not self._queue
                 self._queue.append(event)
-        self._notify()
+        if first:
+            self._notify()
 
     def take(self) -> list[Event]:
         with self._lock:

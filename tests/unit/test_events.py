@@ -25,7 +25,20 @@ def test_events_are_numbered_in_order_and_reach_every_subscriber():
     ids = publish(bus, 3)
     assert ids == [1, 2, 3]
     assert [e.id for e in first.take()] == ids == [e.id for e in second.take()]
-    assert first.take() == [] and len(woken) == 3
+    assert first.take() == [] and woken
+
+
+def test_a_burst_wakes_its_subscriber_once_and_the_next_event_after_a_take_again():
+    bus = EventBus()
+    woken = []
+    subscription, _ = bus.subscribe(lambda: woken.append(1))
+    publish(bus, 5)
+    assert len(woken) == 1
+    assert len(subscription.take()) == 5
+    publish(bus, 2)
+    assert len(woken) == 2
+    subscription.close()
+    assert len(woken) == 3
 
 
 def test_replay_gives_the_held_events_after_an_id_and_the_buffer_is_bounded():
