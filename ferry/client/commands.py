@@ -117,7 +117,13 @@ def add_client_commands(subparsers) -> None:
     download.add_argument(
         "--filename", help="name for the file (default: from the server); one URL only"
     )
-    download.add_argument("--timeout", type=int, metavar="S", help="seconds each download may take")
+    download.add_argument(
+        "--timeout",
+        type=int,
+        metavar="S",
+        help="seconds each download may go without receiving a byte (default: the server's"
+        " --download-timeout); a slow but moving download is not cut off",
+    )
     download.add_argument(
         "--checksum",
         metavar="ALGO:HEX",
