@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 
 import connexion
 from connexion.middleware import MiddlewarePosition
@@ -14,7 +15,7 @@ from handlers import errors
 from handlers.base64_upload import StreamedBase64Middleware
 from handlers.body_limits import BodyLimitMiddleware, upload_body_limit
 from handlers.connexion_speedups import decorate_handlers_once
-from handlers.context import SPEC_PATH, ServicesMiddleware
+from handlers.context import SPEC_PATH, ServicesMiddleware, spec
 from handlers.observe import RequestLogMiddleware
 from handlers.response_headers import SPEC_JSON_PATH, SWAGGER_UI_PATH, ResponseHeadersMiddleware
 from handlers.ui.app import UiMiddleware
@@ -51,7 +52,8 @@ def create_app(
         ),
     )
     app.add_api(
-        SPEC_PATH.name,
+        # Connexion fills in defaults in the dictionary it is given.
+        copy.deepcopy(spec()),
         strict_validation=True,
         validate_responses=config.validate_responses,
         validator_map=VALIDATOR_MAP,
