@@ -214,8 +214,8 @@ class Ferry:
             )
             login.raise_for_status()
             self.session.headers["Authorization"] = f"Bearer {login.json()['data']['authToken']}"
-            # The first authorised request loads the permission table from openapi.yaml
-            # (about 0.8 s here); pay it before anything is timed.
+            # The first authorised request builds the permission table from the spec;
+            # pay it before anything is timed.
             self.session.get(f"{self.base}/api/v1/downloads").raise_for_status()
         except BaseException:
             self.stop()  # the caller never gets an object to stop: a server left running
