@@ -49,7 +49,7 @@ def spec() -> dict:
     changes it takes a copy."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with SPEC_PATH.open("rb") as file:
-        return yaml.load(file, Loader=loader)  # noqa: S506 - a safe loader, C or Python
+        return yaml.load(file, Loader=loader)
 
 
 @cache
