@@ -12,7 +12,8 @@ and hash it (sha256 on one core; one digest cannot be spread over cores).
 
 Everything listens on 127.0.0.1. The static server is nginx when `nginx` is on PATH,
 else a sendfile-based Python server with Range support (so neither is the bottleneck).
-Peers whose binary is missing are skipped with a note. Linux only (/proc for RSS).
+Peers whose binary is missing are skipped with a note. Linux only (/proc for RSS, which
+counts the server and its body movers).
 The batch's API latency and peak RSS come from as many more batches, run while the
 active list is polled; the timed rounds run without that load, as aria2c's do.
 """
@@ -286,14 +287,30 @@ class Ferry:
             raise RuntimeError(f"{len(failed)} Ferry downloads failed: {failed[0]}")
 
     def rss(self) -> int:
-        with open(f"/proc/{self.process.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+        """The resident memory of the server and its body movers."""
+        return sum(resident(pid) for pid in [self.process.pid, *children(self.process.pid)])
 
     def stop(self) -> None:
         stop_process(self.process, self.log)
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as listed:
+            return [int(child) for child in listed.read().split()]
+    except OSError:
+        return []
+
+
+def resident(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def stop_process(process: subprocess.Popen, log) -> None:

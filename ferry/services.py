@@ -28,6 +28,7 @@ from ferry.chat.user_reads import UserReads
 from ferry.downloads.bandwidth import TokenBucket
 from ferry.downloads.fetch_types import TransferTuning
 from ferry.downloads.manager import DownloadManager
+from ferry.downloads.movers import BodyMovers
 from ferry.downloads.policy import FetchPolicy
 from ferry.downloads.transfers import Transfers
 from ferry.events import DOWNLOAD, Event, EventBus, EventFanOut, ImportEvents
@@ -88,6 +89,8 @@ class Services:
     memory_release: allocator.PeriodicRelease
     # Events of every process on a shared database; None on TinyDB.
     event_fan_out: EventFanOut | None
+    # Helper processes that move download bodies (started at the first that needs one).
+    movers: BodyMovers
     started: bool = False
     file_hashes: FileHashes = field(default_factory=FileHashes)
 
@@ -115,6 +118,7 @@ class Services:
             throttle=LoginThrottle(shared=store.throttle_records),
         )
         files = FileTree(config.files_dir)
+        movers = BodyMovers(os.cpu_count() or 1, config.max_concurrent_downloads)
         downloads = DownloadManager(
             store.downloads,
             fetch_policy(config),
@@ -129,7 +133,9 @@ class Services:
             max_per_host=config.max_connections_per_host,
             works_jobs=config.workers > 0,
             tuning=TransferTuning(
-                bandwidth=bandwidth(config.max_download_rate), retries=config.download_retries
+                bandwidth=bandwidth(config.max_download_rate),
+                retries=config.download_retries,
+                movers=movers,
             ),
         )
         telemetry.watch_downloads(downloads.stats)
@@ -192,6 +198,7 @@ class Services:
             part_sweeper=PartSweeper(config.files_dir, config.upload_part_ttl),
             memory_release=allocator.PeriodicRelease(),
             event_fan_out=fan_out,
+            movers=movers,
         )
 
     def start(self) -> None:
@@ -203,6 +210,7 @@ class Services:
         self.webhooks.start()
         # Transfers a crash cut off go on from their part files where the server allows it
         # (and downloads are on); the rest are recorded as failed, their part files removed.
+        self.movers.enable()
         self.downloads.startup(resume=self.config.allow_download)
         # Imported files an earlier version left in the served tree move out of it.
         self.attachments.move_legacy_uploads()
@@ -221,6 +229,7 @@ class Services:
             return
         self.started = True
         self.webhooks.start()
+        self.movers.enable()
         self.downloads.startup(resume=True)
         self.imports.startup(recover=False)
         self.memory_release.start()
@@ -267,6 +276,7 @@ class Services:
         self.events.close()
         self.imports.shutdown()
         self.downloads.shutdown(SHUTDOWN_GRACE_SECONDS)
+        self.movers.stop()
         self.webhooks.stop(WEBHOOK_STOP_SECONDS)
         self.store.close()
 

@@ -65,6 +65,8 @@ class FileDigest:
         self._error: Exception | None = None
         self._thread: threading.Thread | None = None
         self._alongside: ThreadPoolExecutor | None = None
+        # The digests of the whole file, computed elsewhere (`adopt`).
+        self._adopted: dict[str, str] | None = None
 
     def __enter__(self) -> FileDigest:
         if len(self._hashes) > 1:
@@ -145,6 +147,31 @@ class FileDigest:
                 self._hashed += len(data)
                 self._changed.notify_all()
 
+    @property
+    def algorithms(self) -> list[str]:
+        return list(self._hashes)
+
+    def hand_over(self, at: int) -> bool:
+        """Whether the rest of the file, from `at`, can be hashed elsewhere, together
+        with the file's first `at` bytes read back: every byte reported so far ends at
+        `at` and is hashed. Once it answers True, only `adopt` may follow."""
+        with self._changed:
+            if self._frontier != at or self._ahead or self._adopted is not None:
+                return False
+            while self._hashed < at and self._error is None and not self._stopping:
+                self._changed.wait()
+            return self._hashed == at and self._error is None and not self._stopping
+
+    def adopt(self, end: int, digests: dict[str, str]) -> None:
+        """The file's first `end` bytes were hashed elsewhere, with these digests (one
+        per algorithm) after a `hand_over`."""
+        if set(digests) != set(self._hashes):
+            raise ValueError(f"digests of {sorted(digests)}, not of {sorted(self._hashes)}")
+        with self._changed:
+            self._frontier = self._hashed = end
+            self._adopted = dict(digests)
+            self._changed.notify_all()
+
     def wait_hashed(self, end: int, cancel: threading.Event | None = None) -> bool:
         """Wait until the file's first `end` bytes are hashed, hashing has failed or
         stopped, or `cancel` is set; answer whether they are hashed (`finish` tells
@@ -177,6 +204,8 @@ class FileDigest:
                 raise self._error
             if self._hashed != length:
                 raise ValueError(f"{self._hashed} bytes were hashed, not {length}")
+            if self._adopted is not None:
+                return dict(self._adopted)
             return {name: digest.hexdigest() for name, digest in self._hashes.items()}
 
     # --- under the lock ------------------------------------------------------------

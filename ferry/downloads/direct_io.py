@@ -35,9 +35,11 @@ import threading
 import time
 from collections.abc import Callable
 
+from ferry.downloads import mover_process
 from ferry.downloads.digests import FileDigest
+from ferry.downloads.movers import MoverBroken
 from ferry.downloads.part_files import local_error
-from ferry.downloads.policy import FetchError
+from ferry.downloads.policy import NETWORK_ERROR, FetchError
 from ferry.downloads.priority import yield_to_requests
 from ferry.downloads.watchdog import Transfer, transfers_under_way
 
@@ -63,6 +65,9 @@ POOL_BYTES = 16 * BUFFERS * BUFFER_SIZE
 # idle timeout sees a slow trickle too.
 REPORT_BYTES = 1024 * 1024
 REPORT_SECONDS = 0.25
+# A body goes to a mover only if the bytes before it, which the mover reads back to
+# hash the whole file, are at most this many (a fresh download's first read).
+MOVER_PREFIX_MAX = 4 * 1024 * 1024
 
 ReadFailed = Callable[[BaseException, int], FetchError]
 
@@ -193,11 +198,11 @@ class _Body:
         total: int,
     ):
         self._sock = sock
-        self._fd = fd
+        self.fd = fd
         self._transfer = transfer
-        self._read_failed = read_failed
+        self.read_failed = read_failed
         self._on_progress = on_progress
-        self._idle_ms = int(transfer.policy.idle_timeout * 1000)
+        self.idle_ms = int(transfer.policy.idle_timeout * 1000)
         self._readable = select.poll()
         self._readable.register(sock.fileno(), select.POLLIN)
         self.offset, self.size, self.total = offset, size, total
@@ -213,10 +218,10 @@ class _Body:
                 # Nothing more for now: what arrived shows before the wait.
                 if self.size != self._reported:
                     self.report(force=True)
-                if not self._readable.poll(self._idle_ms):
-                    raise self._read_failed(TimeoutError("idle"), self.size) from None
+                if not self._readable.poll(self.idle_ms):
+                    raise self.read_failed(TimeoutError("idle"), self.size) from None
             except OSError as exc:
-                raise self._read_failed(exc, self.size) from None
+                raise self.read_failed(exc, self.size) from None
 
     def fill(self, view: memoryview, until: float | None = None) -> int:
         """Fill `view` from the socket, short only at the end of the body or once the
@@ -241,6 +246,11 @@ class _Body:
             raise
         return filled
 
+    def moved_to(self, at: int) -> None:
+        """Bytes up to file offset `at` are in the file."""
+        self.size = at - self.offset
+        self.report()
+
     def report(self, force: bool = False) -> None:
         now = time.monotonic()
         if (
@@ -257,7 +267,7 @@ class _Body:
         at = self.offset + self.size - len(data)
         try:
             while data:
-                written = os.pwrite(self._fd, data, at)
+                written = os.pwrite(self.fd, data, at)
                 data, at = data[written:], at + written
         except OSError as exc:
             raise local_error(exc, "write the file") from None
@@ -317,10 +327,10 @@ def direct_rest(
     try:
         if body.head(digest, in_turn):
             file = _DirectFile(direct_fd, fd)
-            if in_turn:
-                _in_turn(body, file, digest, until)
-            else:
+            if not in_turn:
                 _pipelined(body, file, digest, transfer.cancel, until)
+            elif until is not None or not _moved_elsewhere(body, sock, direct_fd, digest, transfer):
+                _in_turn(body, file, digest, until)
     finally:
         with contextlib.suppress(OSError):  # closed under the read: nothing to restore
             sock.settimeout(timeout)
@@ -362,6 +372,47 @@ def _in_turn(body: _Body, file: _DirectFile, digest: FileDigest, until: float | 
     finally:
         # Hashed in this thread: nothing else reads the buffer once this returns.
         _POOL.give_back(buffer)
+
+
+def _moved_elsewhere(
+    body: _Body, sock: socket.socket, direct_fd: int, digest: FileDigest, transfer: Transfer
+) -> bool:
+    """Hand the rest of the body to a mover, if one is free; False when none took it
+    (nothing was read). The mover reads back the bytes before it, so that the digests
+    it answers cover the whole file."""
+    movers = transfer.tuning.movers
+    start = body.offset + body.size
+    if movers is None or start > MOVER_PREFIX_MAX or not digest.hand_over(start):
+        return False
+    job = {
+        "start": start,
+        "end": body.offset + body.total,
+        "idle_ms": body.idle_ms,
+        "algorithms": digest.algorithms,
+    }
+    try:
+        outcome = movers.try_move(job, [sock.fileno(), body.fd, direct_fd], body.moved_to)
+    except MoverBroken as exc:
+        raise FetchError(NETWORK_ERROR, str(exc), transient=True) from None
+    if outcome is None:
+        return False
+    if "done" in outcome:
+        body.moved_to(outcome["done"])
+        digest.adopt(outcome["done"], outcome["digests"])
+        return True
+    if "ended" in outcome:
+        body.moved_to(outcome["ended"])
+    reason = outcome["reason"]
+    error = OSError(outcome.get("errno", 0), outcome.get("message", reason))
+    if reason == mover_process.ENDED_EOF:
+        return True  # a short body: the caller tells why it ended
+    if reason == mover_process.ENDED_IDLE:
+        raise body.read_failed(TimeoutError("idle"), body.size)
+    if reason == mover_process.ENDED_READ:
+        raise body.read_failed(error, body.size)
+    if reason == mover_process.ENDED_WRITE:
+        raise local_error(error, "write the file")
+    raise FetchError(NETWORK_ERROR, f"the body mover failed: {error.strerror}", transient=True)
 
 
 def _pipelined(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ferry.downloads.bandwidth import TokenBucket
+from ferry.downloads.movers import BodyMovers
 
 # A big file from a server that takes byte ranges is fetched over this many connections
 # at once, each writing its own part of the one `.part` file.
@@ -49,6 +50,9 @@ class TransferTuning:
     retries: int = 3
     retry_backoff: float = 1.0
     retry_backoff_max: float = 60.0
+    # Helper processes a body moved in turn is handed to, when one is free; None: every
+    # body moves in this process.
+    movers: BodyMovers | None = None
 
 
 @dataclass(frozen=True)

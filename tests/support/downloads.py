@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from urllib3.util.connection import create_connection
 
+from ferry.downloads import direct_io
 from ferry.downloads.fetch import fetch_to_directory
 from ferry.downloads.fetch_types import FetchResult
 from ferry.downloads.policy import FetchError, FetchPolicy
@@ -76,6 +77,19 @@ def listing(directory: Path) -> list[str]:
 
 def fetch(url, directory: Path, policy: FetchPolicy = LOCAL, **kwargs) -> FetchResult:
     return fetch_to_directory(url, directory, policy=policy, **kwargs)
+
+
+def skip_without_o_direct(directory: Path) -> None:
+    """Skip the test where files in `directory` cannot be written past the page cache."""
+    probe = os.open(directory / "probe", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        supported = direct_io.open_direct(probe)
+    finally:
+        os.close(probe)
+        os.unlink(directory / "probe")
+    if supported is None:
+        pytest.skip("this file system does not take O_DIRECT")
+    os.close(supported)
 
 
 def fetch_failure(url, directory: Path, policy: FetchPolicy = LOCAL, **kwargs) -> FetchError:

@@ -185,3 +185,25 @@ def test_bytes_hashed_by_their_reader_must_follow_those_reported(part):
         digest.wrote(20, 5, b"ahead")
         with pytest.raises(ValueError):
             digest.hash_now(3, b"def")
+
+
+def test_the_rest_is_handed_over_once_what_came_before_is_hashed(part):
+    body = pattern_bytes(SIZE)
+    elsewhere = {"sha256": hashlib.sha256(body).hexdigest(), "md5": hashlib.md5(body).hexdigest()}
+    with FileDigest(part, ("sha256", "md5")) as digest:
+        write(part, digest, body, 0, 1000, held=False)  # read back by the hashing thread
+        assert not digest.hand_over(999)  # not where the reported bytes end
+        assert digest.hand_over(1000)  # waited for the read back
+        assert digest.algorithms == ["sha256", "md5"]
+        with pytest.raises(ValueError):
+            digest.adopt(SIZE, {"sha256": elsewhere["sha256"]})
+        digest.adopt(SIZE, elsewhere)
+        assert digest.finish(SIZE) == elsewhere
+        assert not digest.hand_over(SIZE)  # adopted: nothing more to hand over
+
+
+def test_bytes_written_ahead_keep_the_rest_from_being_handed_over(part):
+    body = pattern_bytes(SIZE)
+    with FileDigest(part) as digest:
+        write(part, digest, body, 2000, 3000, held=True)
+        assert not digest.hand_over(0)

@@ -14,7 +14,9 @@ import pytest
 
 from ferry.downloads import direct_io
 from ferry.downloads.digests import FileDigest
+from ferry.downloads.fetch import fetch_to_directory
 from ferry.downloads.fetch_types import TransferTuning
+from ferry.downloads.movers import BodyMovers
 from ferry.downloads.policy import (
     DOWNLOAD_CANCELLED,
     DOWNLOAD_TIMEOUT,
@@ -22,7 +24,8 @@ from ferry.downloads.policy import (
     FetchError,
 )
 from ferry.downloads.watchdog import Transfer
-from tests.support.downloads import LOCAL, fetch, fetch_failure, listing
+from tests.support import downloads as support_downloads
+from tests.support.downloads import LOCAL, fetch, fetch_failure, listing, skip_without_o_direct
 from tests.support.remote import pattern_bytes, wait_until
 
 pytest_plugins = ("tests.support.download_fixtures",)
@@ -31,38 +34,51 @@ MIB = 1024 * 1024
 
 
 # How each mode moves a body: in turn (as while other downloads keep the cores busy),
-# by three threads through pooled buffers (a body alone), or through its own (a big one).
-MODES = {"in turn": "in turn", "alone": "pipelined", "large": "pipelined"}
+# by three threads through pooled buffers (a body alone), through its own (a big one),
+# or by a mover process (a probe of a segmentable body, timed, reads in turn first).
+MODES = {
+    "in turn": {"in turn"},
+    "alone": {"pipelined"},
+    "large": {"pipelined"},
+    "mover": {"mover", "in turn"},
+}
 
 
 class Moved(list):
-    """The sizes of the rests moved past the page cache, and the ways they were moved."""
+    """The sizes of the rests moved past the page cache, the ways they were moved, and
+    the tuning that moves them so."""
 
-    def __init__(self):
+    def __init__(self, tuning: TransferTuning):
         super().__init__()
         self.modes: set[str] = set()
+        self.tuning = tuning
 
 
-def go_direct(target_dir, monkeypatch, mode: str) -> Moved:
+@pytest.fixture(scope="module")
+def movers():
+    movers = BodyMovers(processes=1, channels=8)
+    movers.enable()
+    yield movers
+    movers.stop()
+
+
+def go_direct(target_dir, monkeypatch, mode: str, movers: BodyMovers | None = None) -> Moved:
     """Bodies of 1 MiB and more go past the page cache through 64 KiB buffers (so a
-    body cycles through its buffers many times), moved as `mode` (one of MODES) says.
+    body cycles through its buffers many times), moved as `mode` (one of MODES) says:
+    "mover" needs `movers`, which every fetch of the test is then tuned with.
     Answers the sizes of the rests moved so, and the ways they were moved."""
-    probe = os.open(target_dir / "probe", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        supported = direct_io.open_direct(probe)
-    finally:
-        os.close(probe)
-        os.unlink(target_dir / "probe")
-    if supported is None:
-        pytest.skip("this file system does not take O_DIRECT")
-    os.close(supported)
+    skip_without_o_direct(target_dir)
     monkeypatch.setattr(direct_io, "DIRECT_MIN_SIZE", MIB)
     monkeypatch.setattr(direct_io, "BUFFER_SIZE", 64 * 1024)
     monkeypatch.setattr(direct_io, "LARGE_BUFFER_SIZE", 64 * 1024)
-    monkeypatch.setattr(direct_io, "CORES", 1 if mode == "in turn" else 1 << 20)
+    monkeypatch.setattr(direct_io, "CORES", 1 if mode in ("in turn", "mover") else 1 << 20)
     if mode == "large":
         monkeypatch.setattr(direct_io, "LARGE_BODY", MIB)
-    calls = Moved()
+    tuning = TransferTuning()
+    if mode == "mover":
+        tuning = TransferTuning(movers=movers)
+        _tune_every_fetch(monkeypatch, movers)
+    calls = Moved(tuning)
     real = direct_io.direct_rest
 
     def counted(*args, **kwargs):
@@ -72,7 +88,29 @@ def go_direct(target_dir, monkeypatch, mode: str) -> Moved:
     monkeypatch.setattr(direct_io, "direct_rest", counted)
     for name, label in (("_in_turn", "in turn"), ("_pipelined", "pipelined")):
         monkeypatch.setattr(direct_io, name, _noting(getattr(direct_io, name), label, calls))
+    real_mover = direct_io._moved_elsewhere
+
+    def moved_elsewhere(*args, **kwargs):
+        taken = real_mover(*args, **kwargs)
+        if taken:
+            calls.modes.add("mover")
+        return taken
+
+    monkeypatch.setattr(direct_io, "_moved_elsewhere", moved_elsewhere)
     return calls
+
+
+def _tune_every_fetch(monkeypatch, movers: BodyMovers) -> None:
+    """Every fetch of the test hands its bodies to `movers`."""
+
+    def tuned(url, directory, policy=LOCAL, **kwargs):
+        kwargs["tuning"] = dataclasses.replace(
+            kwargs.get("tuning", TransferTuning()), movers=movers
+        )
+        return fetch_to_directory(url, directory, policy=policy, **kwargs)
+
+    monkeypatch.setattr(support_downloads, "fetch", tuned)
+    monkeypatch.setitem(globals(), "fetch", tuned)
 
 
 def _noting(real, label: str, calls):
@@ -85,9 +123,10 @@ def _noting(real, label: str, calls):
 
 @pytest.fixture(params=list(MODES))
 def direct(request, target_dir, monkeypatch):
-    calls = go_direct(target_dir, monkeypatch, request.param)
+    movers = request.getfixturevalue("movers") if request.param == "mover" else None
+    calls = go_direct(target_dir, monkeypatch, request.param, movers)
     yield calls
-    assert calls.modes <= {MODES[request.param]}
+    assert calls.modes <= MODES[request.param]
 
 
 @pytest.fixture
@@ -209,7 +248,7 @@ def test_a_body_moved_in_turn_starts_no_thread_and_one_moved_at_once_does(
         on_progress=lambda _: seen.update(transfer_threads()),
     )
     assert result.sha256 == hashlib.sha256(pattern_bytes(size)).hexdigest()
-    if direct.modes == {"in turn"}:
+    if direct.modes <= {"in turn", "mover"}:
         assert not seen
     else:
         assert seen == {"ferry-fetch-digest", "ferry-fetch-direct"}
@@ -332,7 +371,7 @@ def test_a_rest_starting_off_a_block_boundary_is_written_and_hashed_in_place(tar
     assert direct_fd is not None
     try:
         os.pwrite(fd, before, 0)
-        with Transfer(LOCAL, None, TransferTuning()) as transfer, FileDigest(fd) as digest:
+        with Transfer(LOCAL, None, direct.tuning) as transfer, FileDigest(fd) as digest:
             digest.wrote(0, len(before), before)
 
             def failed(exc: BaseException, at: int) -> FetchError:
