@@ -28,7 +28,7 @@ from ferry.chat.user_reads import UserReads
 from ferry.downloads.bandwidth import TokenBucket
 from ferry.downloads.fetch_types import TransferTuning
 from ferry.downloads.manager import DownloadManager
-from ferry.downloads.movers import BodyMovers
+from ferry.downloads.movers import BodyMovers, processes_for
 from ferry.downloads.policy import FetchPolicy
 from ferry.downloads.transfers import Transfers
 from ferry.events import DOWNLOAD, Event, EventBus, EventFanOut, ImportEvents
@@ -118,7 +118,7 @@ class Services:
             throttle=LoginThrottle(shared=store.throttle_records),
         )
         files = FileTree(config.files_dir)
-        movers = BodyMovers(os.cpu_count() or 1, config.max_concurrent_downloads)
+        movers = BodyMovers(processes_for(os.cpu_count() or 1), config.max_concurrent_downloads)
         downloads = DownloadManager(
             store.downloads,
             fetch_policy(config),

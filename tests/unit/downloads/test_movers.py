@@ -13,7 +13,7 @@ import pytest
 from ferry.downloads import direct_io
 from ferry.downloads.checksums import Checksum
 from ferry.downloads.fetch_types import TransferTuning
-from ferry.downloads.movers import BodyMovers
+from ferry.downloads.movers import BodyMovers, processes_for
 from ferry.downloads.policy import CHECKSUM_MISMATCH, NETWORK_ERROR, FetchError
 from tests.support.downloads import fetch, fetch_failure, listing, skip_without_o_direct
 from tests.support.remote import pattern_bytes
@@ -176,3 +176,8 @@ def test_a_fetch_cut_short_in_a_mover_is_told_as_in_process(remote, target_dir, 
     assert isinstance(error, FetchError) and error.code == NETWORK_ERROR
     assert f"{2 * MIB + 5} of {4 * MIB}" in error.message
     assert listing(target_dir) == []
+
+
+@pytest.mark.parametrize(("cores", "processes"), [(1, 1), (2, 1), (4, 1), (5, 2), (16, 4)])
+def test_one_mover_serves_up_to_four_cores(cores, processes):
+    assert processes_for(cores) == processes
