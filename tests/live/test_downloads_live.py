@@ -338,3 +338,41 @@ def test_a_huge_download_cut_by_sigterm_resumes_without_fetching_again_what_it_w
     (resumed,) = remote.requests[asked_before:]
     first = int(resumed.headers["Range"].removeprefix("bytes=").split("-")[0])
     assert first >= HUGE_SENT_FIRST - 6 * 1024 * 1024
+
+
+def movers_of(pid: int) -> list[int]:
+    """The body movers the server `pid` started, from any of its threads."""
+    found = []
+    for listed in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in listed.read_text().split():
+            with contextlib.suppress(OSError):
+                if b"mover_process" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
+def test_downloads_at_once_go_to_a_mover_that_ends_with_the_server(remote, tmp_path):
+    """As many downloads as cores, and one more: bodies moved in turn, by a mover."""
+    count = (os.cpu_count() or 1) + 1
+    size = 3 * 1024 * 1024 + 77
+    data_dir = tmp_path / "data"
+    ferry = Ferry(data_dir, tmp_path / "ferry.log", "--max-concurrent-downloads", str(count))
+    try:
+        urls = [remote.ranged(f"/m{n}.bin", size, pause=0.01, version=n) for n in range(count)]
+        ids = [ferry.download(f"moved/{n}", url) for n, url in enumerate(urls)]
+        assert wait_until(lambda: movers_of(ferry.process.pid), timeout=30)
+        (mover,) = movers_of(ferry.process.pid)
+        assert wait_until(lambda: {h["id"] for h in ferry.history()} >= set(ids), timeout=60), (
+            "the downloads never finished"
+        )
+        for n, download_id in enumerate(ids):
+            (entry,) = [h for h in ferry.history() if h["id"] == download_id]
+            content = pattern_bytes(size, n * 7919)
+            assert (entry["status"], entry["total_bytes"]) == ("completed", size)
+            assert entry["sha256"] == hashlib.sha256(content).hexdigest()
+            assert (data_dir / "files" / "moved" / str(n) / f"m{n}.bin").read_bytes() == content
+    finally:
+        ferry.stop()
+    assert ferry.process.returncode == 0
+    assert wait_until(lambda: not Path(f"/proc/{mover}").exists(), timeout=10)
