@@ -12,8 +12,9 @@ socket); the calling thread waits for the outcome without holding the lock, and 
 the mover's progress into the transfer's. Cancel, pause and the deadlines work as they
 do in-process: the watchdog shuts the socket down, and the mover, reading end of body,
 writes what it received and stops. The processes start when a body first needs them
-(`enable`, which only the server calls, allows it); a mover that dies takes its
-channels with it, and bodies are then moved in-process again.
+(`enable`, which only the server calls, allows it). A mover that dies takes its
+channels with it: bodies move in-process until a new one has started, which a body
+finding no free mover does (not more often than every RESTART_SECONDS).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +43,9 @@ log = logging.getLogger("ferry.downloads.movers")
 CORES_PER_MOVER = 4
 # How long a stopping server waits for a mover to end before killing it.
 STOP_SECONDS = 5.0
+# A mover that died is replaced when a body next finds no free one, but not sooner than
+# this after the last start: one that cannot start must not be started again and again.
+RESTART_SECONDS = 5.0
 # The directory `ferry` is imported from, for the movers' import path.
 _IMPORT_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -65,7 +70,7 @@ class BodyMovers:
         self._channel_count = max(1, channels)
         self._processes = min(max(1, processes), self._channel_count)
         self._enabled = False
-        self._started = False
+        self._started_at: float | None = None
         self._children: list[subprocess.Popen] = []
         self._free: queue.SimpleQueue[socket.socket] = queue.SimpleQueue()
         self._all: list[socket.socket] = []
@@ -83,18 +88,17 @@ class BodyMovers:
         busy, or gone), and nothing was handed over.
 
         Raises MoverBroken when the mover went away during the job."""
-        if not self._enabled or not self._start_once():
+        if not self._enabled:
             return None
         while True:
-            try:
-                channel = self._free.get_nowait()
-            except queue.Empty:
+            channel = self._free_channel()
+            if channel is None:
                 return None
             try:
                 socket.send_fds(channel, [json.dumps(job).encode()], fds)
             except OSError:
                 # Its mover is gone, and took nothing: try the next one.
-                log.warning("a body mover has stopped; its bodies move in-process")
+                log.warning("a body mover has stopped; another starts when a body needs one")
                 channel.close()
                 continue
             answered = False
@@ -123,47 +127,61 @@ class BodyMovers:
         except (OSError, ValueError) as exc:
             raise MoverBroken(f"the body mover could not be reached: {exc}") from None
 
-    def _start_once(self) -> bool:
+    def _free_channel(self) -> socket.socket | None:
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        # None free: the movers may not have started yet, or one may have died.
         with self._lock:
-            if not self._started:
-                self._started = True
+            if not self._enabled:
+                return None
+            self._children = [child for child in self._children if child.poll() is None]
+            self._all = [channel for channel in self._all if channel.fileno() != -1]
+            now = time.monotonic()
+            wanted = self._processes - len(self._children)
+            if wanted and (self._started_at is None or now - self._started_at >= RESTART_SECONDS):
+                self._started_at = now
                 try:
-                    self._spawn()
+                    for _ in range(wanted):
+                        self._spawn()
                 except OSError:
-                    log.warning("could not start the body movers; bodies move in-process")
-            return bool(self._children)
+                    log.warning("could not start a body mover; bodies move in-process")
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            return None
 
     def _spawn(self) -> None:
+        """Start one mover with its share of the channels. Call with the lock held."""
         per_process = -(-self._channel_count // self._processes)
         env = {**os.environ}
         env["PYTHONPATH"] = os.pathsep.join(
             path for path in (_IMPORT_ROOT, env.get("PYTHONPATH")) if path
         )
-        for _ in range(self._processes):
-            pairs = [
-                socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(per_process)
-            ]
-            theirs = [pair[1] for pair in pairs]
-            try:
-                child = subprocess.Popen(
-                    [sys.executable, "-m", mover_process.__name__]
-                    + [str(end.fileno()) for end in theirs],
-                    pass_fds=[end.fileno() for end in theirs],
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                )
-            except OSError:
-                for ours, their in pairs:
-                    ours.close()
-                    their.close()
-                raise
-            finally:
-                for end in theirs:
-                    end.close()
-            self._children.append(child)
+        pairs = [
+            socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(per_process)
+        ]
+        theirs = [pair[1] for pair in pairs]
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", mover_process.__name__]
+                + [str(end.fileno()) for end in theirs],
+                pass_fds=[end.fileno() for end in theirs],
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
+        except OSError:
             for ours, _ in pairs:
-                self._all.append(ours)
-                self._free.put(ours)
+                ours.close()
+            raise
+        finally:
+            for end in theirs:
+                end.close()
+        self._children.append(child)
+        for ours, _ in pairs:
+            self._all.append(ours)
+            self._free.put(ours)
 
     def stop(self) -> None:
         """Close every channel and wait for the movers to end (killing any that do not

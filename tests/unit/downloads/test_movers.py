@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from ferry.downloads import direct_io
+from ferry.downloads import movers as movers_module
 from ferry.downloads.checksums import Checksum
 from ferry.downloads.fetch_types import TransferTuning
 from ferry.downloads.movers import BodyMovers, processes_for
@@ -122,6 +123,22 @@ def test_a_mover_that_dies_fails_its_body_as_worth_retrying_and_no_other(
     for name in ("after-1.bin", "after-2.bin", "after-3.bin"):
         result = fetch(remote.generated(f"/{name}", 3 * MIB + 1), target_dir, tuning=tuned(movers))
         assert result.sha256 == hashlib.sha256(pattern_bytes(3 * MIB + 1)).hexdigest()
+
+
+def test_a_mover_that_died_is_replaced_when_a_body_next_needs_one(
+    remote, target_dir, movers, monkeypatch
+):
+    monkeypatch.setattr(movers_module, "RESTART_SECONDS", 0)
+    fetch(remote.generated("/warm.bin", 2 * MIB), target_dir, tuning=tuned(movers))
+    (first,) = movers.pids()
+    os.kill(first, signal.SIGKILL)
+    os.waitpid(first, 0)
+    size = 3 * MIB + 1
+    result = fetch(remote.generated("/after.bin", size), target_dir, tuning=tuned(movers))
+    assert result.sha256 == hashlib.sha256(pattern_bytes(size)).hexdigest()
+    (second,) = movers.pids()
+    assert second != first
+    assert os.waitpid(second, os.WNOHANG) == (0, 0)  # running
 
 
 def test_bodies_beyond_the_free_movers_move_in_process(remote, target_dir, movers, monkeypatch):
