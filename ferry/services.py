@@ -208,9 +208,9 @@ class Services:
         self.started = True
         self.accounts.startup()
         self.webhooks.start()
+        self.movers.enable()
         # Transfers a crash cut off go on from their part files where the server allows it
         # (and downloads are on); the rest are recorded as failed, their part files removed.
-        self.movers.enable()
         self.downloads.startup(resume=self.config.allow_download)
         # Imported files an earlier version left in the served tree move out of it.
         self.attachments.move_legacy_uploads()

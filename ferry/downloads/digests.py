@@ -154,7 +154,8 @@ class FileDigest:
     def hand_over(self, at: int) -> bool:
         """Whether the rest of the file, from `at`, can be hashed elsewhere, together
         with the file's first `at` bytes read back: every byte reported so far ends at
-        `at` and is hashed. Once it answers True, only `adopt` may follow."""
+        `at` and is hashed (waited for). It changes nothing: the caller may still hash
+        the rest here, or `adopt` what was computed elsewhere."""
         with self._changed:
             if self._frontier != at or self._ahead or self._adopted is not None:
                 return False
