@@ -37,6 +37,7 @@ from collections.abc import Callable
 
 from ferry.downloads import mover_process
 from ferry.downloads.digests import FileDigest
+from ferry.downloads.mover_process import BLOCK
 from ferry.downloads.movers import MoverBroken
 from ferry.downloads.part_files import local_error
 from ferry.downloads.policy import NETWORK_ERROR, FetchError
@@ -47,9 +48,6 @@ from ferry.downloads.watchdog import Transfer, transfers_under_way
 # aligned head and tail are most of it (batches of 100 files of 256 KiB and 1 MiB took
 # a quarter less time than with this at 1 MiB).
 DIRECT_MIN_SIZE = 64 * 1024
-# O_DIRECT wants offsets and sizes on the device's logical block; 4096 covers every
-# common one.
-BLOCK = 4096
 # A body under LARGE_BODY moves through pooled buffers of BUFFER_SIZE, a bigger one
 # through buffers of LARGE_BUFFER_SIZE of its own.
 BUFFER_SIZE = 512 * 1024

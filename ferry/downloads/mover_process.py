@@ -29,7 +29,8 @@ JOB_DESCRIPTORS = 3
 MESSAGE_SIZE = 64 * 1024
 BUFFER_SIZE = 512 * 1024
 # O_DIRECT wants offsets and sizes on the device's logical block; 4096 covers every
-# common one.
+# common one. The server aligns a body's start to it before handing the rest over, so
+# both sides use this one.
 BLOCK = 4096
 # How often progress is told while bytes keep coming.
 REPORT_SECONDS = 0.25
