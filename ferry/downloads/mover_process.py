@@ -74,7 +74,7 @@ class _Job:
         self._hash_prefix()
         readable = select.poll()
         readable.register(self.sock, select.POLLIN)
-        at = self.start
+        at = told = self.start
         told_at = time.monotonic()
         while at < self.end:
             want = min(len(self.view), self.end - at)
@@ -83,6 +83,10 @@ class _Job:
                 try:
                     got = os.readv(self.sock, [self.view[filled:want]])
                 except BlockingIOError:
+                    # Nothing more for now: what arrived shows before the wait.
+                    if at + filled != told:
+                        told, told_at = at + filled, time.monotonic()
+                        self.tell({"progress": told})
                     if not readable.poll(self.idle_ms):
                         self._keep(filled, at, ENDED_IDLE)
                     continue
@@ -93,8 +97,8 @@ class _Job:
                 filled += got
                 now = time.monotonic()
                 if now - told_at >= REPORT_SECONDS:
-                    told_at = now
-                    self.tell({"progress": at + filled})
+                    told, told_at = at + filled, now
+                    self.tell({"progress": told})
             for digest in self.hashes.values():
                 digest.update(self.view[:filled])
             self._write(self.view[:filled], at)

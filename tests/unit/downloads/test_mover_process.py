@@ -139,3 +139,22 @@ def test_a_malformed_job_is_answered_and_the_channel_serves_on(channel, tmp_path
     os.close(fd)
     receiver.close()
     assert fine["done"] == 10 and path.read_bytes() == b"z" * 10
+
+
+def test_what_arrived_is_told_before_the_mover_waits_for_more(channel, tmp_path):
+    path = tmp_path / "body.part"
+    path.write_bytes(b"")
+    fd = os.open(path, os.O_RDWR)
+    sender, receiver = body_source(b"w" * 5000, close=False)
+    copies = [os.dup(receiver.fileno()), os.dup(fd), os.dup(fd)]
+    socket.send_fds(channel, [json.dumps(job(0, 1_000_000)).encode()], copies)
+    for copy in copies:
+        os.close(copy)
+    channel.settimeout(2)  # well inside the job's 5 s idle limit
+    assert json.loads(channel.recv(mover_process.MESSAGE_SIZE)) == {"progress": 5000}
+    sender.close()
+    channel.settimeout(None)
+    outcome = json.loads(channel.recv(mover_process.MESSAGE_SIZE))
+    os.close(fd)
+    receiver.close()
+    assert outcome == {"ended": 5000, "reason": mover_process.ENDED_EOF}
