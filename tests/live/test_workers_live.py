@@ -133,14 +133,18 @@ def test_downloads_survive_a_killed_worker_and_a_cancel_reaches_across(cluster, 
     def pid_of(holder: str) -> int:
         return int(holder.split(":")[1])
 
+    held: dict[str, str] = {}
+
     def victim_busy() -> bool:
-        held = holders(url)
+        # The snapshot that shows it busy is the one the victim is chosen from: asked
+        # again, the victim's transfers of the moment may just have ended.
+        held.clear()
+        held.update(holders(url))
         return endless in held and any(
             pid_of(h) != pid_of(held[endless]) for i, h in held.items() if i != endless
         )
 
     assert wait_until(victim_busy, timeout=30)
-    held = holders(url)
     survivor = pid_of(held[endless])
     victim_pid = next(pid for pid in pids if pid != survivor)
     cut_off = {i for i, holder in held.items() if pid_of(holder) == victim_pid}
